@@ -1,0 +1,90 @@
+"""The command line: Click options -> Config -> run -> exit code. The only module that knows Click."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from runner import __version__
+from runner.concurrency import MODES
+from runner.config import Config
+from runner.errors import ExitCode, RunnerError
+from workloads import WORKLOADS
+
+EPILOG = """\b
+Examples:
+  python -m runner --procs 4 --chunk 40           the seed experiment, 4 processes
+  python -m runner --mode sync --ops 2000          the psycopg2 baseline
+  python -m runner --procs 2 --ops 2000 | jq .totals
+  python -m runner --dsn postgresql://user:pw@localhost:5432/bench --output run.json
+
+\b
+Exit codes: 0 ok, 1 internal error, 2 bad input, 3 database unavailable or refused,
+4 run incomplete (a worker died), 5 some ops failed, 130 Ctrl-C, 143 SIGTERM.
+"""
+
+
+def _fail(message: str, code: ExitCode) -> int:
+    click.echo(f"runner: error: {message}", err=True)
+    return int(code)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+@click.option("--procs", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--chunk", type=int, default=40, show_default=True, help="Ops gathered at once (chunked mode).")
+@click.option("--ops", type=int, default=35_000, show_default=True, help="Total ops across all workers.")
+@click.option("--mode", default="chunked", show_default=True, help=f"How ops are issued: {', '.join(MODES)}.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Sync mode: threads (and connections) per worker.")
+@click.option("--read-ratio", type=float, default=0.5, show_default=True, help="Share of ops that are reads.")
+@click.option("--seed", type=int, default=None, help="RNG seed: the same seed gives the same op sequence.")
+@click.option("--workload", default="seed", show_default=True, help=f"Workload: {', '.join(WORKLOADS)}.")
+@click.option(
+    "--dsn",
+    envvar="DATABASE_URL",
+    default=None,
+    help="PostgreSQL DSN (default: $DATABASE_URL; neither: a throwaway embedded server).",
+)
+@click.option("--output", default=None, help="Also write the JSON document to this file (atomically).")
+@click.option("--interval", "interval_s", type=float, default=1.0, show_default=True, help="Seconds per interval record.")
+@click.option("--quiet", is_flag=True, help="No human summary on stderr.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.version_option(__version__, prog_name="runner")
+def cli(**options: object) -> int:
+    """Run a SQLAlchemy workload against PostgreSQL and report what it did, as JSON on stdout."""
+    from runner.output import check_writable, emit
+    from runner.report import print_summary
+    from runner.run import Interrupted, run
+
+    config = Config(**options)  # type: ignore[arg-type]
+    if config.output is not None:
+        check_writable(config.output)
+    try:
+        outcome = run(config)
+    except Interrupted as exc:
+        return _fail(f"interrupted by {exc} before any op was measured", exc.exit_code)
+    emit(outcome.report, config.output)
+    if not config.quiet:
+        print_summary(outcome.report)
+    return int(outcome.exit_code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        code = cli.main(args=argv, prog_name="runner", standalone_mode=False)
+    except click.ClickException as exc:  # bad option: one line, not Click's usage block
+        code = _fail(exc.format_message(), ExitCode.USAGE)
+    except click.Abort:
+        code = _fail("interrupted", ExitCode.INTERRUPTED)
+    except RunnerError as exc:
+        code = _fail(str(exc), exc.exit_code)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        code = _fail(
+            f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            ExitCode.INTERNAL,
+        )
+    sys.exit(code if isinstance(code, int) else 0)

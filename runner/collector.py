@@ -1,0 +1,106 @@
+"""Merge the workers' records: add only. Rates and percentiles are derived later, once (report.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from runner.histogram import LatencyHistogram
+from runner.records import IntervalRecord, Record, WireError
+
+
+@dataclass
+class OpTotals:
+    ok: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    hist: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    def add(self, ok: int, errors: dict[str, int], hist: LatencyHistogram) -> None:
+        self.ok += ok
+        self.errors.update(errors)
+        self.hist.merge(hist)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+@dataclass
+class TimelineSlot:
+    """Every worker's n-th interval, added together."""
+
+    t_ns: int = 0  # latest end of the interval among the workers (monotonic)
+    by_op: dict[str, OpTotals] = field(default_factory=dict)
+    pool_checked_out: int = 0
+
+
+@dataclass
+class WorkerState:
+    worker_id: int
+    planned_ops: int
+    pid: int | None = None
+    status: str = "starting"  # starting -> ready -> done | stopped | failed | died
+    reason: str | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
+    cpu_user_s: float = 0.0
+    cpu_sys_s: float = 0.0
+    max_rss_kb: int = 0
+    exitcode: int | None = None
+    by_op: dict[str, OpTotals] = field(default_factory=dict)
+    next_seq: int = 0
+
+    @property
+    def ok(self) -> int:
+        return sum(t.ok for t in self.by_op.values())
+
+    @property
+    def errors(self) -> int:
+        return sum(t.error_count for t in self.by_op.values())
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "stopped", "failed", "died")
+
+
+class Collector:
+    def __init__(self, planned_ops: list[int]) -> None:
+        self.workers = [WorkerState(i, n) for i, n in enumerate(planned_ops)]
+        self.by_op: dict[str, OpTotals] = {}
+        self.timeline: dict[int, TimelineSlot] = {}
+
+    def add(self, record: Record) -> None:
+        worker = self.workers[record["worker"]]
+        if record["seq"] != worker.next_seq:
+            raise WireError(f"worker {worker.worker_id}: record {record['seq']} after {worker.next_seq - 1}")
+        worker.next_seq += 1
+        if record["kind"] == "start":
+            worker.pid, worker.status = record["pid"], "ready"
+        elif record["kind"] == "interval":
+            self._add_interval(worker, record)
+        else:
+            worker.status, worker.reason = record["status"], record["reason"]
+            worker.start_ns, worker.end_ns = record["start_ns"], record["end_ns"]
+            worker.cpu_user_s, worker.cpu_sys_s = record["cpu_user_s"], record["cpu_sys_s"]
+            worker.max_rss_kb = record["max_rss_kb"]
+
+    def _add_interval(self, worker: WorkerState, record: IntervalRecord) -> None:
+        # The n-th interval record of each worker lands in slot n (intervals start at seq 1).
+        slot = self.timeline.setdefault(record["seq"], TimelineSlot())
+        slot.t_ns = max(slot.t_ns, record["t_ns"])
+        slot.pool_checked_out += record["pool_checked_out"]
+        for name, delta in record["ops"].items():
+            hist = LatencyHistogram.from_dict(delta["hist"])  # decoded once, added three times
+            for totals in (worker.by_op, self.by_op, slot.by_op):
+                totals.setdefault(name, OpTotals()).add(delta["ok"], delta["errors"], hist)
+
+    def mark_died(self, worker_id: int, exitcode: int | None) -> None:
+        """A worker whose pipe closed without a final record."""
+        worker = self.workers[worker_id]
+        worker.exitcode = exitcode
+        if not worker.finished:
+            worker.status = "died"
+            worker.reason = f"exited with code {exitcode} before its final record"
+
+    @property
+    def all_ready(self) -> bool:
+        return all(w.status != "starting" for w in self.workers)

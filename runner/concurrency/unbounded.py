@@ -1,0 +1,31 @@
+"""async: every op of the worker created as a task up front, then wait for all (the seed's story one)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+from runner.concurrency import AsyncExecute, Mode, register
+from workloads import Op
+
+
+async def issue(ops: Iterator[Op], execute: AsyncExecute, width: int) -> None:
+    tasks: set[asyncio.Task[None]] = set()
+    for op in ops:
+        tasks.add(asyncio.create_task(execute(op)))
+        if op.kind == "write":
+            # As the seed did: yield after each write task so the loop starts work while creating.
+            await asyncio.sleep(0)
+    if tasks:
+        await asyncio.wait(tasks)
+
+
+MODE = register(
+    Mode(
+        name="async",
+        description=__doc__.split(":", 1)[1].strip(),
+        is_async=True,
+        issue=issue,
+        concurrency=lambda share, chunk, threads: share,
+    )
+)

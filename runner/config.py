@@ -1,0 +1,115 @@
+"""The run's configuration: one frozen dataclass, validated once, safe to pickle into a worker."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from runner.errors import UsageError
+
+MAX_PROCS = 512  # far beyond any useful client on one machine; catches a typo like --procs 40000
+KNOWN_DRIVERS = ("asyncpg", "psycopg2", "psycopg")
+MASK = "***"
+
+
+def parse_dsn(dsn: str) -> URL:
+    """Parse a PostgreSQL DSN, refusing other dialects and drivers with one clear line."""
+    if dsn.startswith("postgres://"):  # the libpq/Heroku spelling that SQLAlchemy does not know
+        dsn = "postgresql://" + dsn[len("postgres://") :]
+    try:
+        url = make_url(dsn)
+    except (ArgumentError, ValueError):
+        raise UsageError(
+            "malformed DSN: expected postgresql://user:password@host:port/database"
+        ) from None
+    if url.get_backend_name() != "postgresql":
+        raise UsageError(
+            f"DSN dialect {url.get_backend_name()!r} is not supported: runner speaks PostgreSQL only "
+            "(use postgresql://...)"
+        )
+    driver = url.get_driver_name() if "+" in url.drivername else None
+    if driver is not None and driver not in KNOWN_DRIVERS:
+        raise UsageError(
+            f"DSN driver {driver!r} is unknown: use postgresql:// (the runner picks the driver) "
+            f"or one of {', '.join(KNOWN_DRIVERS)}"
+        )
+    return url
+
+
+def mask_dsn(dsn: str | None) -> str | None:
+    """The DSN with its password replaced, for every place a DSN is shown."""
+    if dsn is None:
+        return None
+    try:
+        return parse_dsn(dsn).render_as_string(hide_password=True)
+    except UsageError:
+        return "<unparseable DSN>"
+
+
+def with_driver(dsn: str, driver: str) -> str:
+    """The same DSN with the SQLAlchemy driver named explicitly, password kept (never printed)."""
+    url = parse_dsn(dsn).set(drivername=f"postgresql+{driver}")
+    return url.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every option of a run. Names and numbers only, so it crosses a process boundary untouched."""
+
+    procs: int = 1
+    chunk: int = 40
+    ops: int = 35_000
+    mode: str = "chunked"
+    threads: int = 1
+    read_ratio: float = 0.5
+    seed: int | None = None
+    workload: str = "seed"
+    dsn: str | None = None
+    output: str | None = None
+    quiet: bool = False
+    interval_s: float = 1.0
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        # Local imports: the registries import SQLAlchemy's ORM, which Config's users load anyway.
+        from runner.concurrency import MODES
+        from workloads import WORKLOADS
+
+        if self.procs < 1 or self.procs > MAX_PROCS:
+            raise UsageError(f"--procs must be between 1 and {MAX_PROCS}, got {self.procs}")
+        if self.chunk < 1:
+            raise UsageError(f"--chunk must be at least 1, got {self.chunk}")
+        if self.ops < 1:
+            raise UsageError(f"--ops must be at least 1, got {self.ops}")
+        if self.ops < self.procs:
+            raise UsageError(
+                f"--ops {self.ops} is fewer than --procs {self.procs}: every worker needs an op"
+            )
+        if self.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {self.threads}")
+        if not 0.0 <= self.read_ratio <= 1.0:
+            raise UsageError(f"--read-ratio must be between 0 and 1, got {self.read_ratio}")
+        if self.interval_s <= 0:
+            raise UsageError(f"--interval must be positive, got {self.interval_s}")
+        if self.mode not in MODES:
+            raise UsageError(f"unknown --mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        if self.workload not in WORKLOADS:
+            raise UsageError(
+                f"unknown --workload {self.workload!r}: choose one of {', '.join(WORKLOADS)}"
+            )
+        if self.dsn is not None:
+            parse_dsn(self.dsn)
+        if self.seed is None:
+            # A run is always reproducible: an unset seed is drawn once and reported.
+            object.__setattr__(self, "seed", secrets.randbelow(2**31))
+
+    def to_report(self) -> dict[str, Any]:
+        """Every option as reported in `.config`, with the DSN's password masked."""
+        fields = dataclasses.asdict(self)
+        fields["dsn"] = mask_dsn(self.dsn)
+        return fields

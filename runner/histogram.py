@@ -1,0 +1,94 @@
+"""One mergeable latency histogram over integer nanoseconds (HdrHistogram underneath).
+
+Two significant digits keep every reported quantile within 1 % of the recorded value. Values
+outside the trackable range are counted in `overflow`, never dropped silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_NS = 1
+HIGHEST_NS = 3_600_000_000_000  # one hour: an op slower than that is counted as overflow
+SIGNIFICANT_DIGITS = 2  # <= 1 % relative error
+LAYOUT = (LOWEST_NS, HIGHEST_NS, SIGNIFICANT_DIGITS)
+QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
+NS_PER_MS = 1_000_000
+
+
+class LayoutError(ValueError):
+    """Two histograms with different bucket layouts cannot be merged by adding buckets."""
+
+
+class LatencyHistogram:
+    """Record, merge, and read quantiles of latencies in nanoseconds."""
+
+    def __init__(self) -> None:
+        self._hdr = HdrHistogram(*LAYOUT)
+        self.overflow = 0
+        self.overflow_max_ns = 0
+
+    def record(self, latency_ns: int) -> None:
+        if not self._hdr.record_value(latency_ns):
+            self.overflow += 1
+            self.overflow_max_ns = max(self.overflow_max_ns, latency_ns)
+
+    @property
+    def count(self) -> int:
+        """Every recorded value, including those out of range."""
+        return self._hdr.get_total_count() + self.overflow
+
+    def merge(self, other: LatencyHistogram) -> None:
+        """Add `other`'s buckets to this histogram."""
+        self._hdr.add(other._hdr)
+        self.overflow += other.overflow
+        self.overflow_max_ns = max(self.overflow_max_ns, other.overflow_max_ns)
+
+    def quantile_ns(self, percentile: float) -> int:
+        """The value at `percentile` (0-100); overflowed values rank above every tracked one."""
+        tracked = self._hdr.get_total_count()
+        if self.count == 0:
+            return 0
+        rank = percentile / 100.0 * self.count
+        if rank > tracked:
+            return self.overflow_max_ns
+        return int(self._hdr.get_value_at_percentile(100.0 * rank / tracked))
+
+    def max_ns(self) -> int:
+        if self.overflow:
+            return self.overflow_max_ns
+        return int(self._hdr.get_max_value()) if self._hdr.get_total_count() else 0
+
+    def mean_ns(self) -> float:
+        """Mean of the tracked values (overflowed values are reported apart, by count)."""
+        return float(self._hdr.get_mean_value()) if self._hdr.get_total_count() else 0.0
+
+    def summary_ms(self) -> dict[str, float]:
+        """mean, p50, p90, p99, p99.9 and max in milliseconds."""
+        out = {"mean": self.mean_ns() / NS_PER_MS}
+        for name, pct in QUANTILES.items():
+            out[name] = self.quantile_ns(pct) / NS_PER_MS
+        out["max"] = self.max_ns() / NS_PER_MS
+        return {k: round(v, 4) for k, v in out.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A compact wire form: the layout, HdrHistogram's compressed encoding, the overflow."""
+        return {
+            "layout": list(LAYOUT),
+            "hdr": self._hdr.encode().decode("ascii") if self._hdr.get_total_count() else "",
+            "overflow": self.overflow,
+            "overflow_max_ns": self.overflow_max_ns,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyHistogram:
+        if tuple(data["layout"]) != LAYOUT:
+            raise LayoutError(f"histogram layout {data['layout']} is not {list(LAYOUT)}")
+        hist = cls()
+        if data["hdr"]:
+            hist._hdr.add(HdrHistogram.decode(data["hdr"]))
+        hist.overflow = int(data["overflow"])
+        hist.overflow_max_ns = int(data["overflow_max_ns"])
+        return hist

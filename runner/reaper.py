@@ -1,0 +1,72 @@
+"""The embedded server's reaper: a detached process that outlives nothing it should not.
+
+Started in a new session with stdin = the read end of a pipe whose write end only the run's
+parent holds. When the parent exits for any reason (normal exit, exception, SIGTERM, SIGKILL)
+the kernel closes that end, `read()` returns EOF, and the reaper stops postgres and deletes the
+temp dir. Usage: python -m runner.reaper TEMP_DIR PGDATA
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+STOP_WAIT_S = 10.0
+POLL_S = 0.05
+START_RACE_S = 3.0
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_postgres(pgdata: Path) -> None:
+    """Immediate shutdown (SIGQUIT): the data is thrown away, so no checkpoint is worth waiting for."""
+    pid = postmaster_pid(pgdata)
+    deadline = time.monotonic() + START_RACE_S
+    # The owner may have died while `pg_ctl start` was still bringing the server up.
+    while pid is None and (pgdata / "PG_VERSION").exists() and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        pid = postmaster_pid(pgdata)
+    if pid is None or not alive(pid):
+        return
+    os.kill(pid, signal.SIGQUIT)
+    deadline = time.monotonic() + STOP_WAIT_S
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def main(argv: list[str]) -> int:
+    temp_dir, pgdata = Path(argv[0]), Path(argv[1])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # only EOF on the lifeline ends us
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while sys.stdin.buffer.read(4096):
+        pass
+    try:
+        stop_postgres(pgdata)
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,59 @@
+"""A worker's counters for the current interval: ok, errors by class, latency histogram per op.
+
+Thread-safe, because the sync baseline records from a thread pool and the interval emitter
+takes the deltas from its own thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+from runner.histogram import LatencyHistogram
+from runner.records import OpDelta
+
+
+@dataclass
+class _OpInterval:
+    ok: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    hist: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+
+def error_class(exc: BaseException) -> str:
+    """The driver's own exception class where SQLAlchemy wrapped one (e.g. TooManyConnectionsError)."""
+    inner: BaseException = getattr(exc, "orig", None) or exc
+    # asyncpg errors reach SQLAlchemy through an adapter: the original is the adapter's cause.
+    if inner.__cause__ is not None and type(inner).__module__.startswith("sqlalchemy"):
+        inner = inner.__cause__
+    return type(inner).__name__
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ops: dict[str, _OpInterval] = {}
+        self.completed = 0  # ok + errors since the start, never reset
+
+    def record(self, op: str, latency_ns: int, error: str | None) -> None:
+        """Count one finished op; only successful ops enter the latency histogram."""
+        with self._lock:
+            stats = self._ops.get(op)
+            if stats is None:
+                stats = self._ops[op] = _OpInterval()
+            if error is None:
+                stats.ok += 1
+                stats.hist.record(latency_ns)
+            else:
+                stats.errors[error] += 1
+            self.completed += 1
+
+    def take(self) -> dict[str, OpDelta]:
+        """The deltas since the last call, resetting the interval."""
+        with self._lock:
+            ops, self._ops = self._ops, {}
+        return {
+            name: {"ok": s.ok, "errors": dict(s.errors), "hist": s.hist.to_dict()}
+            for name, s in ops.items()
+        }

@@ -1,0 +1,182 @@
+"""The close step: derive rates and percentiles once, build the JSON document and the human table."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+from typing import Any
+
+from runner import __version__
+from runner.collector import Collector, OpTotals, WorkerState
+from runner.config import Config
+from runner.sampler import ConnectionSampler
+
+SCHEMA_VERSION = 1
+NS_PER_S = 1_000_000_000
+REPORTED_PACKAGES = ("sqlalchemy", "asyncpg", "psycopg2-binary", "uvloop", "orjson", "click", "hdrhistogram")
+
+
+def environment() -> dict[str, Any]:
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "runner": __version__,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        **{name.split("-")[0]: version(name) for name in REPORTED_PACKAGES},
+    }
+
+
+def _rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 3) if seconds > 0 else 0.0
+
+
+def _op_summary(totals: OpTotals, wall_s: float) -> dict[str, Any]:
+    return {
+        "ops": totals.ok + totals.error_count,
+        "ok": totals.ok,
+        "errors": totals.error_count,
+        "errors_by_class": dict(totals.errors),
+        "ops_per_s": _rate(totals.ok, wall_s),
+        "latency_ms": totals.hist.summary_ms(),
+        "latency_overflow": totals.hist.overflow,
+    }
+
+
+def _wall_ns(workers: list[WorkerState], collector: Collector) -> int:
+    """First measured op's start to last op's end, over every worker (one monotonic clock)."""
+    starts = [w.start_ns for w in workers if w.start_ns is not None]
+    ends = [w.end_ns for w in workers if w.end_ns is not None]
+    ends += [slot.t_ns for slot in collector.timeline.values()]  # a worker that died sent no end
+    if not starts or not ends:
+        return 0
+    return max(0, max(ends) - min(starts))
+
+
+def _worker_summary(worker: WorkerState) -> dict[str, Any]:
+    wall_s = (worker.end_ns - worker.start_ns) / NS_PER_S if worker.start_ns and worker.end_ns else 0.0
+    return {
+        "id": worker.worker_id,
+        "pid": worker.pid,
+        "status": worker.status,
+        "reason": worker.reason,
+        "exitcode": worker.exitcode,
+        "planned_ops": worker.planned_ops,
+        "ops": worker.ok + worker.errors,
+        "ok": worker.ok,
+        "errors": worker.errors,
+        "wall_s": round(wall_s, 6),
+        "ops_per_s": _rate(worker.ok, wall_s),
+        "cpu_user_s": round(worker.cpu_user_s, 3),
+        "cpu_sys_s": round(worker.cpu_sys_s, 3),
+        "max_rss_kb": worker.max_rss_kb,
+    }
+
+
+def build(
+    config: Config,
+    server: dict[str, Any],
+    collector: Collector,
+    sampler: ConnectionSampler,
+    pool_sizes: list[int],
+    database: dict[str, Any],
+    stop_reason: str | None,
+) -> dict[str, Any]:
+    workers = collector.workers
+    wall_s = _wall_ns(workers, collector) / NS_PER_S
+    ok = sum(w.ok for w in workers)
+    errors = sum(w.errors for w in workers)
+    errors_by_class: dict[str, int] = {}
+    for totals in collector.by_op.values():
+        for name, count in totals.errors.items():
+            errors_by_class[name] = errors_by_class.get(name, 0) + count
+    complete = stop_reason is None and all(w.status == "done" for w in workers)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "complete": complete,
+        "stop_reason": stop_reason,
+        "config": config.to_report(),
+        "environment": environment(),
+        "server": server,
+        "totals": {
+            "limit": "ops",
+            "planned_ops": config.ops,
+            "ops": ok + errors,
+            "ok": ok,
+            "errors": errors,
+            "not_started": config.ops - ok - errors,
+            "errors_by_class": errors_by_class,
+            "wall_s": round(wall_s, 6),
+            "ops_per_s": _rate(ok, wall_s),
+            "by_op": {name: _op_summary(t, wall_s) for name, t in sorted(collector.by_op.items())},
+            "connections": {
+                "server_peak": sampler.peak,
+                "samples": len(sampler.samples),
+                "failed_samples": sampler.failed_samples,
+                "pool_size_per_worker": pool_sizes,
+            },
+        },
+        "workers": [_worker_summary(w) for w in workers],
+        "database": database,
+    }
+
+
+def scenario_name(config: dict[str, Any]) -> str:
+    if config["mode"] == "sync":
+        width = f"threads={config['threads']}"
+    elif config["mode"] == "chunked":
+        width = f"K={config['chunk']}"
+    else:
+        width = "all tasks"
+    return f"{config['mode']} {width} procs={config['procs']}"
+
+
+def human_summary(doc: dict[str, Any]) -> str:
+    """The seed's "scenario | time" table, grown up."""
+    totals, server = doc["totals"], doc["server"]
+    where = "embedded" if server.get("embedded") else "--dsn"
+    lines = [
+        f"runner {doc['environment']['runner']} | workload {doc['config']['workload']} | "
+        f"PostgreSQL {server.get('version')} ({where}) | seed {doc['config']['seed']}",
+        f"{'scenario':<28} {'ops':>8} {'time s':>8} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'peak conns':>10} {'errors':>7}",
+    ]
+
+    def row(name: str, ops: int, wall: str, rate: float, lat: dict[str, float] | None, conns: str, errs: int) -> str:
+        p50 = f"{lat['p50']:.2f}" if lat else ""
+        p99 = f"{lat['p99']:.2f}" if lat else ""
+        return f"{name:<28} {ops:>8} {wall:>8} {rate:>9.1f} {p50:>8} {p99:>8} {conns:>10} {errs:>7}"
+
+    lines.append(
+        row(
+            scenario_name(doc["config"]),
+            totals["ops"],
+            f"{totals['wall_s']:.2f}",
+            totals["ops_per_s"],
+            None,
+            str(totals["connections"]["server_peak"]),
+            totals["errors"],
+        )
+    )
+    for name, op in totals["by_op"].items():
+        lines.append(row(f"  {name}", op["ops"], "", op["ops_per_s"], op["latency_ms"], "", op["errors"]))
+    if totals["errors_by_class"]:
+        lines.append("errors: " + ", ".join(f"{k} x{v}" for k, v in totals["errors_by_class"].items()))
+    if not doc["complete"]:
+        lines.append(f"INCOMPLETE: {doc['stop_reason'] or 'a worker did not finish'}")
+        for worker in doc["workers"]:
+            if worker["status"] != "done":
+                lines.append(f"  worker {worker['id']}: {worker['status']} ({worker['reason']})")
+    return "\n".join(lines)
+
+
+def print_summary(doc: dict[str, Any]) -> None:
+    print(human_summary(doc), file=sys.stderr)

@@ -1,0 +1,142 @@
+"""One run from Config to report: server, schema, sampler, workers, collector, report."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from runner.collector import Collector
+from runner.concurrency import MODES
+from runner.config import Config
+from runner.database import (
+    connect,
+    connections_in_use,
+    control_engine,
+    count_rows,
+    describe_server,
+    prepare_schema,
+)
+from runner.errors import DatabaseError, ExitCode
+from runner.report import build
+from runner.sampler import ConnectionSampler
+from runner.server import start_embedded
+from runner.supervisor import Supervisor, make_plans, split_ops
+from workloads import WORKLOADS
+
+# Connections the parent itself holds during a run: the sampler (the control connection is closed).
+PARENT_CONNECTIONS = 1
+INTERRUPT_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
+
+
+class Interrupted(Exception):
+    """A signal arrived before any worker was measuring: nothing to report."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = INTERRUPT_EXIT[signal.Signals(signum)]
+
+
+@dataclass
+class Outcome:
+    report: dict[str, Any]
+    exit_code: ExitCode
+
+
+def connection_budget(server: dict[str, Any], in_use: int) -> int:
+    """Connections left for workers: max_connections minus reserved slots, others' and our own."""
+    settings = server["settings"]
+    reserved = int(settings.get("superuser_reserved_connections", 0)) + int(settings.get("reserved_connections", 0))
+    return int(settings["max_connections"]) - reserved - in_use - PARENT_CONNECTIONS
+
+
+def pool_sizes(config: Config, budget: int) -> list[int]:
+    """Each worker's pool: its concurrency, so the pool is never the bottleneck.
+
+    The all-tasks-at-once mode has as many ops in flight as it has ops; its pool is capped at the
+    worker's fair share of the server's connection budget (excess tasks queue on the pool).
+    Any other mode whose pools do not fit is refused before a worker starts.
+    """
+    mode = MODES[config.mode]
+    shares = split_ops(config.ops, config.procs)
+    sizes = [mode.concurrency(share, config.chunk, config.threads) for share in shares]
+    if config.mode == "async":
+        return [max(1, min(size, budget // config.procs)) for size in sizes]
+    if sum(sizes) > budget:
+        raise DatabaseError(
+            f"{config.procs} procs x {max(sizes)} connections = {sum(sizes)} exceed the server's "
+            f"{budget} free connections (max_connections minus reserved and in use): "
+            "lower --procs or --chunk/--threads, or raise max_connections"
+        )
+    return sizes
+
+
+@contextmanager
+def _signals(supervisor_ref: list[Supervisor]) -> Iterator[list[int]]:
+    """SIGINT/SIGTERM: before workers run, abort; during the run, a graceful stop; a second SIGINT kills."""
+    received: list[int] = []
+
+    def handle(signum: int, frame: object) -> None:
+        received.append(signum)
+        if not supervisor_ref:
+            raise Interrupted(signum)
+        supervisor = supervisor_ref[0]
+        if len(received) > 1 and signum == signal.SIGINT:
+            supervisor.kill_all()
+        supervisor.request_stop(f"interrupted by {signal.Signals(signum).name}")
+
+    previous = {s: signal.signal(s, handle) for s in INTERRUPT_EXIT}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _exit_code(doc: dict[str, Any], signal_exit: ExitCode | None) -> ExitCode:
+    if signal_exit is not None:
+        return signal_exit
+    if not doc["complete"]:
+        return ExitCode.INCOMPLETE
+    if doc["totals"]["errors"]:
+        return ExitCode.OP_ERRORS
+    return ExitCode.OK
+
+
+def run(config: Config) -> Outcome:
+    workload = WORKLOADS[config.workload]
+    supervisor_ref: list[Supervisor] = []
+    embedded = None
+    with _signals(supervisor_ref) as received:
+        try:
+            if config.dsn is None:
+                embedded = start_embedded()
+            dsn = config.dsn or embedded.dsn  # type: ignore[union-attr]
+            with connect(control_engine(dsn), dsn) as conn:
+                server = describe_server(conn)
+                server["embedded"] = embedded is not None
+                sizes = pool_sizes(config, connection_budget(server, connections_in_use(conn)))
+                prepare_schema(conn, workload)
+            collector = Collector(split_ops(config.ops, config.procs))
+            supervisor = Supervisor(make_plans(config, dsn, sizes), collector)
+            sampler = ConnectionSampler(control_engine(dsn, "runner-sampler"))
+            sampler.start()
+            supervisor_ref.append(supervisor)
+            try:
+                supervisor.run()
+            finally:
+                sampler.stop()
+            with connect(control_engine(dsn), dsn) as conn:
+                database = {
+                    "schema": "runner",
+                    "rows": count_rows(conn, workload),
+                    "expected_rows": workload.expected_rows({n: t.ok for n, t in collector.by_op.items()}),
+                }
+            doc = build(config, server, collector, sampler, sizes, database, supervisor.stop_reason)
+        finally:
+            if embedded is not None:
+                embedded.stop()
+    signal_exit = INTERRUPT_EXIT[signal.Signals(received[0])] if received else None
+    return Outcome(doc, _exit_code(doc, signal_exit))

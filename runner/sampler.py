@@ -1,0 +1,72 @@
+"""The parent's view of server connections: pg_stat_activity sampled on its own thread.
+
+This is the seed's DBeaver connection graph as data. The sampler's own backend is excluded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+SAMPLE_PERIOD_S = 0.1
+STATES_QUERY = text(
+    """
+    SELECT count(*),
+           count(*) FILTER (WHERE state = 'active'),
+           count(*) FILTER (WHERE state = 'idle'),
+           count(*) FILTER (WHERE state LIKE 'idle in transaction%')
+    FROM pg_stat_activity
+    WHERE datname = current_database()
+      AND backend_type = 'client backend'
+      AND pid <> pg_backend_pid()
+    """
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    t_ns: int  # monotonic clock
+    total: int
+    active: int
+    idle: int
+    idle_in_transaction: int
+
+
+@dataclass
+class ConnectionSampler:
+    engine: Engine
+    period_s: float = SAMPLE_PERIOD_S
+    samples: list[Sample] = field(default_factory=list)
+    failed_samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @property
+    def peak(self) -> int:
+        return max((s.total for s in self.samples), default=0)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="connection-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    while not self._stop.is_set():
+                        total, active, idle, in_tx = conn.execute(STATES_QUERY).one()
+                        self.samples.append(Sample(time.perf_counter_ns(), total, active, idle, in_tx))
+                        self._stop.wait(self.period_s)
+            except DBAPIError:
+                # The server restarted or killed us: count it and reconnect on the next period.
+                self.failed_samples += 1
+                self._stop.wait(self.period_s)

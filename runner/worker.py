@@ -1,0 +1,251 @@
+"""One worker process: its own engine and event loop, the op loop, records on its pipe.
+
+Everything stateful is made here, inside the child: pooled connections must not cross a
+process boundary and an AsyncEngine must not be shared between event loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import resource
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import uvloop
+from sqlalchemy import create_engine
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.orm import sessionmaker
+
+from runner.concurrency import MODES
+from runner.config import Config, with_driver
+from runner.records import WIRE_VERSION, encode
+from runner.recorder import Recorder, error_class
+from workloads import WORKLOADS, Op
+
+POOL_TIMEOUT_S = 600  # a queue on the pool is measured as latency, not turned into errors
+GO_POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    worker_id: int
+    config: Config
+    dsn: str  # resolved (embedded or the user's); never printed
+    ops: int  # this worker's share of --ops
+    seed: int  # derived from --seed and the worker id
+    pool_size: int
+    parent_pid: int
+
+
+class Channel:
+    """The worker's end of its record pipe: numbered records, one JSON line each."""
+
+    def __init__(self, conn: Connection, worker_id: int) -> None:
+        self._conn = conn
+        self._worker_id = worker_id
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+
+    def send(self, kind: str, **fields: Any) -> bool:
+        """Send one record; False when the parent is gone (pipe closed)."""
+        with self._lock:
+            record = {"v": WIRE_VERSION, "kind": kind, "worker": self._worker_id, "seq": next(self._seq)}
+            try:
+                self._conn.send_bytes(encode({**record, **fields}))  # type: ignore[arg-type]
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                return False
+        return True
+
+
+class Emitter:
+    """Sends an interval record of deltas every `interval_s`, and watches for the parent's death."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        recorder: Recorder,
+        pool_gauge: Callable[[], int],
+        plan: WorkerPlan,
+        stop: threading.Event,
+    ) -> None:
+        self._channel, self._recorder, self._pool_gauge = channel, recorder, pool_gauge
+        self._plan, self._stop = plan, stop
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="emitter", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def finish(self) -> None:
+        """Stop the timer and send the last (partial) interval."""
+        self._done.set()
+        self._thread.join()
+        self._flush()
+
+    def _flush(self) -> None:
+        sent = self._channel.send(
+            "interval",
+            phase="measure",
+            t_ns=time.perf_counter_ns(),
+            ops=self._recorder.take(),
+            pool_checked_out=self._pool_gauge(),
+        )
+        if not sent:
+            self._stop.set()
+
+    def _run(self) -> None:
+        while not self._done.wait(self._plan.config.interval_s):
+            self._flush()
+            if os.getppid() != self._plan.parent_pid:  # orphaned: stop issuing, close, exit
+                self._stop.set()
+
+
+def _op_stream(plan: WorkerPlan, stop: threading.Event) -> Iterator[Op]:
+    workload = WORKLOADS[plan.config.workload]
+    ops = itertools.islice(workload.op_sequence(random.Random(plan.seed), plan.config.read_ratio), plan.ops)
+    for op in ops:
+        if stop.is_set():
+            return
+        yield op
+
+
+def _raise_nofile_limit() -> None:
+    """Many connections need many file descriptors; the common soft limit is 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _engine_options(plan: WorkerPlan) -> dict[str, Any]:
+    return {"pool_size": plan.pool_size, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_S}
+
+
+async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
+    plan, recorder, stop = ctx.plan, ctx.recorder, ctx.stop
+    mode = MODES[plan.config.mode]
+    engine = create_async_engine(
+        with_driver(plan.dsn, "asyncpg"),
+        connect_args={"server_settings": {"application_name": f"runner-worker-{plan.worker_id}"}},
+        **_engine_options(plan),
+    )
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    data_rng = random.Random(plan.seed + 1)
+
+    async def execute(op: Op) -> None:
+        start = time.perf_counter_ns()
+        error = None
+        try:
+            await op.run_async(sessions, data_rng)
+        except Exception as exc:  # counted by class; the run goes on
+            error = error_class(exc)
+        recorder.record(op.name, time.perf_counter_ns() - start, error)
+
+    try:
+        start_ns = await asyncio.to_thread(_wait_for_go, ctx)
+        emitter = Emitter(ctx.channel, recorder, engine.sync_engine.pool.checkedout, plan, stop)  # type: ignore[attr-defined]
+        emitter.start()
+        try:
+            await mode.issue(_op_stream(plan, stop), execute, plan.config.chunk)
+            end_ns = time.perf_counter_ns()
+        finally:
+            emitter.finish()
+        return start_ns, end_ns
+    finally:
+        await engine.dispose()
+
+
+def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
+    plan, recorder, stop = ctx.plan, ctx.recorder, ctx.stop
+    mode = MODES[plan.config.mode]
+    engine = create_engine(
+        with_driver(plan.dsn, "psycopg2"),
+        connect_args={"application_name": f"runner-worker-{plan.worker_id}"},
+        **_engine_options(plan),
+    )
+    sessions = sessionmaker(engine)
+    data_rng = random.Random(plan.seed + 1)
+    def execute(op: Op) -> None:
+        start = time.perf_counter_ns()
+        error = None
+        try:
+            # Sharing one Random between threads is safe: each draw is one C call under the GIL.
+            op.run_sync(sessions, data_rng)
+        except Exception as exc:
+            error = error_class(exc)
+        recorder.record(op.name, time.perf_counter_ns() - start, error)
+
+    try:
+        start_ns = _wait_for_go(ctx)
+        emitter = Emitter(ctx.channel, recorder, engine.pool.checkedout, plan, stop)  # type: ignore[attr-defined]
+        emitter.start()
+        try:
+            mode.issue(_op_stream(plan, stop), execute, plan.config.threads)
+            end_ns = time.perf_counter_ns()
+        finally:
+            emitter.finish()
+        return start_ns, end_ns
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    plan: WorkerPlan
+    channel: Channel
+    recorder: Recorder
+    stop: threading.Event  # set by SIGTERM, a closed pipe or an orphaned worker: stop issuing
+    go: Event  # set by the parent once every worker is ready
+
+
+def _wait_for_go(ctx: WorkerContext) -> int:
+    """Report ready, then wait until the parent lets every worker start at once."""
+    ctx.channel.send("start", pid=os.getpid(), planned_ops=ctx.plan.ops)
+    while not ctx.go.wait(GO_POLL_S):
+        if ctx.stop.is_set() or os.getppid() != ctx.plan.parent_pid:
+            ctx.stop.set()
+            break
+    return time.perf_counter_ns()
+
+
+def worker_main(plan: WorkerPlan, conn: Connection, go: Event) -> None:
+    """The process entry point (spawn start method)."""
+    # Ctrl-C reaches the whole process group; the parent decides what it means and tells us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    _raise_nofile_limit()
+    channel = Channel(conn, plan.worker_id)
+    ctx = WorkerContext(plan, channel, Recorder(), stop, go)
+    status, reason = "done", None
+    start_ns = end_ns = time.perf_counter_ns()
+    try:
+        if MODES[plan.config.mode].is_async:
+            start_ns, end_ns = uvloop.run(_run_async(ctx))
+        else:
+            start_ns, end_ns = _run_sync(ctx)
+        if stop.is_set():
+            status, reason = "stopped", "stop requested"
+    except Exception as exc:  # outside any op: the worker failed, but what it measured is sent
+        status, reason = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        end_ns = time.perf_counter_ns()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    channel.send(
+        "final",
+        status=status,
+        reason=reason,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        cpu_user_s=usage.ru_utime,
+        cpu_sys_s=usage.ru_stime,
+        max_rss_kb=usage.ru_maxrss,
+    )
+    conn.close()
