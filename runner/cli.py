@@ -67,6 +67,8 @@ def cli(**options: object) -> int:
     emit(outcome.report, config.output)
     if not config.quiet:
         print_summary(outcome.report)
+    elif not outcome.report["complete"]:  # even --quiet says that the numbers are partial
+        click.echo(f"runner: INCOMPLETE: {outcome.report['stop_reason']}", err=True)
     return int(outcome.exit_code)
 
 

@@ -6,6 +6,7 @@ outside the trackable range are counted in `overflow`, never dropped silently.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -47,14 +48,16 @@ class LatencyHistogram:
         self.overflow_max_ns = max(self.overflow_max_ns, other.overflow_max_ns)
 
     def quantile_ns(self, percentile: float) -> int:
-        """The value at `percentile` (0-100); overflowed values rank above every tracked one."""
+        """The nearest-rank value at `percentile` (0-100): the smallest value with at least that
+        share of the values at or below it. Overflowed values rank above every tracked one."""
         tracked = self._hdr.get_total_count()
         if self.count == 0:
             return 0
-        rank = percentile / 100.0 * self.count
+        rank = max(1, math.ceil(percentile / 100.0 * self.count - 1e-9))
         if rank > tracked:
             return self.overflow_max_ns
-        return int(self._hdr.get_value_at_percentile(100.0 * rank / tracked))
+        # HdrHistogram rounds percentile * count to the nearest rank; aim a quarter below ours.
+        return int(self._hdr.get_value_at_percentile(100.0 * (rank - 0.25) / tracked))
 
     def max_ns(self) -> int:
         if self.overflow:

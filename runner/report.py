@@ -112,7 +112,9 @@ def build(
             "ops": ok + errors,
             "ok": ok,
             "errors": errors,
-            "not_started": config.ops - ok - errors,
+            # A worker that died could not say whether its unreported ops ran: they are "unknown".
+            "not_started": sum(w.planned_ops - w.ok - w.errors for w in workers if w.status != "died"),
+            "unknown": sum(w.planned_ops - w.ok - w.errors for w in workers if w.status == "died"),
             "errors_by_class": errors_by_class,
             "wall_s": round(wall_s, 6),
             "ops_per_s": _rate(ok, wall_s),

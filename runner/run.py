@@ -24,7 +24,7 @@ from runner.report import build
 from runner.sampler import ConnectionSampler
 from runner.server import start_embedded
 from runner.supervisor import Supervisor, make_plans, split_ops
-from workloads import WORKLOADS
+from workloads import SCHEMA, WORKLOADS
 
 # Connections the parent itself holds during a run: the sampler (the control connection is closed).
 PARENT_CONNECTIONS = 1
@@ -129,11 +129,15 @@ def run(config: Config) -> Outcome:
             finally:
                 sampler.stop()
             with connect(control_engine(dsn), dsn) as conn:
-                database = {
-                    "schema": "runner",
-                    "rows": count_rows(conn, workload),
-                    "expected_rows": workload.expected_rows({n: t.ok for n, t in collector.by_op.items()}),
-                }
+                rows = count_rows(conn, workload)
+            expected = workload.expected_rows({n: t.ok for n, t in collector.by_op.items()})
+            database = {
+                "schema": SCHEMA,
+                "rows": rows,
+                "expected_rows": expected,
+                # Non-zero only when a worker died after committing ops it could not report.
+                "unreported_rows": {table: rows[table] - expected.get(table, 0) for table in rows},
+            }
             doc = build(config, server, collector, sampler, sizes, database, supervisor.stop_reason)
         finally:
             if embedded is not None:

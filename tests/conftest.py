@@ -1,0 +1,78 @@
+"""One real embedded PostgreSQL per test session; the runner is driven as users drive it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from sqlalchemy import create_engine, text
+
+from runner.server import EmbeddedServer, start_embedded
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    code: int
+    doc: dict[str, Any] | None
+    stdout: str
+    stderr: str
+
+
+def run_runner(*args: str, dsn: str | None = None, timeout: float = 180, env: dict[str, str] | None = None) -> Result:
+    """`python -m runner ARGS` in a real subprocess, stdout parsed as the JSON document."""
+    argv = [sys.executable, "-m", "runner", *args]
+    if dsn is not None:
+        argv += ["--dsn", dsn]
+    full_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    full_env.update(env or {})
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=full_env)
+    try:
+        doc = json.loads(proc.stdout)
+    except ValueError:  # --help, --version, or nothing at all
+        doc = None
+    return Result(proc.returncode, doc, proc.stdout, proc.stderr)
+
+
+def wait_for_workers(parent_pid: int, count: int, timeout_s: float = 60) -> list[psutil.Process]:
+    """The parent's worker processes (spawned children, not multiprocessing's resource tracker)."""
+    deadline = time.monotonic() + timeout_s
+    workers: list[psutil.Process] = []
+    while time.monotonic() < deadline and len(workers) < count:
+        time.sleep(0.2)
+        workers = [c for c in psutil.Process(parent_pid).children() if "spawn_main" in " ".join(c.cmdline())]
+    assert len(workers) == count, "workers did not start"
+    return workers
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[EmbeddedServer]:
+    embedded = start_embedded()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def dsn(server: EmbeddedServer) -> str:
+    return server.dsn
+
+
+def query(dsn: str, sql: str) -> Any:
+    engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql)).scalar()
+    finally:
+        engine.dispose()

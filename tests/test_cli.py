@@ -1,0 +1,57 @@
+"""Bad input: one line on stderr, exit code 2 (or 3 for the database), never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run_runner
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--procs", "0"], "--procs"),
+        (["--chunk", "0"], "--chunk"),
+        (["--ops", "-5"], "--ops"),
+        (["--ops", "0"], "--ops"),
+        (["--threads", "0"], "--threads"),
+        (["--read-ratio", "1.5"], "--read-ratio"),
+        (["--mode", "turbo"], "unknown --mode"),
+        (["--workload", "nope"], "unknown --workload"),
+        (["--procs", "many"], "--procs"),
+        (["--bogus-option"], "--bogus-option"),
+        (["--dsn", "not a dsn"], "malformed DSN"),
+        (["--dsn", "mysql://u:p@localhost/db"], "PostgreSQL only"),
+        (["--dsn", "postgresql+odbc://u:p@localhost/db"], "driver 'odbc' is unknown"),
+        (["--output", "/nonexistent-dir/out.json"], "--output"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
+    result = run_runner(*args, "--ops" if "--ops" not in args else "--quiet", *([] if "--ops" in args else ["10"]))
+    assert result.code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_connection_refused_is_one_line_exit_3_without_password() -> None:
+    result = run_runner("--ops", "10", dsn="postgresql://bench:s3cretpw@127.0.0.1:1/bench")
+    assert result.code == 3
+    assert result.stderr.strip().count("\n") == 0
+    assert "connection refused" in result.stderr
+    assert "s3cretpw" not in result.stderr + result.stdout
+
+
+def test_database_that_does_not_exist(dsn: str) -> None:
+    result = run_runner("--ops", "10", dsn=dsn.rsplit("/", 1)[0] + "/no_such_db")
+    assert result.code == 3
+    assert "does not exist" in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_help_has_examples_and_version_prints() -> None:
+    helped = run_runner("--help")
+    assert helped.code == 0 and "Examples:" in helped.stdout and "--procs" in helped.stdout
+    version = run_runner("--version")
+    assert version.code == 0 and "runner" in version.stdout

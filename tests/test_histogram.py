@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runner.histogram import HIGHEST_NS, LatencyHistogram, LayoutError
+
+latencies = st.lists(st.integers(min_value=1, max_value=HIGHEST_NS), max_size=300)
+
+
+def _of(values: list[int]) -> LatencyHistogram:
+    hist = LatencyHistogram()
+    for value in values:
+        hist.record(value)
+    return hist
+
+
+@given(latencies, latencies)
+def test_merging_parts_equals_recording_the_whole(left: list[int], right: list[int]) -> None:
+    merged = _of(left)
+    merged.merge(LatencyHistogram.from_dict(_of(right).to_dict()))  # across the wire, as workers do
+    whole = _of(left + right)
+    assert merged.count == whole.count == len(left) + len(right)
+    assert merged.summary_ms() == whole.summary_ms()
+
+
+@given(st.lists(st.integers(min_value=1_000, max_value=10**11), min_size=1, max_size=500))
+def test_quantiles_within_one_percent(values: list[int]) -> None:
+    hist = _of(values)
+    ordered = sorted(values)
+    for pct in (50.0, 90.0, 99.0):
+        rank = max(1, -(-len(ordered) * pct // 100))  # nearest-rank definition
+        exact = ordered[int(rank) - 1]
+        assert abs(hist.quantile_ns(pct) - exact) <= 0.01 * exact
+    assert abs(hist.max_ns() - ordered[-1]) <= 0.01 * ordered[-1]
+
+
+def test_out_of_range_values_are_counted_not_dropped() -> None:
+    hist = _of([5_000, 6_000, HIGHEST_NS * 10])
+    assert hist.count == 3
+    assert hist.overflow == 1
+    assert hist.max_ns() == HIGHEST_NS * 10
+    assert hist.quantile_ns(100.0) == HIGHEST_NS * 10
+
+
+def test_quantiles_are_ordered() -> None:
+    summary = _of(list(range(1_000, 1_000_000, 997))).summary_ms()
+    assert summary["p50"] <= summary["p90"] <= summary["p99"] <= summary["p99_9"] <= summary["max"]
+
+
+def test_merge_refuses_another_layout() -> None:
+    wire = _of([1_000]).to_dict()
+    wire["layout"] = [1, 1_000, 3]
+    with pytest.raises(LayoutError):
+        LatencyHistogram.from_dict(wire)
+
+
+def test_empty_histogram_reports_zeros() -> None:
+    assert _of([]).summary_ms()["p99"] == 0.0

@@ -1,0 +1,117 @@
+"""Whole runs against the real server: every mode, 1 and 2 procs, counts that add up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import query, run_runner
+
+OPS = 240
+
+
+def _get(doc: dict[str, Any], path: str) -> Any:
+    node: Any = doc
+    for key in path.strip(".").split("."):
+        assert isinstance(node, dict) and key in node, f"missing {path}"
+        node = node[key]
+    return node
+
+
+DOCUMENTED_PATHS = [
+    ".schema_version",
+    ".config",
+    ".config.dsn",
+    ".environment.python",
+    ".environment.sqlalchemy",
+    ".environment.asyncpg",
+    ".environment.psycopg2",
+    ".environment.uvloop",
+    ".environment.cpu_count",
+    ".server.version",
+    ".server.settings.max_connections",
+    ".server.settings.shared_buffers",
+    ".server.settings.fsync",
+    ".server.settings.synchronous_commit",
+    ".server.settings.plan_cache_mode",
+    ".totals.ops",
+    ".totals.ok",
+    ".totals.errors",
+    ".totals.wall_s",
+    ".totals.ops_per_s",
+    ".totals.by_op.read.ops",
+    ".totals.by_op.write.ops",
+    ".totals.connections.server_peak",
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra"),
+    [
+        ("chunked", ["--chunk", "8"]),
+        ("async", []),
+        ("sync", ["--threads", "1"]),
+        ("sync", ["--threads", "3"]),
+    ],
+)
+@pytest.mark.parametrize("procs", [1, 2])
+def test_every_mode_counts_add_up_and_match_the_rows(dsn: str, mode: str, extra: list[str], procs: int) -> None:
+    result = run_runner("--mode", mode, "--procs", str(procs), "--ops", str(OPS), "--quiet", *extra, dsn=dsn)
+    assert result.code == 0, result.stderr
+    doc = result.doc
+    assert doc is not None and doc["complete"] is True
+    totals = doc["totals"]
+    assert totals["ops"] == totals["ok"] == OPS and totals["errors"] == 0 and totals["not_started"] == 0
+    assert totals["by_op"]["read"]["ops"] + totals["by_op"]["write"]["ops"] == OPS
+    assert sum(w["ops"] for w in doc["workers"]) == OPS and len(doc["workers"]) == procs
+    assert all(w["status"] == "done" and w["exitcode"] == 0 for w in doc["workers"])
+    writes = totals["by_op"]["write"]["ok"]
+    assert query(dsn, "SELECT count(*) FROM runner.a") == 3 * writes
+    assert query(dsn, "SELECT count(*) FROM runner.b") == 5 * writes
+    assert doc["database"]["rows"] == doc["database"]["expected_rows"] == {"a": 3 * writes, "b": 5 * writes}
+    assert totals["wall_s"] > 0 and totals["ops_per_s"] > 0
+    assert totals["connections"]["server_peak"] >= 1
+    lat = totals["by_op"]["read"]["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+
+
+def test_documented_jq_paths_exist_and_password_is_masked(dsn: str, tmp_path: Any) -> None:
+    out = tmp_path / "run.json"
+    secret_dsn = dsn.replace("postgres@", "postgres:hunter22@")  # trust auth ignores the password
+    result = run_runner("--procs", "2", "--chunk", "10", "--ops", "200", "--output", str(out), dsn=secret_dsn)
+    assert result.code == 0, result.stderr
+    assert result.doc is not None
+    for path in DOCUMENTED_PATHS:
+        _get(result.doc, path)
+    assert "hunter22" not in result.stdout + result.stderr + out.read_text()
+    assert "***" in result.doc["config"]["dsn"]
+    assert out.read_text() == result.stdout  # --output gets the same document
+    assert "ops/s" in result.stderr and "peak conns" in result.stderr  # the human table
+
+
+def test_chunked_peak_connections_follow_the_chunk(dsn: str) -> None:
+    result = run_runner("--procs", "2", "--chunk", "6", "--ops", "300", "--quiet", dsn=dsn)
+    assert result.doc is not None
+    peak = result.doc["totals"]["connections"]["server_peak"]
+    assert 1 <= peak <= 2 * 6  # never more than procs x chunk connections
+    assert result.doc["totals"]["connections"]["pool_size_per_worker"] == [6, 6]
+
+
+def test_same_seed_same_op_sequence(dsn: str) -> None:
+    runs = [run_runner("--procs", "2", "--ops", "150", "--seed", "42", "--quiet", dsn=dsn) for _ in range(2)]
+    other = run_runner("--procs", "2", "--ops", "150", "--seed", "43", "--quiet", dsn=dsn)
+
+    def reads_per_worker(doc: dict[str, Any] | None) -> list[int]:
+        assert doc is not None
+        return [doc["totals"]["by_op"]["read"]["ops"], doc["config"]["seed"]]
+
+    assert reads_per_worker(runs[0].doc) == reads_per_worker(runs[1].doc)
+    assert runs[0].doc["config"]["seed"] != other.doc["config"]["seed"]  # type: ignore[index]
+
+
+def test_read_ratio_extremes(dsn: str) -> None:
+    reads = run_runner("--ops", "60", "--read-ratio", "1", "--quiet", dsn=dsn).doc
+    assert reads is not None and reads["totals"]["by_op"]["read"]["ops"] == 60
+    assert "write" not in reads["totals"]["by_op"]
+    assert query(dsn, "SELECT count(*) FROM runner.a") == 0

@@ -1,0 +1,81 @@
+"""The embedded server: reachable over TCP and its socket, and gone however its owner ends."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from runner.server import TEMP_PREFIX, start_embedded
+from tests.conftest import REPO, query, run_runner, wait_for_workers
+
+TEMP_GLOB = f"/tmp/{TEMP_PREFIX}*"
+GONE_WITHIN_S = 15.0
+
+
+def _postgres_pids_under(temp_dir: str) -> list[int]:
+    pids = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "postgres" in cmdline and temp_dir in cmdline:
+            pids.append(proc.pid)
+    return pids
+
+
+def _wait_gone(temp_dir: str) -> bool:
+    deadline = time.monotonic() + GONE_WITHIN_S
+    while time.monotonic() < deadline:
+        if not Path(temp_dir).exists() and not _postgres_pids_under(temp_dir):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_start_and_stop_leave_nothing() -> None:
+    server = start_embedded({"plan_cache_mode": "force_custom_plan"})
+    temp_dir = str(server.temp_dir)
+    try:
+        assert query(server.dsn, "SHOW max_connections") == "2000"
+        assert query(server.dsn, "SHOW plan_cache_mode") == "force_custom_plan"
+        assert query(server.dsn, "SHOW listen_addresses") == "127.0.0.1"
+        assert any(p.name.startswith(".s.PGSQL") for p in server.socket_dir.iterdir())
+    finally:
+        server.stop()
+    assert _wait_gone(temp_dir)
+
+
+def test_default_run_uses_an_embedded_server_and_removes_it() -> None:
+    before = set(glob.glob(TEMP_GLOB))
+    result = run_runner("--ops", "80", "--quiet")
+    assert result.code == 0, result.stderr
+    assert result.doc is not None and result.doc["server"]["embedded"] is True
+    assert result.doc["server"]["settings"]["max_connections"] == "2000"
+    assert result.doc["totals"]["ok"] == 80
+    assert set(glob.glob(TEMP_GLOB)) - before == set()
+
+
+def test_sigkill_of_the_parent_removes_server_and_workers() -> None:
+    before = set(glob.glob(TEMP_GLOB))
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "runner", "--procs", "2", "--ops", "1000000", "--quiet"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        workers = wait_for_workers(parent.pid, 2)
+        time.sleep(1.5)  # let them issue ops
+        new_dirs = set(glob.glob(TEMP_GLOB)) - before
+        assert len(new_dirs) == 1
+    finally:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+    assert _wait_gone(new_dirs.pop())
+    psutil.wait_procs(workers, timeout=GONE_WITHIN_S)
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
