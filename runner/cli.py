@@ -36,6 +36,7 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option("--chunk", type=int, default=40, show_default=True, help="Ops gathered at once (chunked mode).")
 @click.option("--ops", type=int, default=35_000, show_default=True, help="Total ops across all workers.")
 @click.option("--mode", default="chunked", show_default=True, help=f"How ops are issued: {', '.join(MODES)}.")
+@click.option("--loop", default="uvloop", show_default=True, help="Async modes: event loop, uvloop or asyncio.")
 @click.option("--threads", type=int, default=1, show_default=True, help="Sync mode: threads (and connections) per worker.")
 @click.option("--read-ratio", type=float, default=0.5, show_default=True, help="Share of ops that are reads.")
 @click.option("--seed", type=int, default=None, help="RNG seed: the same seed gives the same op sequence.")

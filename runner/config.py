@@ -15,6 +15,7 @@ from runner.errors import UsageError
 MAX_PROCS = 512  # far beyond any useful client on one machine; catches a typo like --procs 40000
 KNOWN_DRIVERS = ("asyncpg", "psycopg2", "psycopg")
 MASK = "***"
+LOOPS = ("uvloop", "asyncio")
 
 
 def parse_dsn(dsn: str) -> URL:
@@ -65,6 +66,7 @@ class Config:
     chunk: int = 40
     ops: int = 35_000
     mode: str = "chunked"
+    loop: str = "uvloop"
     threads: int = 1
     read_ratio: float = 0.5
     seed: int | None = None
@@ -96,6 +98,8 @@ class Config:
             raise UsageError(f"--read-ratio must be between 0 and 1, got {self.read_ratio}")
         if self.interval_s <= 0:
             raise UsageError(f"--interval must be positive, got {self.interval_s}")
+        if self.loop not in LOOPS:
+            raise UsageError(f"unknown --loop {self.loop!r}: choose one of {', '.join(LOOPS)}")
         if self.mode not in MODES:
             raise UsageError(f"unknown --mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if self.workload not in WORKLOADS:

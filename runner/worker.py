@@ -229,7 +229,8 @@ def worker_main(plan: WorkerPlan, conn: Connection, go: Event) -> None:
     start_ns = end_ns = time.perf_counter_ns()
     try:
         if MODES[plan.config.mode].is_async:
-            start_ns, end_ns = uvloop.run(_run_async(ctx))
+            run_loop = uvloop.run if plan.config.loop == "uvloop" else asyncio.run
+            start_ns, end_ns = run_loop(_run_async(ctx))
         else:
             start_ns, end_ns = _run_sync(ctx)
         if stop.is_set():

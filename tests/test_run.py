@@ -115,3 +115,10 @@ def test_read_ratio_extremes(dsn: str) -> None:
     assert reads is not None and reads["totals"]["by_op"]["read"]["ops"] == 60
     assert "write" not in reads["totals"]["by_op"]
     assert query(dsn, "SELECT count(*) FROM runner.a") == 0
+
+
+def test_asyncio_loop_runs_the_same_workload(dsn: str) -> None:
+    result = run_runner("--loop", "asyncio", "--ops", "120", "--quiet", dsn=dsn)
+    assert result.code == 0 and result.doc is not None
+    assert result.doc["config"]["loop"] == "asyncio"
+    assert result.doc["totals"]["ok"] == 120
