@@ -9,7 +9,7 @@ import click
 
 from runner import __version__
 from runner.concurrency import MODES
-from runner.config import Config
+from runner.config import Config, parse_warmup
 from runner.errors import ExitCode, RunnerError
 from workloads import WORKLOADS
 
@@ -34,7 +34,9 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.option("--procs", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option("--chunk", type=int, default=40, show_default=True, help="Ops gathered at once (chunked mode).")
-@click.option("--ops", type=int, default=35_000, show_default=True, help="Total ops across all workers.")
+@click.option("--ops", type=int, default=None, help="Total ops across all workers  [default: 35000].")
+@click.option("--duration", "duration_s", type=float, default=None, help="Run for this many seconds instead of --ops.")
+@click.option("--warmup", default=None, help="Before measuring: ops across all workers (500) or seconds (5s).")
 @click.option("--mode", default="chunked", show_default=True, help=f"How ops are issued: {', '.join(MODES)}.")
 @click.option("--loop", default="uvloop", show_default=True, help="Async modes: event loop, uvloop or asyncio.")
 @click.option("--threads", type=int, default=1, show_default=True, help="Sync mode: threads (and connections) per worker.")
@@ -58,7 +60,8 @@ def cli(**options: object) -> int:
     from runner.report import print_summary
     from runner.run import Interrupted, run
 
-    config = Config(**options)  # type: ignore[arg-type]
+    warmup_ops, warmup_s = parse_warmup(options.pop("warmup"))  # type: ignore[arg-type]
+    config = Config(**options, warmup_ops=warmup_ops, warmup_s=warmup_s)  # type: ignore[arg-type]
     if config.output is not None:
         check_writable(config.output)
     try:

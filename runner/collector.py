@@ -36,7 +36,7 @@ class TimelineSlot:
 @dataclass
 class WorkerState:
     worker_id: int
-    planned_ops: int
+    planned_ops: int | None  # None: bounded by --duration
     pid: int | None = None
     status: str = "starting"  # starting -> ready -> done | stopped | failed | died
     reason: str | None = None
@@ -48,6 +48,7 @@ class WorkerState:
     exitcode: int | None = None
     by_op: dict[str, OpTotals] = field(default_factory=dict)
     next_seq: int = 0
+    intervals: int = 0  # measured interval records received
 
     @property
     def ok(self) -> int:
@@ -63,9 +64,10 @@ class WorkerState:
 
 
 class Collector:
-    def __init__(self, planned_ops: list[int]) -> None:
+    def __init__(self, planned_ops: list[int | None]) -> None:
         self.workers = [WorkerState(i, n) for i, n in enumerate(planned_ops)]
         self.by_op: dict[str, OpTotals] = {}
+        self.warmup_by_op: dict[str, OpTotals] = {}  # kept apart: never in totals or the timeline
         self.timeline: dict[int, TimelineSlot] = {}
 
     def add(self, record: Record) -> None:
@@ -84,13 +86,18 @@ class Collector:
             worker.max_rss_kb = record["max_rss_kb"]
 
     def _add_interval(self, worker: WorkerState, record: IntervalRecord) -> None:
-        # The n-th interval record of each worker lands in slot n (intervals start at seq 1).
-        slot = self.timeline.setdefault(record["seq"], TimelineSlot())
-        slot.t_ns = max(slot.t_ns, record["t_ns"])
-        slot.pool_checked_out += record["pool_checked_out"]
+        if record["phase"] == "warmup":
+            targets = [self.warmup_by_op]
+        else:
+            # The n-th measured interval of each worker lands in slot n: all workers start together.
+            worker.intervals += 1
+            slot = self.timeline.setdefault(worker.intervals, TimelineSlot())
+            slot.t_ns = max(slot.t_ns, record["t_ns"])
+            slot.pool_checked_out += record["pool_checked_out"]
+            targets = [worker.by_op, self.by_op, slot.by_op]
         for name, delta in record["ops"].items():
-            hist = LatencyHistogram.from_dict(delta["hist"])  # decoded once, added three times
-            for totals in (worker.by_op, self.by_op, slot.by_op):
+            hist = LatencyHistogram.from_dict(delta["hist"])  # decoded once, added to each target
+            for totals in targets:
                 totals.setdefault(name, OpTotals()).add(delta["ok"], delta["errors"], hist)
 
     def mark_died(self, worker_id: int, exitcode: int | None) -> None:
@@ -100,6 +107,14 @@ class Collector:
         if not worker.finished:
             worker.status = "died"
             worker.reason = f"exited with code {exitcode} before its final record"
+
+    def ok_by_op(self) -> dict[str, int]:
+        """Successful ops per op type, warm-up included: what the database must reflect."""
+        ok: dict[str, int] = {}
+        for totals in (self.by_op, self.warmup_by_op):
+            for name, t in totals.items():
+                ok[name] = ok.get(name, 0) + t.ok
+        return ok
 
     @property
     def all_ready(self) -> bool:

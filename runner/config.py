@@ -12,6 +12,7 @@ from sqlalchemy.exc import ArgumentError
 
 from runner.errors import UsageError
 
+DEFAULT_OPS = 35_000  # the seed experiment's count
 MAX_PROCS = 512  # far beyond any useful client on one machine; catches a typo like --procs 40000
 KNOWN_DRIVERS = ("asyncpg", "psycopg2", "psycopg")
 MASK = "***"
@@ -42,6 +43,18 @@ def parse_dsn(dsn: str) -> URL:
     return url
 
 
+def parse_warmup(text: str | None) -> tuple[int, float]:
+    """`--warmup 500` (ops across all workers) or `--warmup 5s` (seconds) -> (ops, seconds)."""
+    if text is None:
+        return 0, 0.0
+    try:
+        if text.endswith("s"):
+            return 0, float(text[:-1])
+        return int(text), 0.0
+    except ValueError:
+        raise UsageError(f"--warmup takes ops (500) or seconds (5s), got {text!r}") from None
+
+
 def mask_dsn(dsn: str | None) -> str | None:
     """The DSN with its password replaced, for every place a DSN is shown."""
     if dsn is None:
@@ -64,7 +77,7 @@ class Config:
 
     procs: int = 1
     chunk: int = 40
-    ops: int = 35_000
+    ops: int | None = None  # None: DEFAULT_OPS, unless --duration bounds the run instead
     mode: str = "chunked"
     loop: str = "uvloop"
     threads: int = 1
@@ -75,6 +88,9 @@ class Config:
     output: str | None = None
     quiet: bool = False
     interval_s: float = 1.0
+    warmup_ops: int = 0
+    warmup_s: float = 0.0
+    duration_s: float | None = None
     debug: bool = False
 
     def __post_init__(self) -> None:
@@ -86,9 +102,20 @@ class Config:
             raise UsageError(f"--procs must be between 1 and {MAX_PROCS}, got {self.procs}")
         if self.chunk < 1:
             raise UsageError(f"--chunk must be at least 1, got {self.chunk}")
-        if self.ops < 1:
+        if self.duration_s is not None:
+            if self.ops is not None:
+                raise UsageError("--ops and --duration are exclusive: a run is bounded by one or the other")
+            if self.duration_s <= 0:
+                raise UsageError(f"--duration must be positive, got {self.duration_s}")
+            if self.mode == "async":
+                raise UsageError("--duration needs a mode that issues ops as it goes: chunked or sync")
+        elif self.ops is None:
+            object.__setattr__(self, "ops", DEFAULT_OPS)
+        if self.warmup_ops < 0 or self.warmup_s < 0:
+            raise UsageError("--warmup must not be negative")
+        if self.ops is not None and self.ops < 1:
             raise UsageError(f"--ops must be at least 1, got {self.ops}")
-        if self.ops < self.procs:
+        if self.ops is not None and self.ops < self.procs:
             raise UsageError(
                 f"--ops {self.ops} is fewer than --procs {self.procs}: every worker needs an op"
             )

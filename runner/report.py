@@ -12,6 +12,7 @@ from runner import __version__
 from runner.collector import Collector, OpTotals, WorkerState
 from runner.config import Config
 from runner.sampler import ConnectionSampler
+from runner.timeline import build_timeline
 
 SCHEMA_VERSION = 1
 NS_PER_S = 1_000_000_000
@@ -81,6 +82,10 @@ def _worker_summary(worker: WorkerState) -> dict[str, Any]:
     }
 
 
+def _start_ns(workers: list[WorkerState]) -> int:
+    return min((w.start_ns for w in workers if w.start_ns is not None), default=0)
+
+
 def build(
     config: Config,
     server: dict[str, Any],
@@ -92,6 +97,7 @@ def build(
 ) -> dict[str, Any]:
     workers = collector.workers
     wall_s = _wall_ns(workers, collector) / NS_PER_S
+    planned = {w.worker_id: w.planned_ops - w.ok - w.errors for w in workers if w.planned_ops is not None}
     ok = sum(w.ok for w in workers)
     errors = sum(w.errors for w in workers)
     errors_by_class: dict[str, int] = {}
@@ -107,14 +113,15 @@ def build(
         "environment": environment(),
         "server": server,
         "totals": {
-            "limit": "ops",
+            "limit": "ops" if config.duration_s is None else "duration",
             "planned_ops": config.ops,
+            "duration_s": config.duration_s,
             "ops": ok + errors,
             "ok": ok,
             "errors": errors,
             # A worker that died could not say whether its unreported ops ran: they are "unknown".
-            "not_started": sum(w.planned_ops - w.ok - w.errors for w in workers if w.status != "died"),
-            "unknown": sum(w.planned_ops - w.ok - w.errors for w in workers if w.status == "died"),
+            "not_started": sum(n for i, n in planned.items() if workers[i].status != "died"),
+            "unknown": sum(n for i, n in planned.items() if workers[i].status == "died"),
             "errors_by_class": errors_by_class,
             "wall_s": round(wall_s, 6),
             "ops_per_s": _rate(ok, wall_s),
@@ -126,6 +133,13 @@ def build(
                 "pool_size_per_worker": pool_sizes,
             },
         },
+        "warmup": {
+            "ops": sum(t.ok + t.error_count for t in collector.warmup_by_op.values()),
+            "ok": sum(t.ok for t in collector.warmup_by_op.values()),
+            "errors": sum(t.error_count for t in collector.warmup_by_op.values()),
+            "by_op": {name: _op_summary(t, 0.0) for name, t in sorted(collector.warmup_by_op.items())},
+        },
+        "timeline": build_timeline(collector, sampler.samples, _start_ns(workers)),
         "workers": [_worker_summary(w) for w in workers],
         "database": database,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from runner.errors import DatabaseError, ExitCode
 from runner.report import build
 from runner.sampler import ConnectionSampler
 from runner.server import start_embedded
-from runner.supervisor import Supervisor, make_plans, split_ops
+from runner.supervisor import Supervisor, make_plans, op_shares
 from workloads import SCHEMA, WORKLOADS
 
 # Connections the parent itself holds during a run: the sampler (the control connection is closed).
@@ -60,8 +61,8 @@ def pool_sizes(config: Config, budget: int) -> list[int]:
     Any other mode whose pools do not fit is refused before a worker starts.
     """
     mode = MODES[config.mode]
-    shares = split_ops(config.ops, config.procs)
-    sizes = [mode.concurrency(share, config.chunk, config.threads) for share in shares]
+    shares = op_shares(config)
+    sizes = [mode.concurrency(share or sys.maxsize, config.chunk, config.threads) for share in shares]
     if config.mode == "async":
         return [max(1, min(size, budget // config.procs)) for size in sizes]
     if sum(sizes) > budget:
@@ -119,7 +120,7 @@ def run(config: Config) -> Outcome:
                 server["embedded"] = embedded is not None
                 sizes = pool_sizes(config, connection_budget(server, connections_in_use(conn)))
                 prepare_schema(conn, workload)
-            collector = Collector(split_ops(config.ops, config.procs))
+            collector = Collector(op_shares(config))
             supervisor = Supervisor(make_plans(config, dsn, sizes), collector)
             sampler = ConnectionSampler(control_engine(dsn, "runner-sampler"))
             sampler.start()
@@ -130,7 +131,7 @@ def run(config: Config) -> Outcome:
                 sampler.stop()
             with connect(control_engine(dsn), dsn) as conn:
                 rows = count_rows(conn, workload)
-            expected = workload.expected_rows({n: t.ok for n, t in collector.by_op.items()})
+            expected = workload.expected_rows(collector.ok_by_op())
             database = {
                 "schema": SCHEMA,
                 "rows": rows,

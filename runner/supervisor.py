@@ -38,12 +38,19 @@ def worker_seed(seed: int, worker_id: int) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
+def op_shares(config: Config) -> list[int | None]:
+    """Each worker's share of --ops; None for every worker when --duration bounds the run."""
+    if config.ops is None:
+        return [None] * config.procs
+    return list(split_ops(config.ops, config.procs))
+
+
 def make_plans(config: Config, dsn: str, pool_sizes: list[int]) -> list[WorkerPlan]:
     assert config.seed is not None
-    shares = split_ops(config.ops, config.procs)
+    warmups = split_ops(config.warmup_ops, config.procs)
     return [
-        WorkerPlan(i, config, dsn, share, worker_seed(config.seed, i), pool_sizes[i], os.getpid())
-        for i, share in enumerate(shares)
+        WorkerPlan(i, config, dsn, share, warmups[i], worker_seed(config.seed, i), pool_sizes[i], os.getpid())
+        for i, share in enumerate(op_shares(config))
     ]
 
 

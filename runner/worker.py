@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
@@ -24,6 +25,7 @@ import uvloop
 from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import Pool
 
 from runner.concurrency import MODES
 from runner.config import Config, with_driver
@@ -33,6 +35,11 @@ from workloads import WORKLOADS, Op
 
 POOL_TIMEOUT_S = 600  # a queue on the pool is measured as latency, not turned into errors
 GO_POLL_S = 0.2
+NS_PER_S = 1_000_000_000
+DATA_SEED_OFFSET = 1  # op data values have their own RNG, so they never shift the op sequence
+WARMUP_SEED_OFFSET = 2  # and so does warm-up: the measured sequence is the same without it
+
+
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,8 @@ class WorkerPlan:
     worker_id: int
     config: Config
     dsn: str  # resolved (embedded or the user's); never printed
-    ops: int  # this worker's share of --ops
+    ops: int | None  # this worker's share of --ops; None: until --duration ends
+    warmup_ops: int  # this worker's share of --warmup ops
     seed: int  # derived from --seed and the worker id
     pool_size: int
     parent_pid: int
@@ -109,13 +117,31 @@ class Emitter:
                 self._stop.set()
 
 
-def _op_stream(plan: WorkerPlan, stop: threading.Event) -> Iterator[Op]:
-    workload = WORKLOADS[plan.config.workload]
-    ops = itertools.islice(workload.op_sequence(random.Random(plan.seed), plan.config.read_ratio), plan.ops)
+@dataclass(frozen=True)
+class WorkerContext:
+    plan: WorkerPlan
+    channel: Channel
+    recorder: Recorder
+    stop: threading.Event  # set by SIGTERM, a closed pipe or an orphaned worker: stop issuing
+    go: Event  # set by the parent once every worker is ready
+
+
+def _op_stream(ctx: WorkerContext, warmup: bool, deadline_ns: int | None) -> Iterator[Op]:
+    """This worker's ops in seed order, until its share or the deadline is reached or a stop."""
+    plan = ctx.plan
+    seed = plan.seed + WARMUP_SEED_OFFSET if warmup else plan.seed
+    count = (plan.warmup_ops or None) if warmup else plan.ops  # None: only the deadline ends it
+    ops: Iterator[Op] = WORKLOADS[plan.config.workload].op_sequence(random.Random(seed), plan.config.read_ratio)
+    if count is not None:
+        ops = itertools.islice(ops, count)
     for op in ops:
-        if stop.is_set():
+        if ctx.stop.is_set() or (deadline_ns is not None and time.perf_counter_ns() >= deadline_ns):
             return
         yield op
+
+
+def _deadline(start_ns: int, seconds: float | None) -> int | None:
+    return None if not seconds else start_ns + int(seconds * NS_PER_S)
 
 
 def _raise_nofile_limit() -> None:
@@ -129,8 +155,32 @@ def _engine_options(plan: WorkerPlan) -> dict[str, Any]:
     return {"pool_size": plan.pool_size, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_S}
 
 
+def _record(ctx: WorkerContext, op: Op, start_ns: int, error: BaseException | None) -> None:
+    """Count one finished op: latency from just before its session opened to just after it closed."""
+    ctx.recorder.record(op.name, time.perf_counter_ns() - start_ns, None if error is None else error_class(error))
+
+
+def _has_warmup(plan: WorkerPlan) -> bool:
+    return plan.warmup_ops > 0 or plan.config.warmup_s > 0
+
+
+def _warmup_stream(ctx: WorkerContext) -> Iterator[Op]:
+    return _op_stream(ctx, True, _deadline(time.perf_counter_ns(), ctx.plan.config.warmup_s))
+
+
+def _end_warmup(ctx: WorkerContext, pool: Pool) -> None:
+    """Warm-up is reported on its own, as one interval record of phase "warmup"."""
+    ctx.channel.send(
+        "interval", phase="warmup", t_ns=time.perf_counter_ns(), ops=ctx.recorder.take(), pool_checked_out=pool.checkedout()
+    )
+
+
+def _measured_stream(ctx: WorkerContext, start_ns: int) -> Iterator[Op]:
+    return _op_stream(ctx, False, _deadline(start_ns, ctx.plan.config.duration_s))
+
+
 async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
-    plan, recorder, stop = ctx.plan, ctx.recorder, ctx.stop
+    plan = ctx.plan
     mode = MODES[plan.config.mode]
     engine = create_async_engine(
         with_driver(plan.dsn, "asyncpg"),
@@ -138,7 +188,8 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
         **_engine_options(plan),
     )
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    data_rng = random.Random(plan.seed + 1)
+    data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
+    pool = engine.sync_engine.pool
 
     async def execute(op: Op) -> None:
         start = time.perf_counter_ns()
@@ -146,25 +197,23 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
         try:
             await op.run_async(sessions, data_rng)
         except Exception as exc:  # counted by class; the run goes on
-            error = error_class(exc)
-        recorder.record(op.name, time.perf_counter_ns() - start, error)
+            error = exc
+        _record(ctx, op, start, error)
 
     try:
+        if _has_warmup(plan):
+            await mode.issue(_warmup_stream(ctx), execute, plan.config.chunk)
+            _end_warmup(ctx, pool)
         start_ns = await asyncio.to_thread(_wait_for_go, ctx)
-        emitter = Emitter(ctx.channel, recorder, engine.sync_engine.pool.checkedout, plan, stop)  # type: ignore[attr-defined]
-        emitter.start()
-        try:
-            await mode.issue(_op_stream(plan, stop), execute, plan.config.chunk)
-            end_ns = time.perf_counter_ns()
-        finally:
-            emitter.finish()
-        return start_ns, end_ns
+        with _emitting(ctx, pool):
+            await mode.issue(_measured_stream(ctx, start_ns), execute, plan.config.chunk)
+            return start_ns, time.perf_counter_ns()
     finally:
         await engine.dispose()
 
 
 def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
-    plan, recorder, stop = ctx.plan, ctx.recorder, ctx.stop
+    plan = ctx.plan
     mode = MODES[plan.config.mode]
     engine = create_engine(
         with_driver(plan.dsn, "psycopg2"),
@@ -172,7 +221,8 @@ def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
         **_engine_options(plan),
     )
     sessions = sessionmaker(engine)
-    data_rng = random.Random(plan.seed + 1)
+    data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
+
     def execute(op: Op) -> None:
         start = time.perf_counter_ns()
         error = None
@@ -180,30 +230,30 @@ def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
             # Sharing one Random between threads is safe: each draw is one C call under the GIL.
             op.run_sync(sessions, data_rng)
         except Exception as exc:
-            error = error_class(exc)
-        recorder.record(op.name, time.perf_counter_ns() - start, error)
+            error = exc
+        _record(ctx, op, start, error)
 
     try:
+        if _has_warmup(plan):
+            mode.issue(_warmup_stream(ctx), execute, plan.config.threads)
+            _end_warmup(ctx, engine.pool)
         start_ns = _wait_for_go(ctx)
-        emitter = Emitter(ctx.channel, recorder, engine.pool.checkedout, plan, stop)  # type: ignore[attr-defined]
-        emitter.start()
-        try:
-            mode.issue(_op_stream(plan, stop), execute, plan.config.threads)
-            end_ns = time.perf_counter_ns()
-        finally:
-            emitter.finish()
-        return start_ns, end_ns
+        with _emitting(ctx, engine.pool):
+            mode.issue(_measured_stream(ctx, start_ns), execute, plan.config.threads)
+            return start_ns, time.perf_counter_ns()
     finally:
         engine.dispose()
 
 
-@dataclass(frozen=True)
-class WorkerContext:
-    plan: WorkerPlan
-    channel: Channel
-    recorder: Recorder
-    stop: threading.Event  # set by SIGTERM, a closed pipe or an orphaned worker: stop issuing
-    go: Event  # set by the parent once every worker is ready
+@contextmanager
+def _emitting(ctx: WorkerContext, pool: Pool) -> Iterator[None]:
+    """Interval records while the measured part runs; the last, partial one when it ends."""
+    emitter = Emitter(ctx.channel, ctx.recorder, pool.checkedout, ctx.plan, ctx.stop)
+    emitter.start()
+    try:
+        yield
+    finally:
+        emitter.finish()
 
 
 def _wait_for_go(ctx: WorkerContext) -> int:

@@ -122,3 +122,42 @@ def test_asyncio_loop_runs_the_same_workload(dsn: str) -> None:
     assert result.code == 0 and result.doc is not None
     assert result.doc["config"]["loop"] == "asyncio"
     assert result.doc["totals"]["ok"] == 120
+
+
+def test_warmup_is_kept_apart_and_timeline_has_intervals(dsn: str) -> None:
+    result = run_runner("--ops", "400", "--warmup", "60", "--procs", "2", "--interval", "0.2", "--quiet", dsn=dsn)
+    assert result.code == 0 and result.doc is not None
+    doc = result.doc
+    assert doc["warmup"]["ops"] == 60 and doc["totals"]["ops"] == 400
+    # The database holds warm-up writes too, and the report accounts for them.
+    warm_writes = doc["warmup"]["by_op"].get("write", {}).get("ok", 0)
+    writes = doc["totals"]["by_op"]["write"]["ok"]
+    assert doc["database"]["rows"]["a"] == 3 * (writes + warm_writes)
+    timeline = doc["timeline"]
+    assert len(timeline) >= 1
+    assert sum(entry["ops"] for entry in timeline) == 400
+    assert [e["elapsed_s"] for e in timeline] == sorted(e["elapsed_s"] for e in timeline)
+    assert max(e["server_connections"]["total"] for e in timeline) <= doc["totals"]["connections"]["server_peak"]
+
+
+def test_duration_bounds_the_run(dsn: str) -> None:
+    result = run_runner("--duration", "2", "--mode", "sync", "--quiet", dsn=dsn)
+    assert result.code == 0 and result.doc is not None
+    totals = result.doc["totals"]
+    assert totals["limit"] == "duration" and totals["planned_ops"] is None
+    assert 1.9 <= totals["wall_s"] <= 3.5  # stops issuing at the deadline; the last op finishes
+    assert totals["ok"] > 0 and totals["not_started"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--duration", "2", "--ops", "10"], "exclusive"),
+        (["--duration", "2", "--mode", "async"], "--duration"),
+        (["--duration", "0"], "--duration"),
+        (["--warmup", "lots"], "--warmup"),
+    ],
+)
+def test_bad_duration_and_warmup(args: list[str], needle: str) -> None:
+    result = run_runner(*args)
+    assert result.code == 2 and needle in result.stderr and result.stderr.count("\n") == 1

@@ -1,0 +1,51 @@
+"""The run over time: one entry per interval, the seed's connection graph as data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.collector import Collector
+from runner.sampler import Sample
+
+NS_PER_S = 1_000_000_000
+
+
+def _states(samples: list[Sample]) -> dict[str, int]:
+    """The most connections seen in each state during one interval."""
+    return {
+        "total": max((s.total for s in samples), default=0),
+        "active": max((s.active for s in samples), default=0),
+        "idle": max((s.idle for s in samples), default=0),
+        "idle_in_transaction": max((s.idle_in_transaction for s in samples), default=0),
+    }
+
+
+def build_timeline(collector: Collector, samples: list[Sample], start_ns: int) -> list[dict[str, Any]]:
+    entries = []
+    previous_ns = start_ns
+    for index in sorted(collector.timeline):
+        slot = collector.timeline[index]
+        seconds = max(slot.t_ns - previous_ns, 1) / NS_PER_S
+        ok = sum(t.ok for t in slot.by_op.values())
+        errors = sum(t.error_count for t in slot.by_op.values())
+        entries.append(
+            {
+                "elapsed_s": round((slot.t_ns - start_ns) / NS_PER_S, 3),
+                "ops": ok + errors,
+                "ok": ok,
+                "errors": errors,
+                "ops_per_s": round(ok / seconds, 3),
+                "by_op": {
+                    name: {
+                        "ops": t.ok + t.error_count,
+                        "p50_ms": t.hist.summary_ms()["p50"],
+                        "p99_ms": t.hist.summary_ms()["p99"],
+                    }
+                    for name, t in sorted(slot.by_op.items())
+                },
+                "pool_checked_out": slot.pool_checked_out,
+                "server_connections": _states([s for s in samples if previous_ns < s.t_ns <= slot.t_ns]),
+            }
+        )
+        previous_ns = slot.t_ns
+    return entries
