@@ -44,6 +44,7 @@ class WorkerState:
     end_ns: int | None = None
     cpu_user_s: float = 0.0
     cpu_sys_s: float = 0.0
+    cpu_measured_s: float = 0.0
     max_rss_kb: int = 0
     exitcode: int | None = None
     by_op: dict[str, OpTotals] = field(default_factory=dict)
@@ -84,6 +85,7 @@ class Collector:
             worker.start_ns, worker.end_ns = record["start_ns"], record["end_ns"]
             worker.cpu_user_s, worker.cpu_sys_s = record["cpu_user_s"], record["cpu_sys_s"]
             worker.max_rss_kb = record["max_rss_kb"]
+            worker.cpu_measured_s = record["cpu_measured_s"]
 
     def _add_interval(self, worker: WorkerState, record: IntervalRecord) -> None:
         if record["phase"] == "warmup":

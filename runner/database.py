@@ -30,12 +30,15 @@ REPORTED_SETTINGS = (
 SCHEMA_MARKER = "created by runner: runner may drop and recreate this schema"
 
 
-def control_engine(dsn: str, application_name: str = "runner-control") -> Engine:
+PARENT_APP_PREFIX = "runner-parent"  # every connection of the parent: never counted as load
+
+
+def control_engine(dsn: str, role: str = "control") -> Engine:
     """A psycopg2 engine without a pool, for the parent's short conversations."""
     return create_engine(
         with_driver(dsn, "psycopg2"),
         poolclass=NullPool,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": application_name},
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": f"{PARENT_APP_PREFIX}-{role}"},
     )
 
 

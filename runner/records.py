@@ -51,6 +51,7 @@ class FinalRecord(TypedDict):
     end_ns: int
     cpu_user_s: float
     cpu_sys_s: float
+    cpu_measured_s: float  # CPU of the measured part only (from the start barrier to the end)
     max_rss_kb: int
 
 

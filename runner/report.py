@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import platform
 import sys
 from importlib import metadata
@@ -12,6 +13,7 @@ from runner import __version__
 from runner.collector import Collector, OpTotals, WorkerState
 from runner.config import Config
 from runner.sampler import ConnectionSampler
+from runner.serverstats import insights
 from runner.timeline import build_timeline
 
 SCHEMA_VERSION = 1
@@ -78,8 +80,35 @@ def _worker_summary(worker: WorkerState) -> dict[str, Any]:
         "ops_per_s": _rate(worker.ok, wall_s),
         "cpu_user_s": round(worker.cpu_user_s, 3),
         "cpu_sys_s": round(worker.cpu_sys_s, 3),
+        "cpu_measured_s": round(worker.cpu_measured_s, 3),
         "max_rss_kb": worker.max_rss_kb,
     }
+
+
+def client_resources(workers: list[WorkerState]) -> dict[str, Any]:
+    """CPU the client side spent: every worker (whole process) and this parent (collector, sampler)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    parent_cpu_s = usage.ru_utime + usage.ru_stime
+    workers_cpu_s = sum(w.cpu_measured_s for w in workers)
+    return {
+        "parent": {
+            "cpu_user_s": round(usage.ru_utime, 3),
+            "cpu_sys_s": round(usage.ru_stime, 3),
+            "max_rss_kb": usage.ru_maxrss,
+        },
+        # The workers' CPU during the measured part, plus all of the parent's (a small share).
+        "workers_cpu_s": round(workers_cpu_s, 3),
+        "cpu_s": round(workers_cpu_s + parent_cpu_s, 3),
+    }
+
+
+def _busier_side(doc: dict[str, Any]) -> str | None:
+    server_cpu = doc["server"].get("stats", {}).get("cpu_s")
+    client_cpu = doc["client"]["cpu_s"]
+    if server_cpu is None:
+        return f"client CPU {client_cpu:.1f} s (server CPU unknown: not the embedded server)"
+    side = "client" if client_cpu > server_cpu else "server"
+    return f"client CPU {client_cpu:.1f} s, server CPU {server_cpu:.1f} s: the {side} was the busier side"
 
 
 def _start_ns(workers: list[WorkerState]) -> int:
@@ -140,6 +169,7 @@ def build(
             "by_op": {name: _op_summary(t, 0.0) for name, t in sorted(collector.warmup_by_op.items())},
         },
         "timeline": build_timeline(collector, sampler.samples, _start_ns(workers)),
+        "client": client_resources(workers),
         "workers": [_worker_summary(w) for w in workers],
         "database": database,
     }
@@ -184,6 +214,8 @@ def human_summary(doc: dict[str, Any]) -> str:
     )
     for name, op in totals["by_op"].items():
         lines.append(row(f"  {name}", op["ops"], "", op["ops_per_s"], op["latency_ms"], "", op["errors"]))
+    lines.append(_busier_side(doc))
+    lines += insights(server.get("stats", {}))
     if totals["errors_by_class"]:
         lines.append("errors: " + ", ".join(f"{k} x{v}" for k, v in totals["errors_by_class"].items()))
     if not doc["complete"]:

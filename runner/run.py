@@ -24,6 +24,7 @@ from runner.errors import DatabaseError, ExitCode
 from runner.report import build
 from runner.sampler import ConnectionSampler
 from runner.server import start_embedded
+from runner.serverstats import ServerProbe
 from runner.supervisor import Supervisor, make_plans, op_shares
 from workloads import SCHEMA, WORKLOADS
 
@@ -122,13 +123,16 @@ def run(config: Config) -> Outcome:
                 prepare_schema(conn, workload)
             collector = Collector(op_shares(config))
             supervisor = Supervisor(make_plans(config, dsn, sizes), collector)
-            sampler = ConnectionSampler(control_engine(dsn, "runner-sampler"))
+            sampler = ConnectionSampler(control_engine(dsn, "sampler"))
+            probe = ServerProbe(control_engine(dsn, "stats"), SCHEMA, embedded.postmaster_pid() if embedded else None)
+            supervisor.on_go = probe.begin
             sampler.start()
             supervisor_ref.append(supervisor)
             try:
                 supervisor.run()
             finally:
                 sampler.stop()
+            server["stats"] = probe.end()
             with connect(control_engine(dsn), dsn) as conn:
                 rows = count_rows(conn, workload)
             expected = workload.expected_rows(collector.ok_by_op())

@@ -1,6 +1,7 @@
 """The parent's view of server connections: pg_stat_activity sampled on its own thread.
 
-This is the seed's DBeaver connection graph as data. The sampler's own backend is excluded.
+This is the seed's DBeaver connection graph as data. The parent's own connections (the sampler
+and the statistics probe) are excluded.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ STATES_QUERY = text(
     FROM pg_stat_activity
     WHERE datname = current_database()
       AND backend_type = 'client backend'
-      AND pid <> pg_backend_pid()
+      AND application_name NOT LIKE 'runner-parent%'  -- the sampler and the parent's other probes
     """
 )
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import DatabaseError
+from runner.reaper import postmaster_pid
 
 TEMP_PREFIX = "runner-pg-"
 # Not under TEMP_PREFIX: it outlives every server on purpose (it serialises first-time initdb).
@@ -42,6 +43,13 @@ class EmbeddedServer:
     owner_pid: int
     reaper: subprocess.Popen[bytes]
     lifeline_fd: int
+
+    @property
+    def pgdata(self) -> Path:
+        return self.temp_dir / "data"
+
+    def postmaster_pid(self) -> int | None:
+        return postmaster_pid(self.pgdata)
 
     @property
     def dsn(self) -> str:

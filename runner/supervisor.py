@@ -73,6 +73,7 @@ class Supervisor:
         self._children: list[_Child] = []
         self._stop_deadline: float | None = None
         self.stop_reason: str | None = None
+        self.on_go: Callable[[], None] = lambda: None  # called just before the workers are released
 
     def request_stop(self, reason: str) -> None:
         """Stop issuing ops (SIGTERM to every worker); kill whatever is left after the grace period."""
@@ -138,7 +139,8 @@ class Supervisor:
 
     def _check_workers(self) -> None:
         if not self._go.is_set() and self._collector.all_ready:
-            self._go.set()  # every worker has its engine: start together
+            self.on_go()
+            self._go.set()  # every worker is ready (and warmed up): start together
         for worker_id, child in enumerate(self._children):
             if child.exited and child.reader is None:
                 state = self._collector.workers[worker_id]

@@ -117,13 +117,14 @@ class Emitter:
                 self._stop.set()
 
 
-@dataclass(frozen=True)
+@dataclass
 class WorkerContext:
     plan: WorkerPlan
     channel: Channel
     recorder: Recorder
     stop: threading.Event  # set by SIGTERM, a closed pipe or an orphaned worker: stop issuing
     go: Event  # set by the parent once every worker is ready
+    cpu_at_go_s: float = 0.0  # process CPU when the measured part began
 
 
 def _op_stream(ctx: WorkerContext, warmup: bool, deadline_ns: int | None) -> Iterator[Op]:
@@ -263,7 +264,13 @@ def _wait_for_go(ctx: WorkerContext) -> int:
         if ctx.stop.is_set() or os.getppid() != ctx.plan.parent_pid:
             ctx.stop.set()
             break
+    ctx.cpu_at_go_s = _cpu_s()
     return time.perf_counter_ns()
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def worker_main(plan: WorkerPlan, conn: Connection, go: Event) -> None:
@@ -297,6 +304,7 @@ def worker_main(plan: WorkerPlan, conn: Connection, go: Event) -> None:
         end_ns=end_ns,
         cpu_user_s=usage.ru_utime,
         cpu_sys_s=usage.ru_stime,
+        cpu_measured_s=usage.ru_utime + usage.ru_stime - (ctx.cpu_at_go_s or usage.ru_utime + usage.ru_stime),
         max_rss_kb=usage.ru_maxrss,
     )
     conn.close()

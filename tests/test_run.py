@@ -161,3 +161,19 @@ def test_duration_bounds_the_run(dsn: str) -> None:
 def test_bad_duration_and_warmup(args: list[str], needle: str) -> None:
     result = run_runner(*args)
     assert result.code == 2 and needle in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_server_stats_insert_counts_match_the_writes(dsn: str) -> None:
+    result = run_runner("--ops", "300", "--procs", "2", dsn=dsn)
+    assert result.code == 0 and result.doc is not None
+    doc = result.doc
+    writes = doc["totals"]["by_op"]["write"]["ok"]
+    stats = doc["server"]["stats"]
+    assert stats["tables"]["a"]["n_tup_ins"] == 3 * writes
+    assert stats["tables"]["b"]["n_tup_ins"] == 5 * writes
+    assert stats["database"]["tup_inserted"] == 8 * writes
+    assert stats["tables"]["b"]["seq_scan"] > 0  # no index on b.a_id: every read scans b
+    assert stats["cpu_s"] is None  # --dsn: the server's processes are not ours to measure
+    assert "seq-scanned" in result.stderr
+    client = doc["client"]
+    assert client["workers_cpu_s"] > 0 and client["cpu_s"] >= client["workers_cpu_s"]
