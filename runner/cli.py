@@ -51,7 +51,8 @@ def _fail(message: str, code: ExitCode) -> int:
 )
 @click.option("--output", default=None, help="Also write the JSON document to this file (atomically).")
 @click.option("--interval", "interval_s", type=float, default=1.0, show_default=True, help="Seconds per interval record.")
-@click.option("--quiet", is_flag=True, help="No human summary on stderr.")
+@click.option("--quiet", is_flag=True, help="No progress line and no human summary on stderr.")
+@click.option("--jsonl", is_flag=True, help="Stream each interval as a JSON line on stdout, then the document as one line.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
 @click.version_option(__version__, prog_name="runner")
 def cli(**options: object) -> int:
@@ -68,7 +69,7 @@ def cli(**options: object) -> int:
         outcome = run(config)
     except Interrupted as exc:
         return _fail(f"interrupted by {exc} before any op was measured", exc.exit_code)
-    emit(outcome.report, config.output)
+    emit(outcome.report, config.output, one_line=config.jsonl)
     if not config.quiet:
         print_summary(outcome.report)
     elif not outcome.report["complete"]:  # even --quiet says that the numbers are partial

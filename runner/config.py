@@ -87,6 +87,7 @@ class Config:
     dsn: str | None = None
     output: str | None = None
     quiet: bool = False
+    jsonl: bool = False
     interval_s: float = 1.0
     warmup_ops: int = 0
     warmup_s: float = 0.0

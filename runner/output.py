@@ -44,9 +44,10 @@ def write_atomic(path: str, data: bytes) -> None:
         raise
 
 
-def emit(doc: dict[str, Any], output: str | None) -> None:
+def emit(doc: dict[str, Any], output: str | None, one_line: bool = False) -> None:
+    """The document to --output (indented) and stdout (one line after --jsonl interval lines)."""
     data = dumps(doc)
     if output is not None:
         write_atomic(output, data)
-    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.write(orjson.dumps({"kind": "result", **doc}) + b"\n" if one_line else data)
     sys.stdout.flush()

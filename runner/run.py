@@ -23,6 +23,7 @@ from runner.database import (
 from runner.errors import DatabaseError, ExitCode
 from runner.report import build
 from runner.sampler import ConnectionSampler
+from runner.live import Live
 from runner.server import start_embedded
 from runner.serverstats import ServerProbe
 from runner.supervisor import Supervisor, make_plans, op_shares
@@ -125,13 +126,20 @@ def run(config: Config) -> Outcome:
             supervisor = Supervisor(make_plans(config, dsn, sizes), collector)
             sampler = ConnectionSampler(control_engine(dsn, "sampler"))
             probe = ServerProbe(control_engine(dsn, "stats"), SCHEMA, embedded.postmaster_pid() if embedded else None)
-            supervisor.on_go = probe.begin
+            live = Live(config, collector, sampler)
+
+            def on_go() -> None:
+                probe.begin()
+                live.on_go()
+
+            supervisor.on_go = on_go
             sampler.start()
             supervisor_ref.append(supervisor)
             try:
-                supervisor.run()
+                supervisor.run(on_tick=live.tick)
             finally:
                 sampler.stop()
+                live.close()
             server["stats"] = probe.end()
             with connect(control_engine(dsn), dsn) as conn:
                 rows = count_rows(conn, workload)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.collector import Collector
+from runner.collector import Collector, TimelineSlot
 from runner.sampler import Sample
 
 NS_PER_S = 1_000_000_000
@@ -24,28 +24,26 @@ def build_timeline(collector: Collector, samples: list[Sample], start_ns: int) -
     entries = []
     previous_ns = start_ns
     for index in sorted(collector.timeline):
-        slot = collector.timeline[index]
-        seconds = max(slot.t_ns - previous_ns, 1) / NS_PER_S
-        ok = sum(t.ok for t in slot.by_op.values())
-        errors = sum(t.error_count for t in slot.by_op.values())
-        entries.append(
-            {
-                "elapsed_s": round((slot.t_ns - start_ns) / NS_PER_S, 3),
-                "ops": ok + errors,
-                "ok": ok,
-                "errors": errors,
-                "ops_per_s": round(ok / seconds, 3),
-                "by_op": {
-                    name: {
-                        "ops": t.ok + t.error_count,
-                        "p50_ms": t.hist.summary_ms()["p50"],
-                        "p99_ms": t.hist.summary_ms()["p99"],
-                    }
-                    for name, t in sorted(slot.by_op.items())
-                },
-                "pool_checked_out": slot.pool_checked_out,
-                "server_connections": _states([s for s in samples if previous_ns < s.t_ns <= slot.t_ns]),
-            }
-        )
-        previous_ns = slot.t_ns
+        entries.append(timeline_entry(collector.timeline[index], samples, previous_ns, start_ns))
+        previous_ns = collector.timeline[index].t_ns
     return entries
+
+
+def timeline_entry(slot: TimelineSlot, samples: list[Sample], previous_ns: int, start_ns: int) -> dict[str, Any]:
+    """One interval: every worker's deltas added, and the server's connections during it."""
+    seconds = max(slot.t_ns - previous_ns, 1) / NS_PER_S
+    ok = sum(t.ok for t in slot.by_op.values())
+    errors = sum(t.error_count for t in slot.by_op.values())
+    return {
+        "elapsed_s": round((slot.t_ns - start_ns) / NS_PER_S, 3),
+        "ops": ok + errors,
+        "ok": ok,
+        "errors": errors,
+        "ops_per_s": round(ok / seconds, 3),
+        "by_op": {
+            name: {"ops": t.ok + t.error_count, "p50_ms": t.hist.summary_ms()["p50"], "p99_ms": t.hist.summary_ms()["p99"]}
+            for name, t in sorted(slot.by_op.items())
+        },
+        "pool_checked_out": slot.pool_checked_out,
+        "server_connections": _states([s for s in samples if previous_ns < s.t_ns <= slot.t_ns]),
+    }

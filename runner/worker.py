@@ -97,15 +97,14 @@ class Emitter:
         """Stop the timer and send the last (partial) interval."""
         self._done.set()
         self._thread.join()
-        self._flush()
+        self._flush(last=True)
 
-    def _flush(self) -> None:
+    def _flush(self, last: bool = False) -> None:
+        ops = self._recorder.take()
+        if last and not ops:
+            return  # the run ended right after a full interval: no empty tail entry
         sent = self._channel.send(
-            "interval",
-            phase="measure",
-            t_ns=time.perf_counter_ns(),
-            ops=self._recorder.take(),
-            pool_checked_out=self._pool_gauge(),
+            "interval", phase="measure", t_ns=time.perf_counter_ns(), ops=ops, pool_checked_out=self._pool_gauge()
         )
         if not sent:
             self._stop.set()

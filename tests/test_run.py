@@ -177,3 +177,23 @@ def test_server_stats_insert_counts_match_the_writes(dsn: str) -> None:
     assert "seq-scanned" in result.stderr
     client = doc["client"]
     assert client["workers_cpu_s"] > 0 and client["cpu_s"] >= client["workers_cpu_s"]
+
+
+def test_jsonl_streams_intervals_then_the_document(dsn: str) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--duration", "2.2", "--interval", "0.5", "--jsonl", "--quiet", "--dsn", dsn],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    intervals, result = lines[:-1], lines[-1]
+    assert result["kind"] == "result" and result["totals"]["limit"] == "duration"
+    assert len(intervals) >= 3 and all(line["kind"] == "interval" for line in intervals)
+    assert sum(line["ops"] for line in intervals) == result["totals"]["ops"]
+    assert len(result["timeline"]) == len(intervals)

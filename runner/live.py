@@ -1,0 +1,84 @@
+"""While the run goes on: a progress line on a terminal, and `--jsonl` interval lines on stdout.
+
+Both read what the collector has already merged, at most once per interval, from the parent's
+loop: they never touch the workers, so they cannot slow the measured ops.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+import orjson
+
+from runner.collector import Collector
+from runner.config import Config
+from runner.sampler import ConnectionSampler
+from runner.timeline import timeline_entry
+
+PROGRESS_PERIOD_S = 1.0
+
+
+class Live:
+    def __init__(self, config: Config, collector: Collector, sampler: ConnectionSampler, stderr: TextIO = sys.stderr) -> None:
+        self._config, self._collector, self._sampler, self._stderr = config, collector, sampler, stderr
+        self._progress = not config.quiet and stderr.isatty()
+        self._go_ns: int | None = None
+        self._last_progress = 0.0
+        self._streamed = 0  # timeline slots already written as JSON lines
+        self._previous_ns = 0
+
+    def on_go(self) -> None:
+        self._go_ns = self._previous_ns = time.perf_counter_ns()
+
+    def tick(self) -> None:
+        if self._go_ns is None:
+            return
+        if self._config.jsonl:
+            self._stream_complete_slots()
+        now = time.monotonic()
+        if self._progress and now - self._last_progress >= PROGRESS_PERIOD_S:
+            self._last_progress = now
+            self._stderr.write("\r" + self._line() + "\x1b[K")
+            self._stderr.flush()
+
+    def close(self) -> None:
+        if self._config.jsonl:
+            self._stream_complete_slots(final=True)
+        if self._progress and self._last_progress:
+            self._stderr.write("\n")
+
+    def _stream_complete_slots(self, final: bool = False) -> None:
+        """A slot is complete once every worker still running has sent its interval for it."""
+        running = [w.intervals for w in self._collector.workers if not w.finished]
+        complete = max(self._collector.timeline, default=0) if final or not running else min(running)
+        assert self._go_ns is not None
+        while self._streamed < complete:
+            self._streamed += 1
+            slot = self._collector.timeline.get(self._streamed)
+            if slot is None:
+                continue
+            entry = timeline_entry(slot, self._sampler.samples, self._previous_ns, self._go_ns)
+            self._previous_ns = slot.t_ns
+            sys.stdout.buffer.write(orjson.dumps({"kind": "interval", **entry}) + b"\n")
+            sys.stdout.flush()
+
+    def _line(self) -> str:
+        assert self._go_ns is not None
+        elapsed_s = (time.perf_counter_ns() - self._go_ns) / 1e9
+        done = sum(t.ok + t.error_count for t in self._collector.by_op.values())
+        errors = sum(t.error_count for t in self._collector.by_op.values())
+        rate = done / elapsed_s if elapsed_s > 0 else 0.0
+        latest = self._collector.timeline.get(max(self._collector.timeline, default=0))
+        p99 = max((t.hist.quantile_ns(99.0) for t in latest.by_op.values()), default=0) / 1e6 if latest else 0.0
+        conns = self._sampler.samples[-1].total if self._sampler.samples else 0
+        if self._config.duration_s is not None:
+            where, left_s = f"{elapsed_s:.0f}/{self._config.duration_s:.0f} s", self._config.duration_s - elapsed_s
+        else:
+            total = self._config.ops or 0
+            where, left_s = f"{done}/{total} ops", (total - done) / rate if rate else 0.0
+        return (
+            f"{where}  {rate:.0f} ops/s  p99 {p99:.1f} ms  errors {errors}  "
+            f"server conns {conns}  ETA {max(left_s, 0):.0f} s"
+        )
