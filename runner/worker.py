@@ -22,8 +22,10 @@ from multiprocessing.synchronize import Event
 from typing import Any
 
 import uvloop
+from sqlalchemy import Connection as SyncConnection
 from sqlalchemy import create_engine
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import Pool
 
@@ -175,6 +177,27 @@ def _end_warmup(ctx: WorkerContext, pool: Pool) -> None:
     )
 
 
+# A backend flushes its statistics at most once a second; warm-up's must be in before the
+# parent's snapshot at the start barrier, or the measured deltas would include them (PG 15+).
+FLUSH_STATS_SQL = "SELECT pg_stat_force_next_flush()"
+
+
+async def _flush_server_stats(conn: AsyncConnection) -> None:
+    try:
+        await conn.exec_driver_sql(FLUSH_STATS_SQL)
+        await conn.rollback()  # idle again: the backend flushes now
+    except DBAPIError:  # before PostgreSQL 15: the function does not exist
+        await conn.rollback()
+
+
+def _flush_server_stats_sync(conn: SyncConnection) -> None:
+    try:
+        conn.exec_driver_sql(FLUSH_STATS_SQL)
+        conn.rollback()
+    except DBAPIError:
+        conn.rollback()
+
+
 def _measured_stream(ctx: WorkerContext, start_ns: int) -> Iterator[Op]:
     return _op_stream(ctx, False, _deadline(start_ns, ctx.plan.config.duration_s))
 
@@ -203,6 +226,10 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
     try:
         if _has_warmup(plan):
             await mode.issue(_warmup_stream(ctx), execute, plan.config.chunk)
+            connections = [await engine.connect() for _ in range(pool.checkedin())]  # type: ignore[attr-defined]
+            for conn in connections:
+                await _flush_server_stats(conn)
+                await conn.close()
             _end_warmup(ctx, pool)
         start_ns = await asyncio.to_thread(_wait_for_go, ctx)
         with _emitting(ctx, pool):
@@ -236,6 +263,10 @@ def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
     try:
         if _has_warmup(plan):
             mode.issue(_warmup_stream(ctx), execute, plan.config.threads)
+            sync_connections = [engine.connect() for _ in range(engine.pool.checkedin())]  # type: ignore[attr-defined]
+            for sync_conn in sync_connections:
+                _flush_server_stats_sync(sync_conn)
+                sync_conn.close()
             _end_warmup(ctx, engine.pool)
         start_ns = _wait_for_go(ctx)
         with _emitting(ctx, engine.pool):
