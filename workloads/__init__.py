@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import sessionmaker
 
 SCHEMA = "runner"  # every workload's tables live here, never in `public`
-BUILTIN_MODULES = ("workloads.seed",)
+BUILTIN_MODULES = ("workloads.seed", "workloads.noop")
 
 AsyncOp = Callable[[async_sessionmaker, random.Random], Awaitable[None]]
 SyncOp = Callable[[sessionmaker, random.Random], None]

@@ -1,0 +1,30 @@
+"""noop: ops that do nothing and touch no table, for measuring the harness itself."""
+
+from __future__ import annotations
+
+import random
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import sessionmaker
+
+from workloads import SCHEMA, Op, Workload, register
+
+
+async def noop_async(sessions: async_sessionmaker, rng: random.Random) -> None:
+    return None
+
+
+def noop_sync(sessions: sessionmaker, rng: random.Random) -> None:
+    return None
+
+
+WORKLOAD = register(
+    Workload(
+        name="noop",
+        description=__doc__.splitlines()[0],
+        metadata=MetaData(schema=SCHEMA),
+        ops=(Op("noop", "read", 1.0, noop_async, noop_sync),),
+        rows_per_op={},
+    )
+)
