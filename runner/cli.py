@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 
@@ -9,7 +10,7 @@ import click
 
 from runner import __version__
 from runner.concurrency import MODES
-from runner.config import Config, parse_warmup
+from runner.config import Config, parse_max_errors, parse_warmup
 from runner.errors import ExitCode, RunnerError
 from workloads import WORKLOADS
 
@@ -51,6 +52,9 @@ def _fail(message: str, code: ExitCode) -> int:
 )
 @click.option("--output", default=None, help="Also write the JSON document to this file (atomically).")
 @click.option("--interval", "interval_s", type=float, default=1.0, show_default=True, help="Seconds per interval record.")
+@click.option("--grace", "grace_s", type=float, default=10.0, show_default=True, help="Seconds in-flight ops get to finish after a stop.")
+@click.option("--op-timeout", "op_timeout_s", type=float, default=None, help="Cancel a statement after this many seconds (statement_timeout).")
+@click.option("--max-errors", default=None, help="End the run early after this many failed ops (100) or this share of them (5%).")
 @click.option("--quiet", is_flag=True, help="No progress line and no human summary on stderr.")
 @click.option("--jsonl", is_flag=True, help="Stream each interval as a JSON line on stdout, then the document as one line.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
@@ -62,14 +66,26 @@ def cli(**options: object) -> int:
     from runner.run import Interrupted, run
 
     warmup_ops, warmup_s = parse_warmup(options.pop("warmup"))  # type: ignore[arg-type]
-    config = Config(**options, warmup_ops=warmup_ops, warmup_s=warmup_s)  # type: ignore[arg-type]
+    max_errors, max_error_ratio = parse_max_errors(options.pop("max_errors"))  # type: ignore[arg-type]
+    config = Config(
+        **options,  # type: ignore[arg-type]
+        warmup_ops=warmup_ops,
+        warmup_s=warmup_s,
+        max_errors=max_errors,
+        max_error_ratio=max_error_ratio,
+    )
     if config.output is not None:
         check_writable(config.output)
     try:
         outcome = run(config)
     except Interrupted as exc:
         return _fail(f"interrupted by {exc} before any op was measured", exc.exit_code)
-    emit(outcome.report, config.output, one_line=config.jsonl)
+    # The run is over: a late Ctrl-C must not cut the results in half.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        emit(outcome.report, config.output, one_line=config.jsonl)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if not config.quiet:
         print_summary(outcome.report)
     elif not outcome.report["complete"]:  # even --quiet says that the numbers are partial

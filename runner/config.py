@@ -55,6 +55,18 @@ def parse_warmup(text: str | None) -> tuple[int, float]:
         raise UsageError(f"--warmup takes ops (500) or seconds (5s), got {text!r}") from None
 
 
+def parse_max_errors(text: str | None) -> tuple[int | None, float | None]:
+    """`--max-errors 100` (a count) or `--max-errors 5%` (a share of finished ops)."""
+    if text is None:
+        return None, None
+    try:
+        if text.endswith("%"):
+            return None, float(text[:-1]) / 100
+        return int(text), None
+    except ValueError:
+        raise UsageError(f"--max-errors takes a count (100) or a share (5%), got {text!r}") from None
+
+
 def mask_dsn(dsn: str | None) -> str | None:
     """The DSN with its password replaced, for every place a DSN is shown."""
     if dsn is None:
@@ -92,6 +104,10 @@ class Config:
     warmup_ops: int = 0
     warmup_s: float = 0.0
     duration_s: float | None = None
+    grace_s: float = 10.0
+    op_timeout_s: float | None = None
+    max_errors: int | None = None
+    max_error_ratio: float | None = None
     debug: bool = False
 
     def __post_init__(self) -> None:
@@ -128,6 +144,14 @@ class Config:
             raise UsageError(f"--interval must be positive, got {self.interval_s}")
         if self.loop not in LOOPS:
             raise UsageError(f"unknown --loop {self.loop!r}: choose one of {', '.join(LOOPS)}")
+        if self.grace_s < 0:
+            raise UsageError(f"--grace must not be negative, got {self.grace_s}")
+        if self.op_timeout_s is not None and self.op_timeout_s <= 0:
+            raise UsageError(f"--op-timeout must be positive, got {self.op_timeout_s}")
+        if self.max_errors is not None and self.max_errors < 1:
+            raise UsageError(f"--max-errors must be at least 1, got {self.max_errors}")
+        if self.max_error_ratio is not None and not 0 < self.max_error_ratio <= 1:
+            raise UsageError(f"--max-errors as a share must be between 0% and 100%, got {self.max_error_ratio:.0%}")
         if self.mode not in MODES:
             raise UsageError(f"unknown --mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if self.workload not in WORKLOADS:

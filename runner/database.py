@@ -14,6 +14,7 @@ from runner.errors import DatabaseError
 from workloads import SCHEMA, Workload
 
 CONNECT_TIMEOUT_S = 5
+MIN_MASKED_PASSWORD = 4
 # Settings that change results: always reported.
 REPORTED_SETTINGS = (
     "max_connections",
@@ -26,6 +27,14 @@ REPORTED_SETTINGS = (
     "plan_cache_mode",
     "work_mem",
     "jit",
+)
+# What libpq says when the peer is not a PostgreSQL server (an HTTP server, say).
+NOT_POSTGRES_SIGNS = (
+    "invalid response to ssl negotiation",
+    "server closed the connection unexpectedly",
+    "expected authentication request",
+    "received invalid response",
+    "unsupported frontend protocol",
 )
 SCHEMA_MARKER = "created by runner: runner may drop and recreate this schema"
 
@@ -48,9 +57,13 @@ def explain_connect_error(dsn: str, exc: BaseException) -> str:
     where = f"{url.host or 'localhost'}:{url.port or 5432}"
     orig = getattr(exc, "orig", exc)
     detail = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    if url.password:
-        detail = detail.replace(url.password, "***")
     lowered = detail.lower()
+    if url.password:
+        # libpq does not echo passwords, but a DSN inside a message would; a very short
+        # password is only masked in that form, so ordinary words stay readable.
+        detail = detail.replace(f":{url.password}@", ":***@")
+        if len(str(url.password)) >= MIN_MASKED_PASSWORD:
+            detail = detail.replace(str(url.password), "***")
     if "password authentication failed" in lowered or "no password supplied" in lowered:
         return f"authentication failed for user {url.username!r} at {where}: check the DSN's user and password"
     if "does not exist" in lowered and "database" in lowered:
@@ -61,6 +74,8 @@ def explain_connect_error(dsn: str, exc: BaseException) -> str:
         return f"host {url.host!r} not found: check the DSN's host name"
     if "timeout expired" in lowered or "no route to host" in lowered or "unreachable" in lowered:
         return f"host {where} unreachable (no answer in {CONNECT_TIMEOUT_S} s): check the host, port and firewall"
+    if any(sign in lowered for sign in NOT_POSTGRES_SIGNS):
+        return f"the server at {where} does not speak the PostgreSQL protocol: is the DSN's port a PostgreSQL server?"
     return f"cannot connect to {mask_dsn(dsn)}: {detail}"
 
 

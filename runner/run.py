@@ -98,6 +98,20 @@ def _signals(supervisor_ref: list[Supervisor]) -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
+MIN_OPS_FOR_RATIO = 100  # a share of errors means little before this many ops finished
+
+
+def error_budget_spent(config: Config, collector: Collector) -> str | None:
+    """The --max-errors stop reason, once the run has failed that often."""
+    errors = sum(t.error_count for t in collector.by_op.values())
+    finished = errors + sum(t.ok for t in collector.by_op.values())
+    if config.max_errors is not None and errors >= config.max_errors:
+        return f"--max-errors reached: {errors} failed ops"
+    if config.max_error_ratio is not None and finished >= MIN_OPS_FOR_RATIO and errors / finished >= config.max_error_ratio:
+        return f"--max-errors reached: {errors} of {finished} ops failed ({errors / finished:.1%})"
+    return None
+
+
 def _exit_code(doc: dict[str, Any], signal_exit: ExitCode | None) -> ExitCode:
     if signal_exit is not None:
         return signal_exit
@@ -123,7 +137,7 @@ def run(config: Config) -> Outcome:
                 sizes = pool_sizes(config, connection_budget(server, connections_in_use(conn)))
                 prepare_schema(conn, workload)
             collector = Collector(op_shares(config))
-            supervisor = Supervisor(make_plans(config, dsn, sizes), collector)
+            supervisor = Supervisor(make_plans(config, dsn, sizes), collector, config.grace_s)
             sampler = ConnectionSampler(control_engine(dsn, "sampler"))
             probe = ServerProbe(control_engine(dsn, "stats"), SCHEMA, embedded.postmaster_pid() if embedded else None)
             live = Live(config, collector, sampler)
@@ -136,7 +150,12 @@ def run(config: Config) -> Outcome:
             sampler.start()
             supervisor_ref.append(supervisor)
             try:
-                supervisor.run(on_tick=live.tick)
+                def on_tick() -> None:
+                    live.tick()
+                    if (reason := error_budget_spent(config, collector)) is not None:
+                        supervisor.request_stop(reason)
+
+                supervisor.run(on_tick=on_tick)
             finally:
                 sampler.stop()
                 live.close()

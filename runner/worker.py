@@ -157,6 +157,14 @@ def _engine_options(plan: WorkerPlan) -> dict[str, Any]:
     return {"pool_size": plan.pool_size, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_S}
 
 
+def _server_settings(plan: WorkerPlan) -> dict[str, str]:
+    """Session settings for every worker connection: its name, and --op-timeout."""
+    settings = {"application_name": f"runner-worker-{plan.worker_id}"}
+    if plan.config.op_timeout_s is not None:
+        settings["statement_timeout"] = str(max(1, round(plan.config.op_timeout_s * 1000)))  # ms
+    return settings
+
+
 def _record(ctx: WorkerContext, op: Op, start_ns: int, error: BaseException | None) -> None:
     """Count one finished op: latency from just before its session opened to just after it closed."""
     ctx.recorder.record(op.name, time.perf_counter_ns() - start_ns, None if error is None else error_class(error))
@@ -207,7 +215,7 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
     mode = MODES[plan.config.mode]
     engine = create_async_engine(
         with_driver(plan.dsn, "asyncpg"),
-        connect_args={"server_settings": {"application_name": f"runner-worker-{plan.worker_id}"}},
+        connect_args={"server_settings": _server_settings(plan)},
         **_engine_options(plan),
     )
     sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -244,7 +252,7 @@ def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
     mode = MODES[plan.config.mode]
     engine = create_engine(
         with_driver(plan.dsn, "psycopg2"),
-        connect_args={"application_name": f"runner-worker-{plan.worker_id}"},
+        connect_args={"options": " ".join(f"-c {k}={v}" for k, v in _server_settings(plan).items())},
         **_engine_options(plan),
     )
     sessions = sessionmaker(engine)

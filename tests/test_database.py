@@ -1,0 +1,94 @@
+"""The parent's talk with the server: one clear line for each way a connection or setup fails."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from runner.server import EmbeddedServer
+from tests.conftest import query, run_runner
+
+
+def _one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def _execute(dsn: str, *statements: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    engine.dispose()
+
+
+def test_a_runner_schema_it_did_not_create_is_never_dropped(dsn: str) -> None:
+    _execute(dsn, "DROP DATABASE IF EXISTS foreign_db", "CREATE DATABASE foreign_db")
+    other = dsn.rsplit("/", 1)[0] + "/foreign_db"
+    _execute(other, "CREATE SCHEMA runner", "CREATE TABLE runner.precious (id int)", "INSERT INTO runner.precious VALUES (1)")
+    result = run_runner("--ops", "10", dsn=other)
+    assert result.code == 3
+    assert "not created by runner" in _one_line(result.stderr)
+    assert query(other, "SELECT count(*) FROM runner.precious") == 1
+
+
+def test_authentication_failed(server: EmbeddedServer, dsn: str) -> None:
+    _execute(dsn, "DROP ROLE IF EXISTS pwuser", "CREATE ROLE pwuser LOGIN PASSWORD 'right-pw'")
+    hba = server.pgdata / "pg_hba.conf"
+    original = hba.read_text()
+    hba.write_text("host all pwuser 127.0.0.1/32 scram-sha-256\n" + original)
+    _execute(dsn, "SELECT pg_reload_conf()")
+    try:
+        result = run_runner("--ops", "10", dsn=f"postgresql://pwuser:wrong-pw@127.0.0.1:{server.port}/postgres")
+    finally:
+        hba.write_text(original)
+        _execute(dsn, "SELECT pg_reload_conf()")
+    assert result.code == 3
+    line = _one_line(result.stderr)
+    assert "authentication failed" in line and "wrong-pw" not in result.stderr + result.stdout
+
+
+def test_host_not_found() -> None:
+    result = run_runner("--ops", "10", dsn="postgresql://u:p@no-such-host.invalid:5432/db")
+    assert result.code == 3
+    assert "not found" in _one_line(result.stderr)
+
+
+@pytest.fixture
+def not_postgres() -> Iterator[int]:
+    """A TCP server that answers like an HTTP server, not PostgreSQL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_a_server_that_is_not_postgresql(not_postgres: int) -> None:
+    result = run_runner("--ops", "10", dsn=f"postgresql://u:p@127.0.0.1:{not_postgres}/db")
+    assert result.code == 3
+    assert "does not speak the PostgreSQL protocol" in _one_line(result.stderr)
