@@ -10,7 +10,7 @@ import click
 
 from runner import __version__
 from runner.concurrency import MODES
-from runner.config import Config, parse_max_errors, parse_warmup
+from runner.config import Config, parse_max_errors, parse_pg_settings, parse_warmup
 from runner.errors import ExitCode, RunnerError
 from workloads import WORKLOADS
 
@@ -52,6 +52,15 @@ def _fail(message: str, code: ExitCode) -> int:
 )
 @click.option("--output", default=None, help="Also write the JSON document to this file (atomically).")
 @click.option("--interval", "interval_s", type=float, default=1.0, show_default=True, help="Seconds per interval record.")
+@click.option(
+    "--pg-setting",
+    "pg_settings",
+    multiple=True,
+    help="name=value, repeatable: a server setting for the embedded server, or a session setting on --dsn.",
+)
+@click.option("--pool-size", type=int, default=None, help="Pool size per worker  [default: the worker's concurrency].")
+@click.option("--max-overflow", type=int, default=0, show_default=True, help="Connections a pool may open beyond its size.")
+@click.option("--pool-timeout", "pool_timeout_s", type=float, default=600.0, show_default=True, help="Seconds an op waits for a pooled connection before it fails.")
 @click.option("--grace", "grace_s", type=float, default=10.0, show_default=True, help="Seconds in-flight ops get to finish after a stop.")
 @click.option("--op-timeout", "op_timeout_s", type=float, default=None, help="Cancel a statement after this many seconds (statement_timeout).")
 @click.option("--max-errors", default=None, help="End the run early after this many failed ops (100) or this share of them (5%).")
@@ -67,12 +76,14 @@ def cli(**options: object) -> int:
 
     warmup_ops, warmup_s = parse_warmup(options.pop("warmup"))  # type: ignore[arg-type]
     max_errors, max_error_ratio = parse_max_errors(options.pop("max_errors"))  # type: ignore[arg-type]
+    pg_settings = parse_pg_settings(options.pop("pg_settings"))  # type: ignore[arg-type]
     config = Config(
         **options,  # type: ignore[arg-type]
         warmup_ops=warmup_ops,
         warmup_s=warmup_s,
         max_errors=max_errors,
         max_error_ratio=max_error_ratio,
+        pg_settings=pg_settings,
     )
     if config.output is not None:
         check_writable(config.output)
@@ -88,8 +99,11 @@ def cli(**options: object) -> int:
         signal.signal(signal.SIGINT, previous)
     if not config.quiet:
         print_summary(outcome.report)
-    elif not outcome.report["complete"]:  # even --quiet says that the numbers are partial
-        click.echo(f"runner: INCOMPLETE: {outcome.report['stop_reason']}", err=True)
+    else:  # even --quiet says when the numbers are partial or the pool shaped them
+        for warning in outcome.report["warnings"]:
+            click.echo(f"runner: warning: {warning}", err=True)
+        if not outcome.report["complete"]:
+            click.echo(f"runner: INCOMPLETE: {outcome.report['stop_reason']}", err=True)
     return int(outcome.exit_code)
 
 

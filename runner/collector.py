@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from runner.histogram import LatencyHistogram
 from runner.records import IntervalRecord, Record, WireError
 
+NS_PER_S = 1_000_000_000
+
 
 @dataclass
 class OpTotals:
@@ -49,7 +51,7 @@ class WorkerState:
     exitcode: int | None = None
     by_op: dict[str, OpTotals] = field(default_factory=dict)
     next_seq: int = 0
-    intervals: int = 0  # measured interval records received
+    last_t_ns: int = 0  # end of the latest measured interval this worker reported
 
     @property
     def ok(self) -> int:
@@ -65,7 +67,9 @@ class WorkerState:
 
 
 class Collector:
-    def __init__(self, planned_ops: list[int | None]) -> None:
+    def __init__(self, planned_ops: list[int | None], interval_s: float) -> None:
+        self.interval_ns = int(interval_s * NS_PER_S)
+        self.go_ns = 0  # set by the supervisor when it releases the workers
         self.workers = [WorkerState(i, n) for i, n in enumerate(planned_ops)]
         self.by_op: dict[str, OpTotals] = {}
         self.warmup_by_op: dict[str, OpTotals] = {}  # kept apart: never in totals or the timeline
@@ -91,9 +95,10 @@ class Collector:
         if record["phase"] == "warmup":
             targets = [self.warmup_by_op]
         else:
-            # The n-th measured interval of each worker lands in slot n: all workers start together.
-            worker.intervals += 1
-            slot = self.timeline.setdefault(worker.intervals, TimelineSlot())
+            # Binned by when the interval ended, counted from the start barrier: a worker whose
+            # timer ran late (a starved CPU) still lands its ops in the right second.
+            worker.last_t_ns = record["t_ns"]
+            slot = self.timeline.setdefault(self.slot_of(record["t_ns"]), TimelineSlot())
             slot.t_ns = max(slot.t_ns, record["t_ns"])
             slot.pool_checked_out += record["pool_checked_out"]
             targets = [worker.by_op, self.by_op, slot.by_op]
@@ -101,6 +106,10 @@ class Collector:
             hist = LatencyHistogram.from_dict(delta["hist"])  # decoded once, added to each target
             for totals in targets:
                 totals.setdefault(name, OpTotals()).add(delta["ok"], delta["errors"], hist)
+
+    def slot_of(self, t_ns: int) -> int:
+        """Slot n covers ((n-1) x interval, n x interval] after the start barrier."""
+        return max(1, -(-(t_ns - self.go_ns) // self.interval_ns))
 
     def mark_died(self, worker_id: int, exitcode: int | None) -> None:
         """A worker whose pipe closed without a final record."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,21 @@ def parse_warmup(text: str | None) -> tuple[int, float]:
         raise UsageError(f"--warmup takes ops (500) or seconds (5s), got {text!r}") from None
 
 
+SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")
+
+
+def parse_pg_settings(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """`--pg-setting plan_cache_mode=force_custom_plan`, repeatable."""
+    settings = []
+    for item in values:
+        name, sep, value = item.partition("=")
+        name = name.strip().lower()
+        if not sep or not SETTING_NAME.match(name) or not value:
+            raise UsageError(f"--pg-setting takes name=value (e.g. synchronous_commit=off), got {item!r}")
+        settings.append((name, value))
+    return tuple(settings)
+
+
 def parse_max_errors(text: str | None) -> tuple[int | None, float | None]:
     """`--max-errors 100` (a count) or `--max-errors 5%` (a share of finished ops)."""
     if text is None:
@@ -104,6 +120,10 @@ class Config:
     warmup_ops: int = 0
     warmup_s: float = 0.0
     duration_s: float | None = None
+    pg_settings: tuple[tuple[str, str], ...] = ()  # --pg-setting name=value, in order
+    pool_size: int | None = None  # None: each worker's concurrency
+    max_overflow: int = 0
+    pool_timeout_s: float = 600.0  # a queue on the pool is latency, not an error, unless this passes
     grace_s: float = 10.0
     op_timeout_s: float | None = None
     max_errors: int | None = None
@@ -144,6 +164,12 @@ class Config:
             raise UsageError(f"--interval must be positive, got {self.interval_s}")
         if self.loop not in LOOPS:
             raise UsageError(f"unknown --loop {self.loop!r}: choose one of {', '.join(LOOPS)}")
+        if self.pool_size is not None and self.pool_size < 1:
+            raise UsageError(f"--pool-size must be at least 1, got {self.pool_size}")
+        if self.max_overflow < 0:
+            raise UsageError(f"--max-overflow must not be negative, got {self.max_overflow}")
+        if self.pool_timeout_s <= 0:
+            raise UsageError(f"--pool-timeout must be positive, got {self.pool_timeout_s}")
         if self.grace_s < 0:
             raise UsageError(f"--grace must not be negative, got {self.grace_s}")
         if self.op_timeout_s is not None and self.op_timeout_s <= 0:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from runner.config import mask_dsn, parse_dsn, with_driver
-from runner.errors import DatabaseError
+from runner.errors import DatabaseError, UsageError
 from workloads import SCHEMA, Workload
 
 CONNECT_TIMEOUT_S = 5
@@ -86,14 +86,26 @@ def connect(engine: Engine, dsn: str) -> Connection:
         raise DatabaseError(explain_connect_error(dsn, exc)) from None
 
 
-def describe_server(conn: Connection) -> dict[str, Any]:
+def apply_session_settings(conn: Connection, settings: dict[str, str]) -> None:
+    """SET LOCAL each --pg-setting in this transaction, refusing one the server does not accept."""
+    for name, value in settings.items():
+        try:
+            # is_local: the value lasts until this transaction ends, so setup does not run under it.
+            conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+        except DBAPIError as exc:
+            conn.rollback()
+            message = str(exc.orig).strip().splitlines()[0]
+            raise UsageError(f"--pg-setting {name}={value} refused by the server: {message}") from None
+
+
+def describe_server(conn: Connection, extra_settings: tuple[str, ...] = ()) -> dict[str, Any]:
     """Version and result-changing settings; refuses a server that is not PostgreSQL."""
     version = conn.execute(text("SELECT version()")).scalar_one()
     if not str(version).startswith("PostgreSQL"):
         raise DatabaseError(f"the server is not PostgreSQL (it says {str(version)[:60]!r})")
     rows = conn.execute(
         text("SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(:names)"),
-        {"names": list(REPORTED_SETTINGS)},
+        {"names": [*REPORTED_SETTINGS, *extra_settings]},
     ).all()
     return {
         "version": conn.execute(text("SHOW server_version")).scalar_one(),

@@ -51,8 +51,12 @@ class Live:
 
     def _stream_complete_slots(self, final: bool = False) -> None:
         """A slot is complete once every worker still running has sent its interval for it."""
-        running = [w.intervals for w in self._collector.workers if not w.finished]
-        complete = max(self._collector.timeline, default=0) if final or not running else min(running)
+        collector = self._collector
+        running = [w.last_t_ns for w in collector.workers if not w.finished]
+        if final or not running:
+            complete = max(collector.timeline, default=0)
+        else:  # the slot before the one the slowest running worker last reported into
+            complete = collector.slot_of(min(running)) - 1 if min(running) else 0
         assert self._go_ns is not None
         while self._streamed < complete:
             self._streamed += 1

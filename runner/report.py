@@ -12,6 +12,7 @@ from typing import Any
 from runner import __version__
 from runner.collector import Collector, OpTotals, WorkerState
 from runner.config import Config
+from runner.pools import PoolPlan
 from runner.sampler import ConnectionSampler
 from runner.serverstats import insights
 from runner.timeline import build_timeline
@@ -120,7 +121,7 @@ def build(
     server: dict[str, Any],
     collector: Collector,
     sampler: ConnectionSampler,
-    pool_sizes: list[int],
+    pools: PoolPlan,
     database: dict[str, Any],
     stop_reason: str | None,
 ) -> dict[str, Any]:
@@ -136,6 +137,7 @@ def build(
     complete = stop_reason is None and all(w.status == "done" for w in workers)
     return {
         "schema_version": SCHEMA_VERSION,
+        "warnings": pools.warnings,
         "complete": complete,
         "stop_reason": stop_reason,
         "config": config.to_report(),
@@ -159,7 +161,8 @@ def build(
                 "server_peak": sampler.peak,
                 "samples": len(sampler.samples),
                 "failed_samples": sampler.failed_samples,
-                "pool_size_per_worker": pool_sizes,
+                "pool_size_per_worker": pools.sizes,
+                "max_overflow": pools.max_overflow,
             },
         },
         "warmup": {
@@ -216,6 +219,7 @@ def human_summary(doc: dict[str, Any]) -> str:
         lines.append(row(f"  {name}", op["ops"], "", op["ops_per_s"], op["latency_ms"], "", op["errors"]))
     lines.append(_busier_side(doc))
     lines += insights(server.get("stats", {}))
+    lines += [f"warning: {w}" for w in doc["warnings"]]
     if totals["errors_by_class"]:
         lines.append("errors: " + ", ".join(f"{k} x{v}" for k, v in totals["errors_by_class"].items()))
     if not doc["complete"]:

@@ -13,6 +13,7 @@ from runner.collector import Collector
 from runner.concurrency import MODES
 from runner.config import Config
 from runner.database import (
+    apply_session_settings,
     connect,
     connections_in_use,
     control_engine,
@@ -24,13 +25,12 @@ from runner.errors import DatabaseError, ExitCode
 from runner.report import build
 from runner.sampler import ConnectionSampler
 from runner.live import Live
+from runner.pools import connection_budget, plan_pools
 from runner.server import start_embedded
 from runner.serverstats import ServerProbe
 from runner.supervisor import Supervisor, make_plans, op_shares
 from workloads import SCHEMA, WORKLOADS
 
-# Connections the parent itself holds during a run: the sampler (the control connection is closed).
-PARENT_CONNECTIONS = 1
 INTERRUPT_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
 
 
@@ -46,34 +46,6 @@ class Interrupted(Exception):
 class Outcome:
     report: dict[str, Any]
     exit_code: ExitCode
-
-
-def connection_budget(server: dict[str, Any], in_use: int) -> int:
-    """Connections left for workers: max_connections minus reserved slots, others' and our own."""
-    settings = server["settings"]
-    reserved = int(settings.get("superuser_reserved_connections", 0)) + int(settings.get("reserved_connections", 0))
-    return int(settings["max_connections"]) - reserved - in_use - PARENT_CONNECTIONS
-
-
-def pool_sizes(config: Config, budget: int) -> list[int]:
-    """Each worker's pool: its concurrency, so the pool is never the bottleneck.
-
-    The all-tasks-at-once mode has as many ops in flight as it has ops; its pool is capped at the
-    worker's fair share of the server's connection budget (excess tasks queue on the pool).
-    Any other mode whose pools do not fit is refused before a worker starts.
-    """
-    mode = MODES[config.mode]
-    shares = op_shares(config)
-    sizes = [mode.concurrency(share or sys.maxsize, config.chunk, config.threads) for share in shares]
-    if config.mode == "async":
-        return [max(1, min(size, budget // config.procs)) for size in sizes]
-    if sum(sizes) > budget:
-        raise DatabaseError(
-            f"{config.procs} procs x {max(sizes)} connections = {sum(sizes)} exceed the server's "
-            f"{budget} free connections (max_connections minus reserved and in use): "
-            "lower --procs or --chunk/--threads, or raise max_connections"
-        )
-    return sizes
 
 
 @contextmanager
@@ -129,15 +101,19 @@ def run(config: Config) -> Outcome:
     with _signals(supervisor_ref) as received:
         try:
             if config.dsn is None:
-                embedded = start_embedded()
+                embedded = start_embedded(dict(config.pg_settings))
             dsn = config.dsn or embedded.dsn  # type: ignore[union-attr]
+            # The embedded server takes --pg-setting at start; a user's server, per session.
+            session_settings = {} if embedded is not None else dict(config.pg_settings)
             with connect(control_engine(dsn), dsn) as conn:
-                server = describe_server(conn)
+                apply_session_settings(conn, session_settings)
+                server = describe_server(conn, tuple(name for name, _ in config.pg_settings))
+                conn.rollback()  # the settings were for the report: the setup below runs without them
                 server["embedded"] = embedded is not None
-                sizes = pool_sizes(config, connection_budget(server, connections_in_use(conn)))
+                pools = plan_pools(config, connection_budget(server, connections_in_use(conn)))
                 prepare_schema(conn, workload)
-            collector = Collector(op_shares(config))
-            supervisor = Supervisor(make_plans(config, dsn, sizes), collector, config.grace_s)
+            collector = Collector(op_shares(config), config.interval_s)
+            supervisor = Supervisor(make_plans(config, dsn, pools.sizes, session_settings), collector, config.grace_s)
             sampler = ConnectionSampler(control_engine(dsn, "sampler"))
             probe = ServerProbe(control_engine(dsn, "stats"), SCHEMA, embedded.postmaster_pid() if embedded else None)
             live = Live(config, collector, sampler)
@@ -170,7 +146,7 @@ def run(config: Config) -> Outcome:
                 # Non-zero only when a worker died after committing ops it could not report.
                 "unreported_rows": {table: rows[table] - expected.get(table, 0) for table in rows},
             }
-            doc = build(config, server, collector, sampler, sizes, database, supervisor.stop_reason)
+            doc = build(config, server, collector, sampler, pools, database, supervisor.stop_reason)
         finally:
             if embedded is not None:
                 embedded.stop()

@@ -45,11 +45,15 @@ def op_shares(config: Config) -> list[int | None]:
     return list(split_ops(config.ops, config.procs))
 
 
-def make_plans(config: Config, dsn: str, pool_sizes: list[int]) -> list[WorkerPlan]:
+def make_plans(
+    config: Config, dsn: str, pool_sizes: list[int], session_settings: dict[str, str]
+) -> list[WorkerPlan]:
     assert config.seed is not None
     warmups = split_ops(config.warmup_ops, config.procs)
     return [
-        WorkerPlan(i, config, dsn, share, warmups[i], worker_seed(config.seed, i), pool_sizes[i], os.getpid())
+        WorkerPlan(
+            i, config, dsn, share, warmups[i], worker_seed(config.seed, i), pool_sizes[i], os.getpid(), session_settings
+        )
         for i, share in enumerate(op_shares(config))
     ]
 
@@ -140,6 +144,7 @@ class Supervisor:
     def _check_workers(self) -> None:
         if not self._go.is_set() and self._collector.all_ready:
             self.on_go()
+            self._collector.go_ns = time.perf_counter_ns()
             self._go.set()  # every worker is ready (and warmed up): start together
         for worker_id, child in enumerate(self._children):
             if child.exited and child.reader is None:

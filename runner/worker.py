@@ -35,7 +35,6 @@ from runner.records import WIRE_VERSION, encode
 from runner.recorder import Recorder, error_class
 from workloads import WORKLOADS, Op
 
-POOL_TIMEOUT_S = 600  # a queue on the pool is measured as latency, not turned into errors
 GO_POLL_S = 0.2
 NS_PER_S = 1_000_000_000
 DATA_SEED_OFFSET = 1  # op data values have their own RNG, so they never shift the op sequence
@@ -54,6 +53,7 @@ class WorkerPlan:
     seed: int  # derived from --seed and the worker id
     pool_size: int
     parent_pid: int
+    session_settings: dict[str, str]  # --pg-setting on a user's server: SET on every connection
 
 
 class Channel:
@@ -154,12 +154,13 @@ def _raise_nofile_limit() -> None:
 
 
 def _engine_options(plan: WorkerPlan) -> dict[str, Any]:
-    return {"pool_size": plan.pool_size, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_S}
+    config = plan.config
+    return {"pool_size": plan.pool_size, "max_overflow": config.max_overflow, "pool_timeout": config.pool_timeout_s}
 
 
 def _server_settings(plan: WorkerPlan) -> dict[str, str]:
     """Session settings for every worker connection: its name, and --op-timeout."""
-    settings = {"application_name": f"runner-worker-{plan.worker_id}"}
+    settings = {**plan.session_settings, "application_name": f"runner-worker-{plan.worker_id}"}
     if plan.config.op_timeout_s is not None:
         settings["statement_timeout"] = str(max(1, round(plan.config.op_timeout_s * 1000)))  # ms
     return settings

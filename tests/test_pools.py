@@ -1,0 +1,47 @@
+"""Pool sizing, the preflight, and --pg-setting, against the real server."""
+
+from __future__ import annotations
+
+from runner.config import Config
+from runner.pools import plan_pools
+from tests.conftest import run_runner
+
+
+def test_default_pools_follow_the_concurrency() -> None:
+    assert plan_pools(Config(procs=2, chunk=7, ops=100), budget=100).sizes == [7, 7]
+    assert plan_pools(Config(mode="sync", threads=3, procs=2, ops=100), budget=100).sizes == [3, 3]
+    # all tasks at once: capped at the worker's share of the budget
+    assert plan_pools(Config(mode="async", procs=2, ops=10_000), budget=100).sizes == [50, 50]
+
+
+def test_a_small_pool_is_allowed_with_a_warning(dsn: str) -> None:
+    result = run_runner("--ops", "200", "--chunk", "20", "--pool-size", "4", "--quiet", dsn=dsn)
+    assert result.code == 0 and result.doc is not None
+    assert result.doc["totals"]["connections"]["pool_size_per_worker"] == [4]
+    assert result.doc["totals"]["connections"]["server_peak"] <= 4
+    assert any("smaller than" in w for w in result.doc["warnings"])
+    assert "runner: warning:" in result.stderr
+
+
+def test_the_preflight_refuses_pools_that_cannot_fit(dsn: str) -> None:
+    result = run_runner("--procs", "30", "--chunk", "100", "--ops", "3000", dsn=dsn)
+    assert result.code == 3
+    line = result.stderr.strip()
+    assert "\n" not in line and "3000 exceed" in line and "max_connections" in line
+    assert result.stdout == ""
+
+
+def test_pg_setting_on_the_embedded_server() -> None:
+    result = run_runner("--ops", "50", "--quiet", "--pg-setting", "plan_cache_mode=force_generic_plan")
+    assert result.code == 0 and result.doc is not None
+    assert result.doc["server"]["settings"]["plan_cache_mode"] == "force_generic_plan"
+
+
+def test_pg_setting_on_a_users_server_is_set_on_every_worker_session(dsn: str) -> None:
+    # A 1 ms statement_timeout only takes effect if the workers' sessions really have it.
+    result = run_runner("--ops", "200", "--quiet", "--pg-setting", "statement_timeout=1", dsn=dsn)
+    assert result.doc is not None
+    assert result.doc["server"]["settings"]["statement_timeout"] == "1ms"
+    assert result.doc["totals"]["errors_by_class"].get("QueryCanceledError", 0) > 0
+    refused = run_runner("--ops", "10", "--pg-setting", "plan_cache_mode=bogus", dsn=dsn)
+    assert refused.code == 2 and "refused by the server" in refused.stderr
