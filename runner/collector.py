@@ -15,9 +15,11 @@ class OpTotals:
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     hist: LatencyHistogram = field(default_factory=LatencyHistogram)
+    dropped: int = 0
 
-    def add(self, ok: int, errors: dict[str, int], hist: LatencyHistogram) -> None:
+    def add(self, ok: int, errors: dict[str, int], hist: LatencyHistogram, dropped: int) -> None:
         self.ok += ok
+        self.dropped += dropped
         self.errors.update(errors)
         self.hist.merge(hist)
 
@@ -62,6 +64,10 @@ class WorkerState:
         return sum(t.error_count for t in self.by_op.values())
 
     @property
+    def dropped(self) -> int:
+        return sum(t.dropped for t in self.by_op.values())
+
+    @property
     def finished(self) -> bool:
         return self.status in ("done", "stopped", "failed", "died")
 
@@ -74,6 +80,8 @@ class Collector:
         self.by_op: dict[str, OpTotals] = {}
         self.warmup_by_op: dict[str, OpTotals] = {}  # kept apart: never in totals or the timeline
         self.timeline: dict[int, TimelineSlot] = {}
+        self.late_ops = 0  # open loop: ops issued more than 1 ms behind their schedule
+        self.max_lag_ns = 0
 
     def add(self, record: Record) -> None:
         worker = self.workers[record["worker"]]
@@ -98,6 +106,8 @@ class Collector:
             # Binned by when the interval ended, counted from the start barrier: a worker whose
             # timer ran late (a starved CPU) still lands its ops in the right second.
             worker.last_t_ns = record["t_ns"]
+            self.late_ops += record["schedule"]["late_ops"]
+            self.max_lag_ns = max(self.max_lag_ns, record["schedule"]["max_lag_ns"])
             slot = self.timeline.setdefault(self.slot_of(record["t_ns"]), TimelineSlot())
             slot.t_ns = max(slot.t_ns, record["t_ns"])
             slot.pool_checked_out += record["pool_checked_out"]
@@ -105,7 +115,7 @@ class Collector:
         for name, delta in record["ops"].items():
             hist = LatencyHistogram.from_dict(delta["hist"])  # decoded once, added to each target
             for totals in targets:
-                totals.setdefault(name, OpTotals()).add(delta["ok"], delta["errors"], hist)
+                totals.setdefault(name, OpTotals()).add(delta["ok"], delta["errors"], hist, delta["dropped"])
 
     def slot_of(self, t_ns: int) -> int:
         """Slot n covers ((n-1) x interval, n x interval] after the start barrier."""

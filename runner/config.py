@@ -18,6 +18,7 @@ MAX_PROCS = 512  # far beyond any useful client on one machine; catches a typo l
 KNOWN_DRIVERS = ("asyncpg", "psycopg2", "psycopg")
 MASK = "***"
 LOOPS = ("uvloop", "asyncio")
+ARRIVALS = ("uniform", "poisson")
 
 
 def parse_dsn(dsn: str) -> URL:
@@ -120,6 +121,9 @@ class Config:
     warmup_ops: int = 0
     warmup_s: float = 0.0
     duration_s: float | None = None
+    rate_per_s: float | None = None  # --rate: open loop, total ops/s across workers
+    arrival: str = "uniform"
+    max_inflight: int | None = None
     pg_settings: tuple[tuple[str, str], ...] = ()  # --pg-setting name=value, in order
     pool_size: int | None = None  # None: each worker's concurrency
     max_overflow: int = 0
@@ -178,6 +182,20 @@ class Config:
             raise UsageError(f"--max-errors must be at least 1, got {self.max_errors}")
         if self.max_error_ratio is not None and not 0 < self.max_error_ratio <= 1:
             raise UsageError(f"--max-errors as a share must be between 0% and 100%, got {self.max_error_ratio:.0%}")
+        if self.rate_per_s is not None:
+            if self.rate_per_s <= 0:
+                raise UsageError(f"--rate must be positive, got {self.rate_per_s}")
+            if self.mode == "sync" or (self.mode != "open" and self.mode != "chunked"):
+                raise UsageError("--rate runs its own open-loop schedule: leave --mode out (or --mode open)")
+            object.__setattr__(self, "mode", "open")
+        elif self.mode == "open":
+            raise UsageError("--mode open needs --rate (ops/s across all workers)")
+        elif self.max_inflight is not None:
+            raise UsageError("--max-inflight caps the open loop: use it with --rate")
+        if self.arrival not in ARRIVALS:
+            raise UsageError(f"unknown --arrival {self.arrival!r}: choose one of {', '.join(ARRIVALS)}")
+        if self.max_inflight is not None and self.max_inflight < 1:
+            raise UsageError(f"--max-inflight must be at least 1, got {self.max_inflight}")
         if self.mode not in MODES:
             raise UsageError(f"unknown --mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if self.workload not in WORKLOADS:

@@ -11,6 +11,7 @@ from runner.config import Config
 from runner.errors import DatabaseError
 from runner.supervisor import op_shares
 
+UNBOUNDED_MODES = ("async", "open")  # as many ops in flight as they have ops, unless capped
 PARENT_CONNECTIONS = 1  # the sampler; the parent's other connections are short and sequential
 
 
@@ -42,6 +43,8 @@ def plan_pools(config: Config, budget: int) -> PoolPlan:
     """
     mode = MODES[config.mode]
     concurrency = [mode.concurrency(share or sys.maxsize, config.chunk, config.threads) for share in op_shares(config)]
+    if config.max_inflight is not None and config.mode == "open":
+        concurrency = [min(c, config.max_inflight) for c in concurrency]
     warnings = []
     if config.pool_size is not None:
         sizes = [config.pool_size] * config.procs
@@ -50,7 +53,7 @@ def plan_pools(config: Config, budget: int) -> PoolPlan:
                 f"pool of {config.pool_size}+{config.max_overflow} connections is smaller than the "
                 f"{max(concurrency)} ops in flight per worker: latencies include waiting for the pool"
             )
-    elif config.mode == "async":
+    elif config.mode in UNBOUNDED_MODES:
         sizes = [max(1, min(size, budget // config.procs)) for size in concurrency]
     else:
         sizes = concurrency

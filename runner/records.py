@@ -16,6 +16,7 @@ WIRE_VERSION = 1
 
 class OpDelta(TypedDict):
     ok: int
+    dropped: int  # open loop: refused by --max-inflight
     errors: dict[str, int]  # exception class name -> count
     hist: dict[str, Any]  # LatencyHistogram.to_dict()
 
@@ -38,6 +39,7 @@ class IntervalRecord(TypedDict):
     t_ns: int  # monotonic clock at the end of the interval (comparable across processes)
     ops: dict[str, OpDelta]
     pool_checked_out: int
+    schedule: dict[str, int]  # open loop: late_ops, max_lag_ns (zeros otherwise)
 
 
 class FinalRecord(TypedDict):

@@ -49,6 +49,7 @@ def _op_summary(totals: OpTotals, wall_s: float) -> dict[str, Any]:
         "ok": totals.ok,
         "errors": totals.error_count,
         "errors_by_class": dict(totals.errors),
+        "dropped": totals.dropped,
         "ops_per_s": _rate(totals.ok, wall_s),
         "latency_ms": totals.hist.summary_ms(),
         "latency_overflow": totals.hist.overflow,
@@ -127,7 +128,9 @@ def build(
 ) -> dict[str, Any]:
     workers = collector.workers
     wall_s = _wall_ns(workers, collector) / NS_PER_S
-    planned = {w.worker_id: w.planned_ops - w.ok - w.errors for w in workers if w.planned_ops is not None}
+    planned = {
+        w.worker_id: w.planned_ops - w.ok - w.errors - w.dropped for w in workers if w.planned_ops is not None
+    }
     ok = sum(w.ok for w in workers)
     errors = sum(w.errors for w in workers)
     errors_by_class: dict[str, int] = {}
@@ -153,7 +156,16 @@ def build(
             # A worker that died could not say whether its unreported ops ran: they are "unknown".
             "not_started": sum(n for i, n in planned.items() if workers[i].status != "died"),
             "unknown": sum(n for i, n in planned.items() if workers[i].status == "died"),
+            "dropped": sum(w.dropped for w in workers),
             "errors_by_class": errors_by_class,
+            "schedule": None
+            if config.rate_per_s is None
+            else {
+                "rate_per_s": config.rate_per_s,
+                "arrival": config.arrival,
+                "late_ops": collector.late_ops,
+                "max_lag_ms": round(collector.max_lag_ns / 1e6, 3),
+            },
             "wall_s": round(wall_s, 6),
             "ops_per_s": _rate(ok, wall_s),
             "by_op": {name: _op_summary(t, wall_s) for name, t in sorted(collector.by_op.items())},
@@ -181,8 +193,10 @@ def build(
 def scenario_name(config: dict[str, Any]) -> str:
     if config["mode"] == "sync":
         width = f"threads={config['threads']}"
-    elif config["mode"] == "chunked":
+    elif config["mode"] in ("chunked", "window"):
         width = f"K={config['chunk']}"
+    elif config["mode"] == "open":
+        width = f"rate={config['rate_per_s']:g}/s"
     else:
         width = "all tasks"
     return f"{config['mode']} {width} procs={config['procs']}"

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_a
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import Pool
 
-from runner.concurrency import MODES
+from runner.concurrency import MODES, Knobs
 from runner.config import Config, with_driver
 from runner.records import WIRE_VERSION, encode
 from runner.recorder import Recorder, error_class
@@ -39,6 +39,7 @@ GO_POLL_S = 0.2
 NS_PER_S = 1_000_000_000
 DATA_SEED_OFFSET = 1  # op data values have their own RNG, so they never shift the op sequence
 WARMUP_SEED_OFFSET = 2  # and so does warm-up: the measured sequence is the same without it
+ARRIVAL_SEED_OFFSET = 3
 
 
 
@@ -106,7 +107,12 @@ class Emitter:
         if last and not ops:
             return  # the run ended right after a full interval: no empty tail entry
         sent = self._channel.send(
-            "interval", phase="measure", t_ns=time.perf_counter_ns(), ops=ops, pool_checked_out=self._pool_gauge()
+            "interval",
+            phase="measure",
+            t_ns=time.perf_counter_ns(),
+            ops=ops,
+            pool_checked_out=self._pool_gauge(),
+            schedule=self._recorder.take_schedule(),
         )
         if not sent:
             self._stop.set()
@@ -171,6 +177,20 @@ def _record(ctx: WorkerContext, op: Op, start_ns: int, error: BaseException | No
     ctx.recorder.record(op.name, time.perf_counter_ns() - start_ns, None if error is None else error_class(error))
 
 
+def _knobs(ctx: WorkerContext, width: int) -> Knobs:
+    config = ctx.plan.config
+    if config.rate_per_s is None:
+        return Knobs(width)
+    return Knobs(
+        width=config.max_inflight or 0,
+        rate_per_s=config.rate_per_s / config.procs,
+        arrival=config.arrival,
+        seed=ctx.plan.seed + ARRIVAL_SEED_OFFSET,
+        on_drop=lambda op: ctx.recorder.drop(op.name),
+        on_lag=ctx.recorder.lag,
+    )
+
+
 def _has_warmup(plan: WorkerPlan) -> bool:
     return plan.warmup_ops > 0 or plan.config.warmup_s > 0
 
@@ -182,7 +202,12 @@ def _warmup_stream(ctx: WorkerContext) -> Iterator[Op]:
 def _end_warmup(ctx: WorkerContext, pool: Pool) -> None:
     """Warm-up is reported on its own, as one interval record of phase "warmup"."""
     ctx.channel.send(
-        "interval", phase="warmup", t_ns=time.perf_counter_ns(), ops=ctx.recorder.take(), pool_checked_out=pool.checkedout()
+        "interval",
+        phase="warmup",
+        t_ns=time.perf_counter_ns(),
+        ops=ctx.recorder.take(),
+        pool_checked_out=pool.checkedout(),
+        schedule=ctx.recorder.take_schedule(),
     )
 
 
@@ -223,8 +248,8 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
     data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
     pool = engine.sync_engine.pool
 
-    async def execute(op: Op) -> None:
-        start = time.perf_counter_ns()
+    async def execute(op: Op, intended_ns: int | None = None) -> None:
+        start = time.perf_counter_ns() if intended_ns is None else intended_ns
         error = None
         try:
             await op.run_async(sessions, data_rng)
@@ -232,9 +257,11 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
             error = exc
         _record(ctx, op, start, error)
 
+    knobs = _knobs(ctx, plan.config.chunk)
+
     try:
         if _has_warmup(plan):
-            await mode.issue(_warmup_stream(ctx), execute, plan.config.chunk)
+            await mode.issue(_warmup_stream(ctx), execute, knobs)
             connections = [await engine.connect() for _ in range(pool.checkedin())]  # type: ignore[attr-defined]
             for conn in connections:
                 await _flush_server_stats(conn)
@@ -242,7 +269,7 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
             _end_warmup(ctx, pool)
         start_ns = await asyncio.to_thread(_wait_for_go, ctx)
         with _emitting(ctx, pool):
-            await mode.issue(_measured_stream(ctx, start_ns), execute, plan.config.chunk)
+            await mode.issue(_measured_stream(ctx, start_ns), execute, knobs)
             return start_ns, time.perf_counter_ns()
     finally:
         await engine.dispose()
@@ -271,7 +298,7 @@ def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
 
     try:
         if _has_warmup(plan):
-            mode.issue(_warmup_stream(ctx), execute, plan.config.threads)
+            mode.issue(_warmup_stream(ctx), execute, _knobs(ctx, plan.config.threads))
             sync_connections = [engine.connect() for _ in range(engine.pool.checkedin())]  # type: ignore[attr-defined]
             for sync_conn in sync_connections:
                 _flush_server_stats_sync(sync_conn)
@@ -279,7 +306,7 @@ def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
             _end_warmup(ctx, engine.pool)
         start_ns = _wait_for_go(ctx)
         with _emitting(ctx, engine.pool):
-            mode.issue(_measured_stream(ctx, start_ns), execute, plan.config.threads)
+            mode.issue(_measured_stream(ctx, start_ns), execute, _knobs(ctx, plan.config.threads))
             return start_ns, time.perf_counter_ns()
     finally:
         engine.dispose()

@@ -50,6 +50,7 @@ DOCUMENTED_PATHS = [
     ("mode", "extra"),
     [
         ("chunked", ["--chunk", "8"]),
+        ("window", ["--chunk", "8"]),
         ("async", []),
         ("sync", ["--threads", "1"]),
         ("sync", ["--threads", "3"]),

@@ -1,9 +1,10 @@
 """Ways of issuing a worker's ops, one module each, registered by name (`--mode`).
 
-An async mode is a coroutine function `issue(ops, execute, width)`; a sync mode is a plain
+An async mode is a coroutine function `issue(ops, execute, knobs)`; a sync mode is a plain
 function of the same shape. `ops` is an iterator that ends when the worker's share is done or
-a stop was requested; `execute(op)` runs, times and records one op and never raises; `width`
-is the mode's concurrency knob (`--chunk` for async modes, `--threads` for sync).
+a stop was requested; `execute(op, intended_ns=None)` runs, times and records one op and never
+raises (latency counts from `intended_ns` when given: the open loop's schedule); `knobs` holds
+the mode's settings (`width` is `--chunk` for async modes, `--threads` for sync).
 """
 
 from __future__ import annotations
@@ -14,8 +15,18 @@ from typing import Any
 
 from workloads import Op
 
-AsyncExecute = Callable[[Op], Awaitable[None]]
+AsyncExecute = Callable[..., Awaitable[None]]  # (op, intended_ns: int | None = None)
 SyncExecute = Callable[[Op], None]
+
+
+@dataclass(frozen=True)
+class Knobs:
+    width: int  # ops in flight: --chunk (async), --threads (sync), --max-inflight (open; 0: no cap)
+    rate_per_s: float = 0.0  # open loop: this worker's share of --rate
+    arrival: str = "uniform"  # open loop: "uniform" or "poisson" gaps
+    seed: int = 0  # open loop: the RNG for Poisson gaps
+    on_drop: Callable[[Op], None] = lambda op: None  # open loop: an op --max-inflight refused
+    on_lag: Callable[[int], None] = lambda lag_ns: None  # open loop: how late an op was issued
 
 
 @dataclass(frozen=True)
@@ -23,7 +34,7 @@ class Mode:
     name: str
     description: str
     is_async: bool
-    issue: Callable[[Iterator[Op], Any, int], Any]
+    issue: Callable[[Iterator[Op], Any, Knobs], Any]
     # How many ops this mode has in flight at once for a worker with `share` ops.
     concurrency: Callable[[int, int, int], int]  # (share, chunk, threads) -> ops in flight
 
@@ -36,4 +47,4 @@ def register(mode: Mode) -> Mode:
     return mode
 
 
-from runner.concurrency import chunked, sync, unbounded  # noqa: E402,F401  (they register)
+from runner.concurrency import chunked, openloop, sync, unbounded, window  # noqa: E402,F401  (they register)

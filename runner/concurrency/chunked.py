@@ -6,11 +6,12 @@ import asyncio
 import itertools
 from collections.abc import Iterator
 
-from runner.concurrency import AsyncExecute, Mode, register
+from runner.concurrency import AsyncExecute, Knobs, Mode, register
 from workloads import Op
 
 
-async def issue(ops: Iterator[Op], execute: AsyncExecute, width: int) -> None:
+async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
+    width = knobs.width
     while chunk := list(itertools.islice(ops, width)):
         # The chunk barrier is the point of this mode: the slowest op holds back the next chunk.
         await asyncio.gather(*(execute(op) for op in chunk))

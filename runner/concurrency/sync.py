@@ -6,11 +6,12 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from runner.concurrency import Mode, SyncExecute, register
+from runner.concurrency import Knobs, Mode, SyncExecute, register
 from workloads import Op
 
 
-def issue(ops: Iterator[Op], execute: SyncExecute, width: int) -> None:
+def issue(ops: Iterator[Op], execute: SyncExecute, knobs: Knobs) -> None:
+    width = knobs.width
     if width == 1:
         for op in ops:
             execute(op)

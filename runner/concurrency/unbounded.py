@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-from runner.concurrency import AsyncExecute, Mode, register
+from runner.concurrency import AsyncExecute, Knobs, Mode, register
 from workloads import Op
 
 
-async def issue(ops: Iterator[Op], execute: AsyncExecute, width: int) -> None:
+async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
     tasks: set[asyncio.Task[None]] = set()
     for op in ops:
         tasks.add(asyncio.create_task(execute(op)))

@@ -1,0 +1,47 @@
+"""open: ops issued on a schedule (--rate), whether or not earlier ones finished; latency counts from each op's intended start."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+
+from runner.concurrency import AsyncExecute, Knobs, Mode, register
+from workloads import Op
+
+NS_PER_S = 1_000_000_000
+
+
+async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
+    """Coordinated omission is avoided: a stalled server shows up as latency, not a slower schedule."""
+    rng = random.Random(knobs.seed)
+    mean_gap_ns = NS_PER_S / knobs.rate_per_s
+    in_flight: set[asyncio.Task[None]] = set()
+    intended_ns = time.perf_counter_ns()
+    for op in ops:
+        gap_ns = rng.expovariate(1.0) * mean_gap_ns if knobs.arrival == "poisson" else mean_gap_ns
+        intended_ns += int(gap_ns)
+        delay_ns = intended_ns - time.perf_counter_ns()
+        if delay_ns > 0:
+            await asyncio.sleep(delay_ns / NS_PER_S)
+        knobs.on_lag(max(0, time.perf_counter_ns() - intended_ns))
+        if knobs.width and len(in_flight) >= knobs.width:
+            knobs.on_drop(op)  # --max-inflight: counted, never silently skipped
+            continue
+        task = asyncio.create_task(execute(op, intended_ns))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    if in_flight:
+        await asyncio.wait(in_flight)
+
+
+MODE = register(
+    Mode(
+        name="open",
+        description=__doc__.split(":", 1)[1].strip(),
+        is_async=True,
+        issue=issue,
+        concurrency=lambda share, chunk, threads: share,  # unbounded unless --max-inflight caps it
+    )
+)
