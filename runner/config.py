@@ -18,6 +18,8 @@ MAX_PROCS = 512  # far beyond any useful client on one machine; catches a typo l
 KNOWN_DRIVERS = ("asyncpg", "psycopg2", "psycopg")
 MASK = "***"
 LOOPS = ("uvloop", "asyncio")
+ASYNC_DRIVERS = ("asyncpg", "psycopg")
+SYNC_DRIVERS = ("psycopg2", "psycopg")
 ARRIVALS = ("uniform", "poisson")
 
 
@@ -113,6 +115,8 @@ class Config:
     read_ratio: float = 0.5
     seed: int | None = None
     workload: str = "seed"
+    layer: str = "orm"
+    driver: str | None = None  # None: asyncpg for async modes, psycopg2 for sync
     dsn: str | None = None
     output: str | None = None
     quiet: bool = False
@@ -137,7 +141,7 @@ class Config:
     def __post_init__(self) -> None:
         # Local imports: the registries import SQLAlchemy's ORM, which Config's users load anyway.
         from runner.concurrency import MODES
-        from workloads import WORKLOADS
+        from workloads import LAYERS, WorkloadFileError, WORKLOADS, is_path, resolve
 
         if self.procs < 1 or self.procs > MAX_PROCS:
             raise UsageError(f"--procs must be between 1 and {MAX_PROCS}, got {self.procs}")
@@ -198,10 +202,25 @@ class Config:
             raise UsageError(f"--max-inflight must be at least 1, got {self.max_inflight}")
         if self.mode not in MODES:
             raise UsageError(f"unknown --mode {self.mode!r}: choose one of {', '.join(MODES)}")
-        if self.workload not in WORKLOADS:
+        if not is_path(self.workload) and self.workload not in WORKLOADS:
             raise UsageError(
-                f"unknown --workload {self.workload!r}: choose one of {', '.join(WORKLOADS)}"
+                f"unknown --workload {self.workload!r}: choose one of {', '.join(WORKLOADS)}, or a path to a .py file"
             )
+        try:
+            workload = resolve(self.workload)
+        except WorkloadFileError as exc:
+            raise UsageError(str(exc)) from None
+        if self.layer not in LAYERS:
+            raise UsageError(f"unknown --layer {self.layer!r}: choose one of {', '.join(LAYERS)}")
+        if self.layer not in workload.layers():
+            raise UsageError(f"workload {workload.name!r} has no {self.layer} layer (it has {', '.join(workload.layers())})")
+        is_async = MODES[self.mode].is_async
+        drivers = ASYNC_DRIVERS if is_async else SYNC_DRIVERS
+        if self.driver is not None and self.driver not in drivers:
+            kind = "async" if is_async else "sync"
+            raise UsageError(f"--driver {self.driver} does not run the {kind} modes: choose one of {', '.join(drivers)}")
+        if self.layer == "raw" and self.driver == "psycopg" and is_async:
+            raise UsageError("the raw layer's async code is written for asyncpg: use --driver asyncpg (or a sync mode)")
         if self.dsn is not None:
             parse_dsn(self.dsn)
         if self.seed is None:

@@ -123,8 +123,10 @@ def connections_in_use(conn: Connection) -> int:
     )
 
 
-def prepare_schema(conn: Connection, workload: Workload) -> None:
-    """Drop and recreate the runner's schema and the workload's tables in it.
+def prepare_schema(conn: Connection, workload: Workload) -> dict[str, int]:
+    """Drop and recreate the runner's schema and the workload's tables in it, then populate them.
+
+    Returns the rows the populate step put in each table.
 
     A schema of that name that the runner did not create (no marker comment) is never touched.
     """
@@ -143,10 +145,12 @@ def prepare_schema(conn: Connection, workload: Workload) -> None:
         conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
         conn.execute(text(f"COMMENT ON SCHEMA {SCHEMA} IS '{SCHEMA_MARKER}'"))
         workload.metadata.create_all(conn)
+        populated = workload.populate(conn) if workload.populate else {}
         conn.commit()  # one transaction: the schema appears with its marker or not at all
     except DBAPIError as exc:
         conn.rollback()
         raise DatabaseError(f"cannot create the workload's tables: {str(exc.orig).strip()}") from None
+    return populated
 
 
 def count_rows(conn: Connection, workload: Workload) -> dict[str, int]:

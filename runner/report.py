@@ -19,7 +19,7 @@ from runner.timeline import build_timeline
 
 SCHEMA_VERSION = 1
 NS_PER_S = 1_000_000_000
-REPORTED_PACKAGES = ("sqlalchemy", "asyncpg", "psycopg2-binary", "uvloop", "orjson", "click", "hdrhistogram")
+REPORTED_PACKAGES = ("sqlalchemy", "asyncpg", "psycopg2-binary", "psycopg", "uvloop", "orjson", "click", "hdrhistogram")
 
 
 def environment() -> dict[str, Any]:

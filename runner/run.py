@@ -29,7 +29,7 @@ from runner.pools import connection_budget, plan_pools
 from runner.server import start_embedded
 from runner.serverstats import ServerProbe
 from runner.supervisor import Supervisor, make_plans, op_shares
-from workloads import SCHEMA, WORKLOADS
+from workloads import SCHEMA, resolve
 
 INTERRUPT_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
 
@@ -95,7 +95,7 @@ def _exit_code(doc: dict[str, Any], signal_exit: ExitCode | None) -> ExitCode:
 
 
 def run(config: Config) -> Outcome:
-    workload = WORKLOADS[config.workload]
+    workload = resolve(config.workload)
     supervisor_ref: list[Supervisor] = []
     embedded = None
     with _signals(supervisor_ref) as received:
@@ -111,7 +111,7 @@ def run(config: Config) -> Outcome:
                 conn.rollback()  # the settings were for the report: the setup below runs without them
                 server["embedded"] = embedded is not None
                 pools = plan_pools(config, connection_budget(server, connections_in_use(conn)))
-                prepare_schema(conn, workload)
+                populated = prepare_schema(conn, workload)
             collector = Collector(op_shares(config), config.interval_s)
             supervisor = Supervisor(make_plans(config, dsn, pools.sizes, session_settings), collector, config.grace_s)
             sampler = ConnectionSampler(control_engine(dsn, "sampler"))
@@ -138,7 +138,7 @@ def run(config: Config) -> Outcome:
             server["stats"] = probe.end()
             with connect(control_engine(dsn), dsn) as conn:
                 rows = count_rows(conn, workload)
-            expected = workload.expected_rows(collector.ok_by_op())
+            expected = workload.expected_rows(collector.ok_by_op(), populated)
             database = {
                 "schema": SCHEMA,
                 "rows": rows,

@@ -33,7 +33,7 @@ from runner.concurrency import MODES, Knobs
 from runner.config import Config, with_driver
 from runner.records import WIRE_VERSION, encode
 from runner.recorder import Recorder, error_class
-from workloads import WORKLOADS, Op
+from workloads import Handle, Op, resolve
 
 GO_POLL_S = 0.2
 NS_PER_S = 1_000_000_000
@@ -139,7 +139,7 @@ def _op_stream(ctx: WorkerContext, warmup: bool, deadline_ns: int | None) -> Ite
     plan = ctx.plan
     seed = plan.seed + WARMUP_SEED_OFFSET if warmup else plan.seed
     count = (plan.warmup_ops or None) if warmup else plan.ops  # None: only the deadline ends it
-    ops: Iterator[Op] = WORKLOADS[plan.config.workload].op_sequence(random.Random(seed), plan.config.read_ratio)
+    ops: Iterator[Op] = resolve(plan.config.workload).op_sequence(random.Random(seed), plan.config.read_ratio)
     if count is not None:
         ops = itertools.islice(ops, count)
     for op in ops:
@@ -191,6 +191,14 @@ def _knobs(ctx: WorkerContext, width: int) -> Knobs:
     )
 
 
+def _connect_args(driver: str, plan: WorkerPlan) -> dict[str, Any]:
+    """Session settings at connect time, in the driver's own way."""
+    settings = _server_settings(plan)
+    if driver == "asyncpg":
+        return {"server_settings": settings}
+    return {"options": " ".join(f"-c {k}={v}" for k, v in settings.items())}  # libpq drivers
+
+
 def _has_warmup(plan: WorkerPlan) -> bool:
     return plan.warmup_ops > 0 or plan.config.warmup_s > 0
 
@@ -239,12 +247,12 @@ def _measured_stream(ctx: WorkerContext, start_ns: int) -> Iterator[Op]:
 async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
     plan = ctx.plan
     mode = MODES[plan.config.mode]
+    driver = plan.config.driver or "asyncpg"
     engine = create_async_engine(
-        with_driver(plan.dsn, "asyncpg"),
-        connect_args={"server_settings": _server_settings(plan)},
-        **_engine_options(plan),
+        with_driver(plan.dsn, driver), connect_args=_connect_args(driver, plan), **_engine_options(plan)
     )
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    handle = Handle(engine, async_sessionmaker(engine, expire_on_commit=False))
+    impls = {op.name: op.impl(plan.config.layer, True) for op in resolve(plan.config.workload).ops}
     data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
     pool = engine.sync_engine.pool
 
@@ -252,7 +260,7 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
         start = time.perf_counter_ns() if intended_ns is None else intended_ns
         error = None
         try:
-            await op.run_async(sessions, data_rng)
+            await impls[op.name](handle, data_rng)
         except Exception as exc:  # counted by class; the run goes on
             error = exc
         _record(ctx, op, start, error)
@@ -278,12 +286,10 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
 def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
     plan = ctx.plan
     mode = MODES[plan.config.mode]
-    engine = create_engine(
-        with_driver(plan.dsn, "psycopg2"),
-        connect_args={"options": " ".join(f"-c {k}={v}" for k, v in _server_settings(plan).items())},
-        **_engine_options(plan),
-    )
-    sessions = sessionmaker(engine)
+    driver = plan.config.driver or "psycopg2"
+    engine = create_engine(with_driver(plan.dsn, driver), connect_args=_connect_args(driver, plan), **_engine_options(plan))
+    handle = Handle(engine, sessionmaker(engine))
+    impls = {op.name: op.impl(plan.config.layer, False) for op in resolve(plan.config.workload).ops}
     data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
 
     def execute(op: Op) -> None:
@@ -291,7 +297,7 @@ def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
         error = None
         try:
             # Sharing one Random between threads is safe: each draw is one C call under the GIL.
-            op.run_sync(sessions, data_rng)
+            impls[op.name](handle, data_rng)
         except Exception as exc:
             error = exc
         _record(ctx, op, start, error)

@@ -5,17 +5,15 @@ from __future__ import annotations
 import random
 
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlalchemy.orm import sessionmaker
 
-from workloads import SCHEMA, Op, Workload, register
+from workloads import SCHEMA, Handle, Op, Workload, register
 
 
-async def noop_async(sessions: async_sessionmaker, rng: random.Random) -> None:
+async def noop_async(handle: Handle, rng: random.Random) -> None:
     return None
 
 
-def noop_sync(sessions: sessionmaker, rng: random.Random) -> None:
+def noop_sync(handle: Handle, rng: random.Random) -> None:
     return None
 
 
@@ -24,7 +22,6 @@ WORKLOAD = register(
         name="noop",
         description=__doc__.splitlines()[0],
         metadata=MetaData(schema=SCHEMA),
-        ops=(Op("noop", "read", 1.0, noop_async, noop_sync),),
-        rows_per_op={},
+        ops=(Op("noop", "read", 1.0, (noop_async, noop_sync), (noop_async, noop_sync), (noop_async, noop_sync)),),
     )
 )
