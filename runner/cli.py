@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import traceback
@@ -11,7 +12,7 @@ import click
 from runner import __version__
 from runner.concurrency import MODES
 from runner.config import Config, parse_max_errors, parse_pg_settings, parse_warmup
-from runner.errors import ExitCode, RunnerError
+from runner.errors import ExitCode, RunnerError, UsageError
 from workloads import WORKLOADS
 
 EPILOG = """\b
@@ -20,6 +21,9 @@ Examples:
   python -m runner --mode sync --ops 2000          the psycopg2 baseline
   python -m runner --procs 2 --ops 2000 | jq .totals
   python -m runner --dsn postgresql://user:pw@localhost:5432/bench --output run.json
+  python -m runner --repeat 5 --ops 5000 --output a.json
+  runner compare a.json b.json                    deltas, and whether they exceed the noise
+  runner report sweep.jsonl --out report/         plots and a Markdown summary
 
 \b
 Exit codes: 0 ok, 1 internal error, 2 bad input, 3 database unavailable or refused,
@@ -69,6 +73,7 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option("--grace", "grace_s", type=float, default=10.0, show_default=True, help="Seconds in-flight ops get to finish after a stop.")
 @click.option("--op-timeout", "op_timeout_s", type=float, default=None, help="Cancel a statement after this many seconds (statement_timeout).")
 @click.option("--max-errors", default=None, help="End the run early after this many failed ops (100) or this share of them (5%).")
+@click.option("--repeat", type=int, default=1, show_default=True, help="Run the same configuration N times; report min/median/max.")
 @click.option("--quiet", is_flag=True, help="No progress line and no human summary on stderr.")
 @click.option("--jsonl", is_flag=True, help="Stream each interval as a JSON line on stdout, then the document as one line.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
@@ -112,10 +117,55 @@ def cli(**options: object) -> int:
     return int(outcome.exit_code)
 
 
+@click.command("report", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("files", nargs=-1, required=True)
+@click.option("--out", default="runner-report", show_default=True, help="Folder for the plots and summary.md.")
+def report_cmd(files: tuple[str, ...], out: str) -> int:
+    """Plots and a Markdown summary for result files (run documents or sweep JSON lines)."""
+    from pathlib import Path
+
+    from runner.plots import write_report
+    from runner.results import load
+
+    written = write_report(load(list(files)), Path(out))
+    click.echo(json.dumps({"report": out, "files": [str(p) for p in written]}))
+    click.echo(f"runner: report written to {out}/ ({len(written)} files)", err=True)
+    return int(ExitCode.OK)
+
+
+@click.command("compare", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("a")
+@click.argument("b")
+def compare_cmd(a: str, b: str) -> int:
+    """Two results side by side: deltas in %, and whether each is beyond the runs' spread."""
+    from runner.compare import compare, render
+    from runner.results import load
+
+    (name_a, doc_a), (name_b, doc_b) = _single(load([a])), _single(load([b]))
+    rows = compare(doc_a, doc_b)
+    click.echo(json.dumps({"a": name_a, "b": name_b, "rows": rows}))
+    click.echo(render(rows, name_a, name_b), err=True)
+    return int(ExitCode.OK)
+
+
+def _single(results: list[tuple[str, dict[str, object]]]) -> tuple[str, dict[str, object]]:
+    if len(results) != 1:
+        raise UsageError(f"{results[0][0].split(':')[0]} holds {len(results)} results: compare takes one per file")
+    return results[0]
+
+
+SUBCOMMANDS = {"report": report_cmd, "compare": compare_cmd}
+
+
 def main(argv: list[str] | None = None) -> None:
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    command = SUBCOMMANDS.get(args[0]) if args else None
     try:
-        code = cli.main(args=argv, prog_name="runner", standalone_mode=False)
+        if command is not None:
+            code = command.main(args=args[1:], prog_name=f"runner {args[0]}", standalone_mode=False)
+        else:
+            code = cli.main(args=args, prog_name="runner", standalone_mode=False)
     except click.ClickException as exc:  # bad option: one line, not Click's usage block
         code = _fail(exc.format_message(), ExitCode.USAGE)
     except click.Abort:

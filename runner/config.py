@@ -119,6 +119,7 @@ class Config:
     driver: str | None = None  # None: asyncpg for async modes, psycopg2 for sync
     dsn: str | None = None
     output: str | None = None
+    repeat: int = 1
     quiet: bool = False
     jsonl: bool = False
     interval_s: float = 1.0
@@ -178,6 +179,8 @@ class Config:
             raise UsageError(f"--max-overflow must not be negative, got {self.max_overflow}")
         if self.pool_timeout_s <= 0:
             raise UsageError(f"--pool-timeout must be positive, got {self.pool_timeout_s}")
+        if self.repeat < 1:
+            raise UsageError(f"--repeat must be at least 1, got {self.repeat}")
         if self.grace_s < 0:
             raise UsageError(f"--grace must not be negative, got {self.grace_s}")
         if self.op_timeout_s is not None and self.op_timeout_s <= 0:

@@ -26,7 +26,8 @@ from runner.report import build
 from runner.sampler import ConnectionSampler
 from runner.live import Live
 from runner.pools import connection_budget, plan_pools
-from runner.server import start_embedded
+from runner.repeat import combine
+from runner.server import EmbeddedServer, start_embedded
 from runner.serverstats import ServerProbe
 from runner.supervisor import Supervisor, make_plans, op_shares
 from workloads import SCHEMA, resolve
@@ -95,60 +96,84 @@ def _exit_code(doc: dict[str, Any], signal_exit: ExitCode | None) -> ExitCode:
 
 
 def run(config: Config) -> Outcome:
-    workload = resolve(config.workload)
+    """--repeat runs of one configuration on one server, each on freshly created tables."""
     supervisor_ref: list[Supervisor] = []
     embedded = None
+    docs: list[dict[str, Any]] = []
     with _signals(supervisor_ref) as received:
         try:
             if config.dsn is None:
                 embedded = start_embedded(dict(config.pg_settings))
-            dsn = config.dsn or embedded.dsn  # type: ignore[union-attr]
-            # The embedded server takes --pg-setting at start; a user's server, per session.
-            session_settings = {} if embedded is not None else dict(config.pg_settings)
-            with connect(control_engine(dsn), dsn) as conn:
-                apply_session_settings(conn, session_settings)
-                server = describe_server(conn, tuple(name for name, _ in config.pg_settings))
-                conn.rollback()  # the settings were for the report: the setup below runs without them
-                server["embedded"] = embedded is not None
-                pools = plan_pools(config, connection_budget(server, connections_in_use(conn)))
-                populated = prepare_schema(conn, workload)
-            collector = Collector(op_shares(config), config.interval_s)
-            supervisor = Supervisor(make_plans(config, dsn, pools.sizes, session_settings), collector, config.grace_s)
-            sampler = ConnectionSampler(control_engine(dsn, "sampler"))
-            probe = ServerProbe(control_engine(dsn, "stats"), SCHEMA, embedded.postmaster_pid() if embedded else None)
-            live = Live(config, collector, sampler)
-
-            def on_go() -> None:
-                probe.begin()
-                live.on_go()
-
-            supervisor.on_go = on_go
-            sampler.start()
-            supervisor_ref.append(supervisor)
-            try:
-                def on_tick() -> None:
-                    live.tick()
-                    if (reason := error_budget_spent(config, collector)) is not None:
-                        supervisor.request_stop(reason)
-
-                supervisor.run(on_tick=on_tick)
-            finally:
-                sampler.stop()
-                live.close()
-            server["stats"] = probe.end()
-            with connect(control_engine(dsn), dsn) as conn:
-                rows = count_rows(conn, workload)
-            expected = workload.expected_rows(collector.ok_by_op(), populated)
-            database = {
-                "schema": SCHEMA,
-                "rows": rows,
-                "expected_rows": expected,
-                # Non-zero only when a worker died after committing ops it could not report.
-                "unreported_rows": {table: rows[table] - expected.get(table, 0) for table in rows},
-            }
-            doc = build(config, server, collector, sampler, pools, database, supervisor.stop_reason)
+            for _ in range(config.repeat):
+                try:
+                    docs.append(_measure(config, embedded, supervisor_ref, received))
+                except Interrupted:
+                    if not docs:
+                        raise
+                    break  # between repeats: report the runs that finished
+                if received or not docs[-1]["complete"]:
+                    break
         finally:
             if embedded is not None:
                 embedded.stop()
+    doc = docs[0] if config.repeat == 1 else combine(docs)
+    if config.repeat > 1 and len(docs) < config.repeat and doc["complete"]:
+        doc["complete"], doc["stop_reason"] = False, f"{len(docs)} of {config.repeat} repeats ran"
     signal_exit = INTERRUPT_EXIT[signal.Signals(received[0])] if received else None
     return Outcome(doc, _exit_code(doc, signal_exit))
+
+
+def _measure(
+    config: Config, embedded: EmbeddedServer | None, supervisor_ref: list[Supervisor], received: list[int]
+) -> dict[str, Any]:
+    """One measured run: schema, workers, collector, the server's side, the report document."""
+    workload = resolve(config.workload)
+    dsn = config.dsn or embedded.dsn  # type: ignore[union-attr]
+    # The embedded server takes --pg-setting at start; a user's server, per session.
+    session_settings = {} if embedded is not None else dict(config.pg_settings)
+    with connect(control_engine(dsn), dsn) as conn:
+        apply_session_settings(conn, session_settings)
+        server = describe_server(conn, tuple(name for name, _ in config.pg_settings))
+        conn.rollback()  # the settings were for the report: the setup below runs without them
+        server["embedded"] = embedded is not None
+        pools = plan_pools(config, connection_budget(server, connections_in_use(conn)))
+        populated = prepare_schema(conn, workload)
+    collector = Collector(op_shares(config), config.interval_s)
+    supervisor = Supervisor(make_plans(config, dsn, pools.sizes, session_settings), collector, config.grace_s)
+    sampler = ConnectionSampler(control_engine(dsn, "sampler"))
+    probe = ServerProbe(control_engine(dsn, "stats"), SCHEMA, embedded.postmaster_pid() if embedded else None)
+    live = Live(config, collector, sampler)
+
+    def on_go() -> None:
+        probe.begin()
+        live.on_go()
+
+    def on_tick() -> None:
+        live.tick()
+        if (reason := error_budget_spent(config, collector)) is not None:
+            supervisor.request_stop(reason)
+
+    supervisor.on_go = on_go
+    sampler.start()
+    supervisor_ref[:] = [supervisor]  # from here on a signal stops this run's workers gracefully
+    if received:  # it came while this repeat was being set up
+        supervisor.request_stop(f"interrupted by {signal.Signals(received[0]).name}")
+    try:
+        supervisor.run(on_tick=on_tick)
+    finally:
+        sampler.stop()
+        live.close()
+    server["stats"] = probe.end()
+    with connect(control_engine(dsn), dsn) as conn:
+        rows = count_rows(conn, workload)
+    expected = workload.expected_rows(collector.ok_by_op(), populated)
+    database = {
+        "schema": SCHEMA,
+        "rows": rows,
+        "expected_rows": expected,
+        # Non-zero only when a worker died after committing ops it could not report.
+        "unreported_rows": {table: rows[table] - expected.get(table, 0) for table in rows},
+    }
+    doc = build(config, server, collector, sampler, pools, database, supervisor.stop_reason)
+    doc["repeat"] = None
+    return doc

@@ -3,7 +3,7 @@
 #
 #   scripts/sweep.sh [-p "1 2 4"] [-c "10 40 100"] [-m "chunked"] [-o sweep.jsonl] [-- extra runner args]
 #
-# Every run is a full `python -m runner` invocation; extra args (e.g. --ops 5000 --dsn ...) follow `--`.
+# Every run is a full `python -m runner` invocation ($PYTHON if set); extra args (e.g. --ops 5000 --dsn ...) follow `--`.
 set -euo pipefail
 
 procs="1 2 4"
@@ -29,7 +29,7 @@ for mode in $modes; do
     for c in $chunks; do
       echo "sweep: mode=$mode procs=$p chunk=$c" >&2
       # jq -c turns the run's document into one line; a failed run still appends what it measured.
-      python -m runner --quiet --mode "$mode" --procs "$p" --chunk "$c" "$@" | jq -c . >>"$out" || true
+      "${PYTHON:-python}" -m runner --quiet --mode "$mode" --procs "$p" --chunk "$c" "$@" | jq -c . >>"$out" || true
     done
   done
 done

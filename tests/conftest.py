@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ import psutil
 import pytest
 from sqlalchemy import create_engine, text
 
-from runner.server import EmbeddedServer, start_embedded
+from runner.server import TEMP_PREFIX, EmbeddedServer, start_embedded
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,6 +54,28 @@ def wait_for_workers(parent_pid: int, count: int, timeout_s: float = 60) -> list
         workers = [c for c in psutil.Process(parent_pid).children() if "spawn_main" in " ".join(c.cmdline())]
     assert len(workers) == count, "workers did not start"
     return workers
+
+
+_TEMP_DIRS_AT_START: set[str] = set()
+LEAK_WAIT_S = 15.0
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _TEMP_DIRS_AT_START.update(glob.glob(f"/tmp/{TEMP_PREFIX}*"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No test may leave an embedded server, its temp dir, or a worker process behind."""
+    deadline = time.monotonic() + LEAK_WAIT_S
+    while True:
+        dirs = set(glob.glob(f"/tmp/{TEMP_PREFIX}*")) - _TEMP_DIRS_AT_START
+        workers = [p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+        if (not dirs and not workers) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if dirs or workers:
+        print(f"\nLEAK: temp dirs {sorted(dirs)}, worker processes {[p.pid for p in workers]}")
+        session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")

@@ -55,3 +55,25 @@ def test_help_has_examples_and_version_prints() -> None:
     assert helped.code == 0 and "Examples:" in helped.stdout and "--procs" in helped.stdout
     version = run_runner("--version")
     assert version.code == 0 and "runner" in version.stdout
+
+
+def test_sweep_script_appends_one_line_per_run(dsn: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    if shutil.which("jq") is None:
+        pytest.skip("jq is not installed")
+    out = tmp_path / "sweep.jsonl"
+    proc = subprocess.run(
+        ["scripts/sweep.sh", "-p", "1 2", "-c", "5", "-o", str(out), "--", "--ops", "40", "--dsn", dsn],
+        cwd=REPO, capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHON": sys.executable},
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(d["config"]["procs"], d["config"]["chunk"]) for d in lines] == [(1, 5), (2, 5)]
+    assert all(d["totals"]["ok"] == 40 for d in lines)

@@ -92,3 +92,11 @@ def test_a_server_that_is_not_postgresql(not_postgres: int) -> None:
     result = run_runner("--ops", "10", dsn=f"postgresql://u:p@127.0.0.1:{not_postgres}/db")
     assert result.code == 3
     assert "does not speak the PostgreSQL protocol" in _one_line(result.stderr)
+
+
+def test_host_unreachable_is_one_line() -> None:
+    # TEST-NET-1 (RFC 5737): never routed; either no answer within the timeout or no route.
+    result = run_runner("--ops", "10", dsn="postgresql://u:p@192.0.2.1:5432/db", timeout=60)
+    assert result.code == 3
+    line = _one_line(result.stderr)
+    assert "unreachable" in line or "refused" in line

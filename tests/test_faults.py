@@ -164,3 +164,25 @@ def test_a_second_ctrl_c_ends_everything_at_once(dsn: str) -> None:
     assert any(w["status"] == "died" for w in doc["workers"])  # killed, not stopped
     psutil.wait_procs(workers, timeout=10)
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def test_an_exception_outside_any_op_fails_the_worker_not_the_report(dsn: str, tmp_path: Any) -> None:
+    # A workload that imports in the parent but raises when a worker process loads it.
+    path = tmp_path / "breaks_in_worker.py"
+    path.write_text(
+        "import multiprocessing\n"
+        "if multiprocessing.current_process().name.startswith('runner-worker-1'):\n"
+        "    raise RuntimeError('cannot start here')\n"
+        "from workloads.seed import build\n"
+        "from workloads import register\n"
+        "register(build('breaks-in-worker', 'seed that breaks in worker 1', indexed=False))\n"
+    )
+    result = run_runner("--workload", str(path), "--procs", "2", "--ops", "100000", "--quiet", dsn=dsn)
+    assert result.code == 4, result.stderr
+    doc = result.doc
+    assert doc is not None and doc["complete"] is False
+    failed = [w for w in doc["workers"] if w["status"] == "failed"]
+    assert len(failed) == 1 and "cannot start here" in failed[0]["reason"]
+    assert "Traceback" not in result.stderr
+    totals = doc["totals"]
+    assert totals["ok"] + totals["errors"] + totals["not_started"] + totals["unknown"] == totals["planned_ops"]

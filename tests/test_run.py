@@ -200,3 +200,38 @@ def test_jsonl_streams_intervals_then_the_document(dsn: str) -> None:
     assert len(intervals) >= 3 and all(line["kind"] == "interval" for line in intervals)
     assert sum(line["ops"] for line in intervals) == result["totals"]["ops"]
     assert len(result["timeline"]) == len(intervals)
+
+
+def test_a_terminal_gets_a_live_progress_line(dsn: str) -> None:
+    """Run under a pseudo-terminal: stderr is a TTY, so the progress line appears."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    main_fd, child_fd = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "--duration", "3", "--dsn", dsn],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=child_fd, text=True,
+    )
+    os.close(child_fd)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    stdout, _ = proc.communicate(timeout=60)
+    os.close(main_fd)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 0
+    assert "\r" in text and "ops/s" in text and "ETA" in text and "/3 s" in text
+    doc = __import__("json").loads(stdout)
+    assert 2 <= len(doc["timeline"]) <= 4  # ~one entry per second
+    for entry in doc["timeline"]:
+        assert entry["server_connections"]["total"] >= 0

@@ -79,3 +79,21 @@ def test_sigkill_of_the_parent_removes_server_and_workers() -> None:
     assert _wait_gone(new_dirs.pop())
     psutil.wait_procs(workers, timeout=GONE_WITHIN_S)
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_sigterm_and_a_failed_start_leave_nothing_either() -> None:
+    before = set(glob.glob(TEMP_GLOB))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "runner", "--ops", "1000000", "--quiet"], cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    wait_for_workers(run.pid, 1)
+    os.kill(run.pid, signal.SIGTERM)
+    stdout, _ = run.communicate(timeout=60)
+    assert run.returncode == 143 and '"complete": false' in stdout
+    failed = run_runner("--ops", "10", "--pg-setting", "shared_buffers=nonsense")
+    assert failed.code == 3 and "did not start" in failed.stderr
+    deadline = time.monotonic() + GONE_WITHIN_S
+    while set(glob.glob(TEMP_GLOB)) - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert set(glob.glob(TEMP_GLOB)) - before == set()

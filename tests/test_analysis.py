@@ -1,0 +1,82 @@
+"""--repeat, `runner compare` and `runner report` on real results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from runner.compare import compare
+from runner.repeat import spread
+from tests.conftest import REPO, run_runner
+
+
+def _runner(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_spread_of_known_values() -> None:
+    assert spread([1.0, 2.0, 3.0]) == {"min": 1.0, "median": 2.0, "max": 3.0, "mean": 2.0, "stdev": 1.0, "spread_pct": 100.0}
+
+
+def test_repeat_reports_every_run_and_its_spread(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = run_runner("--repeat", "3", "--ops", "150", "--output", str(out), "--quiet", dsn=dsn)
+    assert result.code == 0, result.stderr
+    doc = result.doc
+    assert doc is not None and doc["repeat"]["runs"] == 3 and len(doc["repeat"]["per_run"]) == 3
+    rates = sorted(run["ops_per_s"] for run in doc["repeat"]["per_run"])
+    assert doc["repeat"]["ops_per_s"]["min"] == rates[0] and doc["repeat"]["ops_per_s"]["max"] == rates[-1]
+    assert doc["totals"]["ops_per_s"] == rates[1]  # the median run's document
+    assert all(run["ok"] == 150 for run in doc["repeat"]["per_run"])
+
+
+def test_compare_flags_a_real_difference_and_not_a_repeat(dsn: str, tmp_path: Path) -> None:
+    # The ORM against the raw driver: one process is bound by its own CPU, and raw needs far less.
+    slow, fast, again = tmp_path / "slow.json", tmp_path / "fast.json", tmp_path / "again.json"
+    for path, args in ((slow, ["--layer", "orm"]), (fast, ["--layer", "raw"]), (again, ["--layer", "raw"])):
+        result = run_runner(*args, "--repeat", "3", "--ops", "400", "--output", str(path), "--quiet", dsn=dsn)
+        assert result.code == 0, result.stderr
+    real = _runner("compare", str(slow), str(fast))
+    assert real.returncode == 0, real.stderr
+    rows = {row["metric"]: row for row in json.loads(real.stdout)["rows"]}
+    assert rows["ops/s"]["significant"] is True and rows["ops/s"]["delta_pct"] > 0
+    assert "B better" in rows["ops/s"]["verdict"] and "ops/s" in real.stderr
+    same = {r["metric"]: r for r in compare(json.loads(fast.read_text()), json.loads(again.read_text()))}
+    # The same configuration twice: peak connections cannot differ beyond the noise.
+    assert same["peak server connections"]["significant"] is False
+
+
+def test_compare_without_repeats_says_it_cannot_tell(dsn: str, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for path in (a, b):
+        run_runner("--ops", "60", "--output", str(path), "--quiet", dsn=dsn)
+    rows = json.loads(_runner("compare", str(a), str(b)).stdout)["rows"]
+    assert all(row["significant"] is None and "use --repeat" in row["verdict"] for row in rows)
+
+
+def test_report_writes_plots_and_a_summary(dsn: str, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.jsonl"
+    with sweep.open("w") as handle:
+        for procs, chunk in ((1, 5), (1, 20), (2, 5), (2, 20)):
+            result = run_runner("--procs", str(procs), "--chunk", str(chunk), "--ops", "200", "--quiet", dsn=dsn)
+            assert result.doc is not None
+            handle.write(json.dumps(result.doc) + "\n")
+    out = tmp_path / "report"
+    proc = _runner("report", str(sweep), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    names = {p.name for p in out.iterdir()}
+    assert names == {"summary.md", "ops_per_s_vs_chunk.png", "p99_vs_chunk.png", "connections_over_time.png", "ops_per_s_over_time.png"}
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+    summary = (out / "summary.md").read_text()
+    assert summary.count("| chunked K=") == 4 and "Best ops/s" in summary
+
+
+def test_report_and_compare_refuse_what_is_not_a_result(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.txt"
+    junk.write_text("hello\n")
+    for args in (["report", str(junk)], ["compare", str(junk), str(junk)]):
+        proc = _runner(*args)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not" in proc.stderr
