@@ -92,10 +92,17 @@ def dsn(server: EmbeddedServer) -> str:
     return server.dsn
 
 
-def query(dsn: str, sql: str) -> Any:
-    engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
+def execute(dsn: str, *statements: str) -> Any:
+    """Run statements in autocommit on the test server; the first column of the last one's first row."""
+    engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            return conn.execute(text(sql)).scalar()
+            result = None
+            for statement in statements:
+                result = conn.execute(text(statement))
+            return result.scalar() if result is not None and result.returns_rows else None
     finally:
         engine.dispose()
+
+
+query = execute  # a single SELECT reads best as a query

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from runner.compare import compare
 from runner.repeat import spread
-from tests.conftest import REPO, run_runner
-
-
-def _runner(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+from tests.conftest import run_runner
 
 
 def test_spread_of_known_values() -> None:
@@ -38,9 +32,9 @@ def test_compare_flags_a_real_difference_and_not_a_repeat(dsn: str, tmp_path: Pa
     for path, args in ((slow, ["--layer", "orm"]), (fast, ["--layer", "raw"]), (again, ["--layer", "raw"])):
         result = run_runner(*args, "--repeat", "3", "--ops", "400", "--output", str(path), "--quiet", dsn=dsn)
         assert result.code == 0, result.stderr
-    real = _runner("compare", str(slow), str(fast))
-    assert real.returncode == 0, real.stderr
-    rows = {row["metric"]: row for row in json.loads(real.stdout)["rows"]}
+    real = run_runner("compare", str(slow), str(fast))
+    assert real.code == 0 and real.doc is not None, real.stderr
+    rows = {row["metric"]: row for row in real.doc["rows"]}
     assert rows["ops/s"]["significant"] is True and rows["ops/s"]["delta_pct"] > 0
     assert "B better" in rows["ops/s"]["verdict"] and "ops/s" in real.stderr
     same = {r["metric"]: r for r in compare(json.loads(fast.read_text()), json.loads(again.read_text()))}
@@ -52,7 +46,9 @@ def test_compare_without_repeats_says_it_cannot_tell(dsn: str, tmp_path: Path) -
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     for path in (a, b):
         run_runner("--ops", "60", "--output", str(path), "--quiet", dsn=dsn)
-    rows = json.loads(_runner("compare", str(a), str(b)).stdout)["rows"]
+    compared = run_runner("compare", str(a), str(b)).doc
+    assert compared is not None
+    rows = compared["rows"]
     assert all(row["significant"] is None and "use --repeat" in row["verdict"] for row in rows)
 
 
@@ -64,8 +60,8 @@ def test_report_writes_plots_and_a_summary(dsn: str, tmp_path: Path) -> None:
             assert result.doc is not None
             handle.write(json.dumps(result.doc) + "\n")
     out = tmp_path / "report"
-    proc = _runner("report", str(sweep), "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
+    proc = run_runner("report", str(sweep), "--out", str(out))
+    assert proc.code == 0, proc.stderr
     names = {p.name for p in out.iterdir()}
     assert names == {"summary.md", "ops_per_s_vs_chunk.png", "p99_vs_chunk.png", "connections_over_time.png", "ops_per_s_over_time.png"}
     for png in out.glob("*.png"):
@@ -78,5 +74,5 @@ def test_report_and_compare_refuse_what_is_not_a_result(tmp_path: Path) -> None:
     junk = tmp_path / "junk.txt"
     junk.write_text("hello\n")
     for args in (["report", str(junk)], ["compare", str(junk), str(junk)]):
-        proc = _runner(*args)
-        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not" in proc.stderr
+        proc = run_runner(*args)
+        assert proc.code == 2 and proc.stderr.count("\n") == 1 and "not" in proc.stderr

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from runner.server import EmbeddedServer
-from tests.conftest import query, run_runner
+from tests.conftest import execute, query, run_runner
 
 
 def _one_line(stderr: str) -> str:
@@ -19,20 +19,10 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
-def _execute(dsn: str, *statements: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        for statement in statements:
-            conn.execute(text(statement))
-    engine.dispose()
-
-
 def test_a_runner_schema_it_did_not_create_is_never_dropped(dsn: str) -> None:
-    _execute(dsn, "DROP DATABASE IF EXISTS foreign_db", "CREATE DATABASE foreign_db")
+    execute(dsn, "DROP DATABASE IF EXISTS foreign_db", "CREATE DATABASE foreign_db")
     other = dsn.rsplit("/", 1)[0] + "/foreign_db"
-    _execute(other, "CREATE SCHEMA runner", "CREATE TABLE runner.precious (id int)", "INSERT INTO runner.precious VALUES (1)")
+    execute(other, "CREATE SCHEMA runner", "CREATE TABLE runner.precious (id int)", "INSERT INTO runner.precious VALUES (1)")
     result = run_runner("--ops", "10", dsn=other)
     assert result.code == 3
     assert "not created by runner" in _one_line(result.stderr)
@@ -40,16 +30,16 @@ def test_a_runner_schema_it_did_not_create_is_never_dropped(dsn: str) -> None:
 
 
 def test_authentication_failed(server: EmbeddedServer, dsn: str) -> None:
-    _execute(dsn, "DROP ROLE IF EXISTS pwuser", "CREATE ROLE pwuser LOGIN PASSWORD 'right-pw'")
+    execute(dsn, "DROP ROLE IF EXISTS pwuser", "CREATE ROLE pwuser LOGIN PASSWORD 'right-pw'")
     hba = server.pgdata / "pg_hba.conf"
     original = hba.read_text()
     hba.write_text("host all pwuser 127.0.0.1/32 scram-sha-256\n" + original)
-    _execute(dsn, "SELECT pg_reload_conf()")
+    execute(dsn, "SELECT pg_reload_conf()")
     try:
         result = run_runner("--ops", "10", dsn=f"postgresql://pwuser:wrong-pw@127.0.0.1:{server.port}/postgres")
     finally:
         hba.write_text(original)
-        _execute(dsn, "SELECT pg_reload_conf()")
+        execute(dsn, "SELECT pg_reload_conf()")
     assert result.code == 3
     line = _one_line(result.stderr)
     assert "authentication failed" in line and "wrong-pw" not in result.stderr + result.stdout

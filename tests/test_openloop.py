@@ -58,3 +58,11 @@ def test_max_inflight_drops_and_counts(dsn: str) -> None:
 def test_rate_refuses_sync_and_max_inflight_needs_rate() -> None:
     assert run_runner("--rate", "10", "--mode", "sync").code == 2
     assert run_runner("--max-inflight", "3").code == 2
+
+
+def test_poisson_arrivals_keep_the_mean_rate(dsn: str) -> None:
+    result = run_runner("--rate", "100", "--arrival", "poisson", "--duration", "4", "--seed", "3", "--quiet", dsn=dsn)
+    assert result.code == 0 and result.doc is not None
+    totals = result.doc["totals"]
+    assert totals["schedule"]["arrival"] == "poisson"
+    assert 320 <= totals["ops"] <= 480  # 400 expected; Poisson counts vary by ~sqrt(400) = 20

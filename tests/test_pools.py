@@ -45,3 +45,20 @@ def test_pg_setting_on_a_users_server_is_set_on_every_worker_session(dsn: str) -
     assert result.doc["totals"]["errors_by_class"].get("QueryCanceledError", 0) > 0
     refused = run_runner("--ops", "10", "--pg-setting", "plan_cache_mode=bogus", dsn=dsn)
     assert refused.code == 2 and "refused by the server" in refused.stderr
+
+
+def test_max_overflow_lets_a_pool_grow_and_is_reported(dsn: str) -> None:
+    result = run_runner("--ops", "300", "--chunk", "12", "--pool-size", "2", "--max-overflow", "3", "--quiet", dsn=dsn)
+    assert result.code == 0 and result.doc is not None
+    connections = result.doc["totals"]["connections"]
+    assert connections["pool_size_per_worker"] == [2] and connections["max_overflow"] == 3
+    assert 2 < connections["server_peak"] <= 5  # grew past the pool size, never past size + overflow
+
+
+def test_pool_timeout_turns_a_long_wait_into_a_counted_error(dsn: str) -> None:
+    result = run_runner(
+        "--ops", "400", "--chunk", "40", "--pool-size", "1", "--pool-timeout", "0.001", "--quiet", dsn=dsn
+    )
+    assert result.code == 5 and result.doc is not None
+    assert result.doc["totals"]["errors_by_class"].get("TimeoutError", 0) > 0
+    assert result.doc["database"]["rows"] == result.doc["database"]["expected_rows"]
