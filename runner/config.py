@@ -192,7 +192,7 @@ class Config:
         if self.rate_per_s is not None:
             if self.rate_per_s <= 0:
                 raise UsageError(f"--rate must be positive, got {self.rate_per_s}")
-            if self.mode == "sync" or (self.mode != "open" and self.mode != "chunked"):
+            if self.mode not in ("chunked", "open"):  # chunked is the default: --rate replaces it
                 raise UsageError("--rate runs its own open-loop schedule: leave --mode out (or --mode open)")
             object.__setattr__(self, "mode", "open")
         elif self.mode == "open":

@@ -27,7 +27,7 @@ class StartRecord(TypedDict):
     worker: int
     seq: int
     pid: int
-    planned_ops: int
+    planned_ops: int | None  # None: bounded by --duration
 
 
 class IntervalRecord(TypedDict):
