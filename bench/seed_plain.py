@@ -30,7 +30,7 @@ class A(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     data: Mapped[str | None] = mapped_column(String)
     create_date: Mapped[datetime] = mapped_column(server_default=func.now())
-    bs: Mapped[list["B"]] = relationship()
+    bs: Mapped[list[B]] = relationship()
 
 
 class B(Base):

@@ -104,7 +104,7 @@ def client_resources(workers: list[WorkerState]) -> dict[str, Any]:
     }
 
 
-def _busier_side(doc: dict[str, Any]) -> str | None:
+def _busier_side(doc: dict[str, Any]) -> str:
     server_cpu = doc["server"].get("stats", {}).get("cpu_s")
     client_cpu = doc["client"]["cpu_s"]
     if server_cpu is None:

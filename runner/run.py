@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from runner.collector import Collector
-from runner.concurrency import MODES
 from runner.config import Config
 from runner.database import (
     apply_session_settings,
@@ -21,7 +19,7 @@ from runner.database import (
     describe_server,
     prepare_schema,
 )
-from runner.errors import DatabaseError, ExitCode
+from runner.errors import ExitCode
 from runner.report import build
 from runner.sampler import ConnectionSampler
 from runner.live import Live

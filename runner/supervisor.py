@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+from multiprocessing.context import SpawnContext
 import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
@@ -72,7 +74,7 @@ class Supervisor:
         self._plans = plans
         self._collector = collector
         self._grace_s = grace_s
-        self._ctx = multiprocessing.get_context(START_METHOD)
+        self._ctx = cast(SpawnContext, multiprocessing.get_context(START_METHOD))
         self._go = self._ctx.Event()
         self._children: list[_Child] = []
         self._stop_deadline: float | None = None

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
-from typing import Any
+from typing import Any, cast
 
 import uvloop
 from sqlalchemy import Connection as SyncConnection
@@ -27,7 +27,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
-from sqlalchemy.pool import Pool
+from sqlalchemy.pool import QueuePool
 
 from runner.concurrency import MODES, Knobs
 from runner.config import Config, with_driver
@@ -207,7 +207,7 @@ def _warmup_stream(ctx: WorkerContext) -> Iterator[Op]:
     return _op_stream(ctx, True, _deadline(time.perf_counter_ns(), ctx.plan.config.warmup_s))
 
 
-def _end_warmup(ctx: WorkerContext, pool: Pool) -> None:
+def _end_warmup(ctx: WorkerContext, pool: QueuePool) -> None:
     """Warm-up is reported on its own, as one interval record of phase "warmup"."""
     ctx.channel.send(
         "interval",
@@ -254,7 +254,7 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
     handle = Handle(engine, async_sessionmaker(engine, expire_on_commit=False))
     impls = {op.name: op.impl(plan.config.layer, True) for op in resolve(plan.config.workload).ops}
     data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
-    pool = engine.sync_engine.pool
+    pool = cast(QueuePool, engine.sync_engine.pool)  # pool_size/max_overflow: always a QueuePool
 
     async def execute(op: Op, intended_ns: int | None = None) -> None:
         start = time.perf_counter_ns() if intended_ns is None else intended_ns
@@ -270,7 +270,7 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
     try:
         if _has_warmup(plan):
             await mode.issue(_warmup_stream(ctx), execute, knobs)
-            connections = [await engine.connect() for _ in range(pool.checkedin())]  # type: ignore[attr-defined]
+            connections = [await engine.connect() for _ in range(pool.checkedin())]
             for conn in connections:
                 await _flush_server_stats(conn)
                 await conn.close()
@@ -288,6 +288,7 @@ def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
     mode = MODES[plan.config.mode]
     driver = plan.config.driver or "psycopg2"
     engine = create_engine(with_driver(plan.dsn, driver), connect_args=_connect_args(driver, plan), **_engine_options(plan))
+    pool = cast(QueuePool, engine.pool)
     handle = Handle(engine, sessionmaker(engine))
     impls = {op.name: op.impl(plan.config.layer, False) for op in resolve(plan.config.workload).ops}
     data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
@@ -305,13 +306,13 @@ def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
     try:
         if _has_warmup(plan):
             mode.issue(_warmup_stream(ctx), execute, _knobs(ctx, plan.config.threads))
-            sync_connections = [engine.connect() for _ in range(engine.pool.checkedin())]  # type: ignore[attr-defined]
+            sync_connections = [engine.connect() for _ in range(pool.checkedin())]
             for sync_conn in sync_connections:
                 _flush_server_stats_sync(sync_conn)
                 sync_conn.close()
-            _end_warmup(ctx, engine.pool)
+            _end_warmup(ctx, pool)
         start_ns = _wait_for_go(ctx)
-        with _emitting(ctx, engine.pool):
+        with _emitting(ctx, pool):
             mode.issue(_measured_stream(ctx, start_ns), execute, _knobs(ctx, plan.config.threads))
             return start_ns, time.perf_counter_ns()
     finally:
@@ -319,7 +320,7 @@ def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
 
 
 @contextmanager
-def _emitting(ctx: WorkerContext, pool: Pool) -> Iterator[None]:
+def _emitting(ctx: WorkerContext, pool: QueuePool) -> Iterator[None]:
     """Interval records while the measured part runs; the last, partial one when it ends."""
     emitter = Emitter(ctx.channel, ctx.recorder, pool.checkedout, ctx.plan, ctx.stop)
     emitter.start()

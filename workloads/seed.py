@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ForeignKey, Index, MetaData, String, func, insert, select
+from sqlalchemy import ForeignKey, Index, MetaData, String, Table, func, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
 from workloads import SCHEMA, Handle, Op, Workload, register
@@ -29,7 +29,7 @@ def _text(rng: random.Random) -> str:
 
 
 def _b_rows(a_ids: list[int], rng: random.Random) -> list[tuple[int, str]]:
-    return [(a_id, _text(rng)) for a_id, n in zip(a_ids, CHILDREN_PER_A) for _ in range(n)]
+    return [(a_id, _text(rng)) for a_id, n in zip(a_ids, CHILDREN_PER_A, strict=True) for _ in range(n)]
 
 
 def _placeholders(count: int, style: str) -> str:
@@ -64,7 +64,7 @@ def build(name: str, description: str, indexed: bool) -> Workload:
         a_id: Mapped[int] = mapped_column(ForeignKey(A.id))
         data: Mapped[str | None] = mapped_column(String)
 
-    a_table, b_table = A.__table__, B.__table__
+    a_table, b_table = cast(Table, A.__table__), cast(Table, B.__table__)
     read_statement = select(A).options(selectinload(A.bs)).limit(READ_LIMIT)
 
     def new_objects(rng: random.Random) -> list[A]:

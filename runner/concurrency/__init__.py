@@ -9,13 +9,13 @@ the mode's settings (`width` is `--chunk` for async modes, `--threads` for sync)
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from workloads import Op
 
-AsyncExecute = Callable[..., Awaitable[None]]  # (op, intended_ns: int | None = None)
+AsyncExecute = Callable[..., Coroutine[Any, Any, None]]  # (op, intended_ns: int | None = None)
 SyncExecute = Callable[[Op], None]
 
 
