@@ -186,3 +186,17 @@ def test_an_exception_outside_any_op_fails_the_worker_not_the_report(dsn: str, t
     assert "Traceback" not in result.stderr
     totals = doc["totals"]
     assert totals["ok"] + totals["errors"] + totals["not_started"] + totals["unknown"] == totals["planned_ops"]
+
+
+def test_orphaned_workers_close_their_connections_and_exit(dsn: str) -> None:
+    parent, workers = _start(dsn, "--procs", "2", *LONG_RUN)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    psutil.wait_procs(workers, timeout=15)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    deadline = time.monotonic() + 10
+    left = -1
+    while time.monotonic() < deadline and left != 0:
+        left = query(dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'runner-%'")
+        time.sleep(0.2)
+    assert left == 0  # no worker (or parent) connection outlives the parent
