@@ -53,12 +53,24 @@ def _by_chunk(plt: Any, results: list[tuple[str, dict[str, Any]]], value: Any, y
     plt.close(fig)
 
 
-def _over_time(plt: Any, results: list[tuple[str, dict[str, Any]]], value: Any, ylabel: str, title: str, path: Path) -> None:
-    """Every run's timeline on one graph (the seed's DBeaver picture)."""
+def _timeline_points(doc: dict[str, Any], value: Any) -> list[tuple[float, float]]:
+    return [(0.0, 0.0)] + [(e["elapsed_s"], value(e)) for e in doc.get("timeline") or []]
+
+
+def _connection_points(doc: dict[str, Any]) -> list[tuple[float, float]]:
+    """The sampler's own series (every 0.1 s) where the document has it, else the timeline's."""
+    series = doc["totals"]["connections"].get("series")
+    if series:
+        return [(t, total) for t, total in series]
+    return _timeline_points(doc, lambda e: e["server_connections"]["total"])
+
+
+def _over_time(plt: Any, results: list[tuple[str, dict[str, Any]]], points: Any, ylabel: str, title: str, path: Path) -> None:
+    """Every run on one graph over time (the seed's DBeaver picture)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, doc in results:
-        timeline = doc.get("timeline") or []
-        ax.plot([0.0] + [e["elapsed_s"] for e in timeline], [0] + [value(e) for e in timeline], label=_label(name, doc))
+        xy = points(doc)
+        ax.plot([p[0] for p in xy], [p[1] for p in xy], label=_label(name, doc))
     ax.set_xlabel("seconds since the start barrier")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -98,10 +110,10 @@ def write_report(results: list[tuple[str, dict[str, Any]]], out_dir: Path) -> li
         "ops_per_s_vs_chunk.png": lambda p: _by_chunk(plt, results, lambda d: d["totals"]["ops_per_s"], "ops/s", p),
         "p99_vs_chunk.png": lambda p: _by_chunk(plt, results, _p99, "p99 latency, worst op (ms)", p),
         "connections_over_time.png": lambda p: _over_time(
-            plt, results, lambda e: e["server_connections"]["total"], "server connections", "Server connections over time", p
+            plt, results, _connection_points, "server connections", "Server connections over time", p
         ),
         "ops_per_s_over_time.png": lambda p: _over_time(
-            plt, results, lambda e: e["ops_per_s"], "ops/s", "Throughput over time", p
+            plt, results, lambda d: _timeline_points(d, lambda e: e["ops_per_s"]), "ops/s", "Throughput over time", p
         ),
     }
     written = []

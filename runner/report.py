@@ -13,12 +13,13 @@ from runner import __version__
 from runner.collector import Collector, OpTotals, WorkerState
 from runner.config import Config
 from runner.pools import PoolPlan
-from runner.sampler import ConnectionSampler
+from runner.sampler import ConnectionSampler, Sample
 from runner.serverstats import insights
 from runner.timeline import build_timeline
 
 SCHEMA_VERSION = 1
 NS_PER_S = 1_000_000_000
+MAX_SERIES_POINTS = 2000  # ~200 s of 0.1 s samples before thinning
 REPORTED_PACKAGES = ("sqlalchemy", "asyncpg", "psycopg2-binary", "psycopg", "uvloop", "orjson", "click", "hdrhistogram")
 
 
@@ -113,6 +114,19 @@ def _busier_side(doc: dict[str, Any]) -> str:
     return f"client CPU {client_cpu:.1f} s, server CPU {server_cpu:.1f} s: the {side} was the busier side"
 
 
+def connection_series(samples: list[Sample], start_ns: int) -> list[list[float]]:
+    """[seconds since the start barrier, server connections] for every sample from the barrier on;
+    a long run is thinned to MAX_SERIES_POINTS by keeping each stretch's highest sample."""
+    points = [(s.t_ns, s.total) for s in samples if s.t_ns >= start_ns]
+    stride = max(1, -(-len(points) // MAX_SERIES_POINTS))
+    series = []
+    for i in range(0, len(points), stride):
+        stretch = points[i : i + stride]
+        t_ns = stretch[0][0]
+        series.append([round((t_ns - start_ns) / NS_PER_S, 3), max(total for _, total in stretch)])
+    return series
+
+
 def _start_ns(workers: list[WorkerState]) -> int:
     return min((w.start_ns for w in workers if w.start_ns is not None), default=0)
 
@@ -171,6 +185,7 @@ def build(
             "by_op": {name: _op_summary(t, wall_s) for name, t in sorted(collector.by_op.items())},
             "connections": {
                 "server_peak": sampler.peak,
+                "series": connection_series(sampler.samples, _start_ns(workers)),
                 "samples": len(sampler.samples),
                 "failed_samples": sampler.failed_samples,
                 "pool_size_per_worker": pools.sizes,

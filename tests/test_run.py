@@ -97,6 +97,9 @@ def test_chunked_peak_connections_follow_the_chunk(dsn: str) -> None:
     peak = result.doc["totals"]["connections"]["server_peak"]
     assert 1 <= peak <= 2 * 6  # never more than procs x chunk connections
     assert result.doc["totals"]["connections"]["pool_size_per_worker"] == [6, 6]
+    series = result.doc["totals"]["connections"]["series"]
+    assert series and [t for t, _ in series] == sorted(t for t, _ in series) and series[0][0] >= 0
+    assert max(total for _, total in series) <= peak
 
 
 def test_same_seed_same_op_sequence(dsn: str) -> None:
