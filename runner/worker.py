@@ -14,7 +14,7 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -31,7 +31,7 @@ from sqlalchemy.pool import QueuePool
 
 from runner.concurrency import MODES, Knobs
 from runner.config import Config, with_driver
-from runner.records import WIRE_VERSION, encode
+from runner.channel import Channel, Emitter
 from runner.recorder import Recorder, error_class
 from workloads import Handle, Op, resolve
 
@@ -55,73 +55,6 @@ class WorkerPlan:
     pool_size: int
     parent_pid: int
     session_settings: dict[str, str]  # --pg-setting on a user's server: SET on every connection
-
-
-class Channel:
-    """The worker's end of its record pipe: numbered records, one JSON line each."""
-
-    def __init__(self, conn: Connection, worker_id: int) -> None:
-        self._conn = conn
-        self._worker_id = worker_id
-        self._seq = itertools.count()
-        self._lock = threading.Lock()
-
-    def send(self, kind: str, **fields: Any) -> bool:
-        """Send one record; False when the parent is gone (pipe closed)."""
-        with self._lock:
-            record = {"v": WIRE_VERSION, "kind": kind, "worker": self._worker_id, "seq": next(self._seq)}
-            try:
-                self._conn.send_bytes(encode({**record, **fields}))  # type: ignore[arg-type]
-            except (BrokenPipeError, ConnectionResetError, OSError):
-                return False
-        return True
-
-
-class Emitter:
-    """Sends an interval record of deltas every `interval_s`, and watches for the parent's death."""
-
-    def __init__(
-        self,
-        channel: Channel,
-        recorder: Recorder,
-        pool_gauge: Callable[[], int],
-        plan: WorkerPlan,
-        stop: threading.Event,
-    ) -> None:
-        self._channel, self._recorder, self._pool_gauge = channel, recorder, pool_gauge
-        self._plan, self._stop = plan, stop
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="emitter", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def finish(self) -> None:
-        """Stop the timer and send the last (partial) interval."""
-        self._done.set()
-        self._thread.join()
-        self._flush(last=True)
-
-    def _flush(self, last: bool = False) -> None:
-        ops = self._recorder.take()
-        if last and not ops:
-            return  # the run ended right after a full interval: no empty tail entry
-        sent = self._channel.send(
-            "interval",
-            phase="measure",
-            t_ns=time.perf_counter_ns(),
-            ops=ops,
-            pool_checked_out=self._pool_gauge(),
-            schedule=self._recorder.take_schedule(),
-        )
-        if not sent:
-            self._stop.set()
-
-    def _run(self) -> None:
-        while not self._done.wait(self._plan.config.interval_s):
-            self._flush()
-            if os.getppid() != self._plan.parent_pid:  # orphaned: stop issuing, close, exit
-                self._stop.set()
 
 
 @dataclass
@@ -322,7 +255,7 @@ def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
 @contextmanager
 def _emitting(ctx: WorkerContext, pool: QueuePool) -> Iterator[None]:
     """Interval records while the measured part runs; the last, partial one when it ends."""
-    emitter = Emitter(ctx.channel, ctx.recorder, pool.checkedout, ctx.plan, ctx.stop)
+    emitter = Emitter(ctx.channel, ctx.recorder, pool.checkedout, ctx.plan.config.interval_s, ctx.plan.parent_pid, ctx.stop)
     emitter.start()
     try:
         yield

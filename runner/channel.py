@@ -1,0 +1,82 @@
+"""A worker's side of the wire: its record pipe, and the thread that sends interval deltas."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from runner.records import WIRE_VERSION, encode
+from runner.recorder import Recorder
+
+
+class Channel:
+    """The worker's end of its record pipe: numbered records, one JSON line each."""
+
+    def __init__(self, conn: Connection, worker_id: int) -> None:
+        self._conn = conn
+        self._worker_id = worker_id
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+
+    def send(self, kind: str, **fields: Any) -> bool:
+        """Send one record; False when the parent is gone (pipe closed)."""
+        with self._lock:
+            record = {"v": WIRE_VERSION, "kind": kind, "worker": self._worker_id, "seq": next(self._seq)}
+            try:
+                self._conn.send_bytes(encode({**record, **fields}))  # type: ignore[arg-type]
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                return False
+        return True
+
+
+class Emitter:
+    """Sends an interval record of deltas every `interval_s`, and watches for the parent's death."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        recorder: Recorder,
+        pool_gauge: Callable[[], int],
+        interval_s: float,
+        parent_pid: int,
+        stop: threading.Event,
+    ) -> None:
+        self._channel, self._recorder, self._pool_gauge = channel, recorder, pool_gauge
+        self._interval_s, self._parent_pid, self._stop = interval_s, parent_pid, stop
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="emitter", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def finish(self) -> None:
+        """Stop the timer and send the last (partial) interval."""
+        self._done.set()
+        self._thread.join()
+        self._flush(last=True)
+
+    def _flush(self, last: bool = False) -> None:
+        ops = self._recorder.take()
+        if last and not ops:
+            return  # the run ended right after a full interval: no empty tail entry
+        sent = self._channel.send(
+            "interval",
+            phase="measure",
+            t_ns=time.perf_counter_ns(),
+            ops=ops,
+            pool_checked_out=self._pool_gauge(),
+            schedule=self._recorder.take_schedule(),
+        )
+        if not sent:
+            self._stop.set()
+
+    def _run(self) -> None:
+        while not self._done.wait(self._interval_s):
+            self._flush()
+            if os.getppid() != self._parent_pid:  # orphaned: stop issuing, close, exit
+                self._stop.set()
