@@ -27,7 +27,7 @@ Examples:
 
 \b
 Exit codes: 0 ok, 1 internal error, 2 bad input, 3 database unavailable or refused,
-4 run incomplete (a worker died), 5 some ops failed, 130 Ctrl-C, 143 SIGTERM.
+4 run incomplete (a worker died, --max-errors), 5 some ops failed, 130 Ctrl-C, 143 SIGTERM.
 """
 
 
@@ -38,7 +38,7 @@ def _fail(message: str, code: ExitCode) -> int:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.option("--procs", type=int, default=1, show_default=True, help="Worker processes.")
-@click.option("--chunk", type=int, default=40, show_default=True, help="Ops gathered at once (chunked mode).")
+@click.option("--chunk", type=int, default=40, show_default=True, help="Ops in flight per worker: gathered at once (chunked) or kept going (window).")
 @click.option("--ops", type=int, default=None, help="Total ops across all workers  [default: 35000].")
 @click.option("--duration", "duration_s", type=float, default=None, help="Run for this many seconds instead of --ops.")
 @click.option("--warmup", default=None, help="Before measuring: ops across all workers (500) or seconds (5s).")
