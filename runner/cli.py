@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
             code = cli.main(args=args, prog_name="runner", standalone_mode=False)
     except click.ClickException as exc:  # bad option: one line, not Click's usage block
         code = _fail(exc.format_message(), ExitCode.USAGE)
-    except click.Abort:
+    except (click.Abort, KeyboardInterrupt):  # Ctrl-C before the run's own handlers were set
         code = _fail("interrupted", ExitCode.INTERRUPTED)
     except RunnerError as exc:
         code = _fail(str(exc), exc.exit_code)
