@@ -24,16 +24,12 @@ class Live:
     def __init__(self, config: Config, collector: Collector, sampler: ConnectionSampler, stderr: TextIO = sys.stderr) -> None:
         self._config, self._collector, self._sampler, self._stderr = config, collector, sampler, stderr
         self._progress = not config.quiet and stderr.isatty()
-        self._go_ns: int | None = None
         self._last_progress = 0.0
         self._streamed = 0  # timeline slots already written as JSON lines
-        self._previous_ns = 0
-
-    def on_go(self) -> None:
-        self._go_ns = self._previous_ns = time.perf_counter_ns()
+        self._previous_ns = 0  # end of the last streamed slot; 0: the start barrier
 
     def tick(self) -> None:
-        if self._go_ns is None:
+        if not self._collector.go_ns:  # the workers have not been released yet
             return
         if self._config.jsonl:
             self._stream_complete_slots()
@@ -57,20 +53,18 @@ class Live:
             complete = max(collector.timeline, default=0)
         else:  # the slot before the one the slowest running worker last reported into
             complete = collector.slot_of(min(running)) - 1 if min(running) else 0
-        assert self._go_ns is not None
         while self._streamed < complete:
             self._streamed += 1
             slot = self._collector.timeline.get(self._streamed)
             if slot is None:
                 continue
-            entry = timeline_entry(slot, self._sampler.samples, self._previous_ns, self._go_ns)
+            entry = timeline_entry(slot, self._sampler.samples, self._previous_ns or collector.go_ns, collector.go_ns)
             self._previous_ns = slot.t_ns
             sys.stdout.buffer.write(orjson.dumps({"kind": "interval", **entry}) + b"\n")
             sys.stdout.flush()
 
     def _line(self) -> str:
-        assert self._go_ns is not None
-        elapsed_s = (time.perf_counter_ns() - self._go_ns) / 1e9
+        elapsed_s = (time.perf_counter_ns() - self._collector.go_ns) / 1e9
         done = sum(t.ok + t.error_count for t in self._collector.by_op.values())
         errors = sum(t.error_count for t in self._collector.by_op.values())
         rate = done / elapsed_s if elapsed_s > 0 else 0.0

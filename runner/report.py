@@ -127,10 +127,6 @@ def connection_series(samples: list[Sample], start_ns: int) -> list[list[float]]
     return series
 
 
-def _start_ns(workers: list[WorkerState]) -> int:
-    return min((w.start_ns for w in workers if w.start_ns is not None), default=0)
-
-
 def build(
     config: Config,
     server: dict[str, Any],
@@ -185,7 +181,7 @@ def build(
             "by_op": {name: _op_summary(t, wall_s) for name, t in sorted(collector.by_op.items())},
             "connections": {
                 "server_peak": sampler.peak,
-                "series": connection_series(sampler.samples, _start_ns(workers)),
+                "series": connection_series(sampler.samples, collector.go_ns),
                 "samples": len(sampler.samples),
                 "failed_samples": sampler.failed_samples,
                 "pool_size_per_worker": pools.sizes,
@@ -198,7 +194,7 @@ def build(
             "errors": sum(t.error_count for t in collector.warmup_by_op.values()),
             "by_op": {name: _op_summary(t, 0.0) for name, t in sorted(collector.warmup_by_op.items())},
         },
-        "timeline": build_timeline(collector, sampler.samples, _start_ns(workers)),
+        "timeline": build_timeline(collector, sampler.samples),
         "client": client_resources(workers),
         "workers": [_worker_summary(w) for w in workers],
         "database": database,

@@ -142,16 +142,12 @@ def _measure(
     probe = ServerProbe(control_engine(dsn, "stats"), SCHEMA, embedded.postmaster_pid() if embedded else None)
     live = Live(config, collector, sampler)
 
-    def on_go() -> None:
-        probe.begin()
-        live.on_go()
-
     def on_tick() -> None:
         live.tick()
         if (reason := error_budget_spent(config, collector)) is not None:
             supervisor.request_stop(reason)
 
-    supervisor.on_go = on_go
+    supervisor.on_go = probe.begin
     sampler.start()
     supervisor_ref[:] = [supervisor]  # from here on a signal stops this run's workers gracefully
     if received:  # it came while this repeat was being set up

@@ -20,11 +20,12 @@ def _states(samples: list[Sample]) -> dict[str, int]:
     }
 
 
-def build_timeline(collector: Collector, samples: list[Sample], start_ns: int) -> list[dict[str, Any]]:
+def build_timeline(collector: Collector, samples: list[Sample]) -> list[dict[str, Any]]:
+    """Every slot, timed from the start barrier (the moment the workers were released)."""
     entries = []
-    previous_ns = start_ns
+    previous_ns = collector.go_ns
     for index in sorted(collector.timeline):
-        entries.append(timeline_entry(collector.timeline[index], samples, previous_ns, start_ns))
+        entries.append(timeline_entry(collector.timeline[index], samples, previous_ns, collector.go_ns))
         previous_ns = collector.timeline[index].t_ns
     return entries
 
