@@ -44,9 +44,7 @@ class Recorder:
     def record(self, op: str, latency_ns: int, error: str | None) -> None:
         """Count one finished op; only successful ops enter the latency histogram."""
         with self._lock:
-            stats = self._ops.get(op)
-            if stats is None:
-                stats = self._ops[op] = _OpInterval()
+            stats = self._stats(op)
             if error is None:
                 stats.ok += 1
                 stats.hist.record(latency_ns)
@@ -56,10 +54,14 @@ class Recorder:
     def drop(self, op: str) -> None:
         """An open-loop op refused by --max-inflight: not run, but counted."""
         with self._lock:
-            stats = self._ops.get(op)
-            if stats is None:
-                stats = self._ops[op] = _OpInterval()
-            stats.dropped += 1
+            self._stats(op).dropped += 1
+
+    def _stats(self, op: str) -> _OpInterval:
+        """This interval's counters for `op` (call with the lock held)."""
+        stats = self._ops.get(op)
+        if stats is None:
+            stats = self._ops[op] = _OpInterval()
+        return stats
 
     def lag(self, lag_ns: int) -> None:
         """How far behind its schedule an open-loop op was issued."""

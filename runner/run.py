@@ -129,7 +129,8 @@ def _measure(
     dsn = config.dsn or embedded.dsn  # type: ignore[union-attr]
     # The embedded server takes --pg-setting at start; a user's server, per session.
     session_settings = {} if embedded is not None else dict(config.pg_settings)
-    with connect(control_engine(dsn), dsn) as conn:
+    control = control_engine(dsn)  # setup now, row counts at the end
+    with connect(control, dsn) as conn:
         apply_session_settings(conn, session_settings)
         server = describe_server(conn, tuple(name for name, _ in config.pg_settings))
         conn.rollback()  # the settings were for the report: the setup below runs without them
@@ -158,7 +159,7 @@ def _measure(
         sampler.stop()
         live.close()
     server["stats"] = probe.end()
-    with connect(control_engine(dsn), dsn) as conn:
+    with connect(control, dsn) as conn:
         rows = count_rows(conn, workload)
     expected = workload.expected_rows(collector.ok_by_op(), populated)
     database = {

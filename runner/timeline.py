@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.collector import Collector, TimelineSlot
+from runner.collector import Collector, OpTotals, TimelineSlot
 from runner.sampler import Sample
 
 NS_PER_S = 1_000_000_000
@@ -30,6 +30,11 @@ def build_timeline(collector: Collector, samples: list[Sample]) -> list[dict[str
     return entries
 
 
+def _op_entry(totals: OpTotals) -> dict[str, Any]:
+    summary = totals.hist.summary_ms()  # once: it walks the histogram for every quantile
+    return {"ops": totals.ok + totals.error_count, "p50_ms": summary["p50"], "p99_ms": summary["p99"]}
+
+
 def timeline_entry(slot: TimelineSlot, samples: list[Sample], previous_ns: int, start_ns: int) -> dict[str, Any]:
     """One interval: every worker's deltas added, and the server's connections during it."""
     seconds = max(slot.t_ns - previous_ns, 1) / NS_PER_S
@@ -41,10 +46,7 @@ def timeline_entry(slot: TimelineSlot, samples: list[Sample], previous_ns: int, 
         "ok": ok,
         "errors": errors,
         "ops_per_s": round(ok / seconds, 3),
-        "by_op": {
-            name: {"ops": t.ok + t.error_count, "p50_ms": t.hist.summary_ms()["p50"], "p99_ms": t.hist.summary_ms()["p99"]}
-            for name, t in sorted(slot.by_op.items())
-        },
+        "by_op": {name: _op_entry(t) for name, t in sorted(slot.by_op.items())},
         "pool_checked_out": slot.pool_checked_out,
         "server_connections": _states([s for s in samples if previous_ns < s.t_ns <= slot.t_ns]),
     }

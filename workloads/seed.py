@@ -32,12 +32,27 @@ def _b_rows(a_ids: list[int], rng: random.Random) -> list[tuple[int, str]]:
     return [(a_id, _text(rng)) for a_id, n in zip(a_ids, CHILDREN_PER_A, strict=True) for _ in range(n)]
 
 
-def _placeholders(count: int, style: str) -> str:
-    return ", ".join(f"${i + 1}" if style == "dollar" else "%s" for i in range(count))
+def _marks(count: int, style: str) -> list[str]:
+    """The driver's parameter markers: $1, $2... (asyncpg) or %s (psycopg2)."""
+    return [f"${i + 1}" if style == "dollar" else "%s" for i in range(count)]
+
+
+def _values(rows: int, columns: int, style: str) -> str:
+    """A VALUES list of `rows` tuples, numbered on from one tuple to the next."""
+    marks = _marks(rows * columns, style)
+    return ", ".join("(" + ", ".join(marks[r * columns : (r + 1) * columns]) + ")" for r in range(rows))
 
 
 def _a_insert(style: str) -> str:
-    return f"INSERT INTO {SCHEMA}.a (data) VALUES " + ", ".join(f"({_placeholders(1, style)})".replace("$1", f"${i + 1}") for i in range(len(CHILDREN_PER_A))) + " RETURNING id, create_date"
+    return f"INSERT INTO {SCHEMA}.a (data) VALUES {_values(len(CHILDREN_PER_A), 1, style)} RETURNING id, create_date"
+
+
+def _b_insert(style: str) -> str:
+    return f"INSERT INTO {SCHEMA}.b (a_id, data) VALUES {_values(sum(CHILDREN_PER_A), 2, style)}"
+
+
+def _b_select(count: int, style: str) -> str:
+    return f"SELECT id, a_id, data FROM {SCHEMA}.b WHERE a_id IN ({', '.join(_marks(count, style))})"
 
 
 def build(name: str, description: str, indexed: bool) -> Workload:
@@ -124,9 +139,6 @@ def build(name: str, description: str, indexed: bool) -> Workload:
                 conn.execute(b_select(ids)).all()
 
     # --- raw: the driver itself, on a connection from the same pool ---
-    b_insert_raw = f"INSERT INTO {SCHEMA}.b (a_id, data) VALUES " + ", ".join(
-        f"(${2 * i + 1}, ${2 * i + 2})" for i in range(sum(CHILDREN_PER_A))
-    )
 
     async def write_raw_async(handle: Handle, rng: random.Random) -> None:
         async with handle.engine.connect() as conn:
@@ -134,7 +146,7 @@ def build(name: str, description: str, indexed: bool) -> Workload:
             async with raw.transaction():
                 rows = await raw.fetch(_a_insert("dollar"), *(_text(rng) for _ in CHILDREN_PER_A))
                 values = [v for pair in _b_rows([r[0] for r in rows], rng) for v in pair]
-                await raw.execute(b_insert_raw, *values)
+                await raw.execute(_b_insert("dollar"), *values)
 
     async def read_raw_async(handle: Handle, rng: random.Random) -> None:
         async with handle.engine.connect() as conn:
@@ -143,7 +155,7 @@ def build(name: str, description: str, indexed: bool) -> Workload:
             try:
                 ids = [row[0] for row in await raw.fetch(A_SELECT_RAW)]
                 if ids:
-                    await raw.fetch(f"SELECT id, a_id, data FROM {SCHEMA}.b WHERE a_id IN ({_placeholders(len(ids), 'dollar')})", *ids)
+                    await raw.fetch(_b_select(len(ids), "dollar"), *ids)
             finally:
                 await raw.execute("ROLLBACK")
 
@@ -153,7 +165,7 @@ def build(name: str, description: str, indexed: bool) -> Workload:
             with conn.cursor() as cur:
                 cur.execute(_a_insert("format"), [_text(rng) for _ in CHILDREN_PER_A])
                 rows = _b_rows([r[0] for r in cur.fetchall()], rng)
-                cur.execute(f"INSERT INTO {SCHEMA}.b (a_id, data) VALUES " + ", ".join(["(%s, %s)"] * len(rows)), [v for r in rows for v in r])
+                cur.execute(_b_insert("format"), [v for r in rows for v in r])
             conn.commit()
         finally:
             conn.close()
@@ -165,7 +177,7 @@ def build(name: str, description: str, indexed: bool) -> Workload:
                 cur.execute(A_SELECT_RAW)
                 ids = [row[0] for row in cur.fetchall()]
                 if ids:
-                    cur.execute(f"SELECT id, a_id, data FROM {SCHEMA}.b WHERE a_id IN ({_placeholders(len(ids), 'format')})", ids)
+                    cur.execute(_b_select(len(ids), "format"), ids)
                     cur.fetchall()
             conn.rollback()
         finally:
