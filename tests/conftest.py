@@ -51,9 +51,17 @@ def wait_for_workers(parent_pid: int, count: int, timeout_s: float = 60) -> list
     workers: list[psutil.Process] = []
     while time.monotonic() < deadline and len(workers) < count:
         time.sleep(0.2)
-        workers = [c for c in psutil.Process(parent_pid).children() if "spawn_main" in " ".join(c.cmdline())]
+        workers = [c for c in psutil.Process(parent_pid).children() if "spawn_main" in _cmdline(c)]
     assert len(workers) == count, "workers did not start"
     return workers
+
+
+def _cmdline(process: psutil.Process) -> str:
+    """A child's command line; "" for one that is exiting (pg_ctl's short life ends as a zombie)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
 
 
 _TEMP_DIRS_AT_START: set[str] = set()
@@ -69,7 +77,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     deadline = time.monotonic() + LEAK_WAIT_S
     while True:
         dirs = set(glob.glob(f"/tmp/{TEMP_PREFIX}*")) - _TEMP_DIRS_AT_START
-        workers = [p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+        workers = [p for p in psutil.Process().children(recursive=True) if "spawn_main" in _cmdline(p)]
         if (not dirs and not workers) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
