@@ -25,8 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from runner.database import connect, control_engine, prepare_schema  # noqa: E402
-from runner.server import pgbench_path, start_embedded  # noqa: E402
+from runner.server.control import connect, control_engine, prepare_schema  # noqa: E402
+from runner.server.embedded import pgbench_path, start_embedded  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 # (name, --layer, --procs): raw also with two processes, one per core, as pgbench is a C client.

@@ -24,7 +24,7 @@ import uvloop
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from runner.recorder import Recorder  # noqa: E402
+from runner.worker.recorder import Recorder  # noqa: E402
 
 CHUNK = 40
 

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from runner.server import start_embedded  # noqa: E402
+from runner.server.embedded import start_embedded  # noqa: E402
 
 LOOPS = ("asyncio", "uvloop")
 

@@ -9,10 +9,10 @@ tables in its own schema `seed_plain`, dropped and created at the start, as the 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 import random
 import sys
 import time
+from datetime import datetime
 
 import orjson
 from sqlalchemy import ForeignKey, MetaData, String, func, select, text

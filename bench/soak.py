@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from runner.server import start_embedded  # noqa: E402
+from runner.server.embedded import start_embedded  # noqa: E402
 
 KILL_SQL = text(
     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'runner-worker-%'"

@@ -80,8 +80,8 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.version_option(__version__, prog_name="runner")
 def cli(**options: object) -> int:
     """Run a SQLAlchemy workload against PostgreSQL and report what it did, as JSON on stdout."""
+    from runner.analysis.report import print_summary
     from runner.output import check_writable, emit
-    from runner.report import print_summary
     from runner.run import Interrupted, run
 
     warmup_ops, warmup_s = parse_warmup(options.pop("warmup"))  # type: ignore[arg-type]
@@ -124,8 +124,8 @@ def report_cmd(files: tuple[str, ...], out: str) -> int:
     """Plots and a Markdown summary for result files (run documents or sweep JSON lines)."""
     from pathlib import Path
 
-    from runner.plots import write_report
-    from runner.results import load
+    from runner.analysis.plots import write_report
+    from runner.analysis.results import load
 
     written = write_report(load(list(files)), Path(out))
     click.echo(json.dumps({"report": out, "files": [str(p) for p in written]}))
@@ -138,8 +138,8 @@ def report_cmd(files: tuple[str, ...], out: str) -> int:
 @click.argument("b")
 def compare_cmd(a: str, b: str) -> int:
     """Two results side by side: deltas in %, and whether each is beyond the runs' spread."""
-    from runner.compare import compare, render
-    from runner.results import load
+    from runner.analysis.compare import compare, render
+    from runner.analysis.results import load
 
     (name_a, doc_a), (name_b, doc_b) = _single(load([a])), _single(load([b]))
     rows = compare(doc_a, doc_b)

@@ -142,7 +142,7 @@ class Config:
     def __post_init__(self) -> None:
         # Local imports: the registries import SQLAlchemy's ORM, which Config's users load anyway.
         from runner.concurrency import MODES
-        from workloads import LAYERS, WorkloadFileError, WORKLOADS, is_path, resolve
+        from workloads import LAYERS, WORKLOADS, WorkloadFileError, is_path, resolve
 
         if self.procs < 1 or self.procs > MAX_PROCS:
             raise UsageError(f"--procs must be between 1 and {MAX_PROCS}, got {self.procs}")

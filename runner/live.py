@@ -12,10 +12,10 @@ from typing import TextIO
 
 import orjson
 
-from runner.collector import Collector
 from runner.config import Config
-from runner.sampler import ConnectionSampler
-from runner.timeline import timeline_entry
+from runner.measure.collector import Collector
+from runner.measure.timeline import timeline_entry
+from runner.server.sampler import ConnectionSampler
 
 PROGRESS_PERIOD_S = 1.0
 

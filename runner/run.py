@@ -8,9 +8,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from runner.collector import Collector
+from runner.analysis.repeat import combine
+from runner.analysis.report import build
 from runner.config import Config
-from runner.database import (
+from runner.errors import ExitCode
+from runner.live import Live
+from runner.measure.collector import Collector
+from runner.server.control import (
     apply_session_settings,
     connect,
     connections_in_use,
@@ -19,15 +23,12 @@ from runner.database import (
     describe_server,
     prepare_schema,
 )
-from runner.errors import ExitCode
-from runner.report import build
-from runner.sampler import ConnectionSampler
-from runner.live import Live
-from runner.pools import connection_budget, plan_pools
-from runner.repeat import combine
-from runner.server import EmbeddedServer, start_embedded
-from runner.serverstats import ServerProbe
-from runner.supervisor import Supervisor, make_plans, op_shares
+from runner.server.embedded import EmbeddedServer, start_embedded
+from runner.server.sampler import ConnectionSampler
+from runner.server.stats import ServerProbe
+from runner.transport.plan import make_plans, op_shares
+from runner.transport.pools import connection_budget, plan_pools
+from runner.transport.supervisor import Supervisor
 from workloads import SCHEMA, resolve
 
 INTERRUPT_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}

@@ -17,7 +17,7 @@ import psutil
 import pytest
 from sqlalchemy import create_engine, text
 
-from runner.server import TEMP_PREFIX, EmbeddedServer, start_embedded
+from runner.server.embedded import TEMP_PREFIX, EmbeddedServer, start_embedded
 
 REPO = Path(__file__).resolve().parent.parent
 

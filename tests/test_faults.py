@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from runner.server import EmbeddedServer, start_embedded
+from runner.server.embedded import EmbeddedServer, start_embedded
 from tests.conftest import REPO, query, run_runner, wait_for_workers
 
 LONG_RUN = ["--ops", "1000000", "--quiet"]

@@ -10,9 +10,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from runner.histogram import LatencyHistogram
-from runner.records import OpDelta
-
+from runner.measure.histogram import LatencyHistogram
+from runner.measure.records import OpDelta
 
 LATE_NS = 1_000_000  # an open-loop op issued more than 1 ms after its intended start is late
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runner.config import Config
-from runner.pools import plan_pools
+from runner.transport.pools import plan_pools
 from tests.conftest import run_runner
 
 

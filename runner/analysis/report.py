@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
-import resource
 import platform
+import resource
 import sys
 from importlib import metadata
 from typing import Any
 
 from runner import __version__
-from runner.collector import Collector, OpTotals, WorkerState
 from runner.config import Config
-from runner.pools import PoolPlan
-from runner.sampler import ConnectionSampler, Sample
-from runner.serverstats import insights
-from runner.timeline import build_timeline
+from runner.measure.collector import Collector, OpTotals, WorkerState
+from runner.measure.sample import Sample
+from runner.measure.timeline import build_timeline
+from runner.server.sampler import ConnectionSampler
+from runner.server.stats import insights
+from runner.transport.pools import PoolPlan
 
 SCHEMA_VERSION = 1
 NS_PER_S = 1_000_000_000

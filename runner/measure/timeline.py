@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.collector import Collector, OpTotals, TimelineSlot
-from runner.sampler import Sample
+from runner.measure.collector import Collector, OpTotals, TimelineSlot
+from runner.measure.sample import Sample
 
 NS_PER_S = 1_000_000_000
 

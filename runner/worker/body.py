@@ -30,9 +30,10 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from runner.concurrency import MODES, Knobs
-from runner.config import Config, with_driver
-from runner.channel import Channel, Emitter
-from runner.recorder import Recorder, error_class
+from runner.config import with_driver
+from runner.worker.channel import Channel, Emitter
+from runner.worker.plan import WorkerPlan
+from runner.worker.recorder import Recorder, error_class
 from workloads import Handle, Op, resolve
 
 GO_POLL_S = 0.2
@@ -44,17 +45,6 @@ ARRIVAL_SEED_OFFSET = 3
 
 
 
-@dataclass(frozen=True)
-class WorkerPlan:
-    worker_id: int
-    config: Config
-    dsn: str  # resolved (embedded or the user's); never printed
-    ops: int | None  # this worker's share of --ops; None: until --duration ends
-    warmup_ops: int  # this worker's share of --warmup ops
-    seed: int  # derived from --seed and the worker id
-    pool_size: int
-    parent_pid: int
-    session_settings: dict[str, str]  # --pg-setting on a user's server: SET on every connection
 
 
 @dataclass

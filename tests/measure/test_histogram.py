@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.histogram import HIGHEST_NS, LatencyHistogram, LayoutError
+from runner.measure.histogram import HIGHEST_NS, LatencyHistogram, LayoutError
 
 latencies = st.lists(st.integers(min_value=1, max_value=HIGHEST_NS), max_size=300)
 

@@ -7,9 +7,9 @@ import os
 import threading
 import time
 
-from runner.channel import Channel, Emitter
-from runner.records import decode
-from runner.recorder import Recorder
+from runner.measure.records import decode
+from runner.worker.channel import Channel, Emitter
+from runner.worker.recorder import Recorder
 
 
 def test_records_are_numbered_lines_the_collector_can_decode() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from runner.histogram import LatencyHistogram
-from runner.records import IntervalRecord, Record, WireError
+
+from runner.measure.histogram import LatencyHistogram
+from runner.measure.records import IntervalRecord, Record, WireError
 
 NS_PER_S = 1_000_000_000
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runner.compare import compare
-from runner.repeat import spread
+from runner.analysis.compare import compare
+from runner.analysis.repeat import spread
 from tests.conftest import run_runner
 
 

@@ -3,7 +3,7 @@
 Started in a new session with stdin = the read end of a pipe whose write end only the run's
 parent holds. When the parent exits for any reason (normal exit, exception, SIGTERM, SIGKILL)
 the kernel closes that end, `read()` returns EOF, and the reaper stops postgres and deletes the
-temp dir. Usage: python -m runner.reaper TEMP_DIR PGDATA
+temp dir. Usage: python -m runner.server.reaper TEMP_DIR PGDATA
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from runner.analysis.report import scenario_name
 from runner.errors import UsageError
-from runner.report import scenario_name
 
 PNG_DPI = 110
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from runner.server import TEMP_PREFIX, start_embedded
+from runner.server.embedded import TEMP_PREFIX, start_embedded
 from tests.conftest import REPO, query, run_runner, wait_for_workers
 
 TEMP_GLOB = f"/tmp/{TEMP_PREFIX}*"

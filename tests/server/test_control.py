@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from runner.server import EmbeddedServer
+from runner.server.embedded import EmbeddedServer
 from tests.conftest import execute, query, run_runner
 
 

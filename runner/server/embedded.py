@@ -2,7 +2,7 @@
 
 The wheel provides binaries, initdb and root handling. We start postgres ourselves with its
 `pg_ctl` because the wheel's own start cannot listen on TCP, and we hand cleanup to a detached
-reaper (runner.reaper) so the server and its temp dir go away however the owner dies.
+reaper (runner.server.reaper) so the server and its temp dir go away however the owner dies.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import DatabaseError
-from runner.reaper import postmaster_pid
+from runner.server.reaper import postmaster_pid
 
 TEMP_PREFIX = "runner-pg-"
 # Not under TEMP_PREFIX: it outlives every server on purpose (it serialises first-time initdb).
@@ -87,7 +87,7 @@ def _start_reaper(temp_dir: Path, pgdata: Path) -> tuple[subprocess.Popen[bytes]
     read_fd, write_fd = os.pipe()  # both non-inheritable (PEP 446): workers never hold the lifeline
     try:
         reaper = subprocess.Popen(
-            [sys.executable, "-m", "runner.reaper", str(temp_dir), str(pgdata)],
+            [sys.executable, "-m", "runner.server.reaper", str(temp_dir), str(pgdata)],
             stdin=read_fd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

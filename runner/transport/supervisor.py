@@ -6,58 +6,25 @@ holds SQLAlchemy state that must not be copied into a child by fork.
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
-from multiprocessing.context import SpawnContext
 import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
+from typing import cast
 
-from runner.collector import Collector
-from runner.config import Config
-from runner.records import decode
-from runner.worker import WorkerPlan, worker_main
+from runner.measure.collector import Collector
+from runner.measure.records import decode
+from runner.worker.body import worker_main
+from runner.worker.plan import WorkerPlan
 
 START_METHOD = "spawn"
 TICK_S = 0.1
 GRACE_S = 10.0  # in-flight ops get this long to finish after a stop, then workers are killed
-
-
-def split_ops(total: int, procs: int) -> list[int]:
-    """Shares that differ by at most one and sum exactly to `total`."""
-    base, extra = divmod(total, procs)
-    return [base + (1 if i < extra else 0) for i in range(procs)]
-
-
-def worker_seed(seed: int, worker_id: int) -> int:
-    """A per-worker RNG seed: the same --seed gives every worker the same op sequence again."""
-    digest = hashlib.sha256(f"{seed}:{worker_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def op_shares(config: Config) -> list[int | None]:
-    """Each worker's share of --ops; None for every worker when --duration bounds the run."""
-    if config.ops is None:
-        return [None] * config.procs
-    return list(split_ops(config.ops, config.procs))
-
-
-def make_plans(
-    config: Config, dsn: str, pool_sizes: list[int], session_settings: dict[str, str]
-) -> list[WorkerPlan]:
-    assert config.seed is not None
-    warmups = split_ops(config.warmup_ops, config.procs)
-    return [
-        WorkerPlan(
-            i, config, dsn, share, warmups[i], worker_seed(config.seed, i), pool_sizes[i], os.getpid(), session_settings
-        )
-        for i, share in enumerate(op_shares(config))
-    ]
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.serverstats import _top_statements, insights
+from runner.server.stats import _top_statements, insights
 
 
 def test_top_statements_are_deltas_ranked_by_time() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from runner.concurrency import MODES
 from runner.config import Config
 from runner.errors import DatabaseError
-from runner.supervisor import op_shares
+from runner.transport.plan import op_shares
 
 UNBOUNDED_MODES = ("async", "open")  # as many ops in flight as they have ops, unless capped
 PARENT_CONNECTIONS = 1  # the sampler; the parent's other connections are short and sequential

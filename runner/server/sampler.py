@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from runner.measure.sample import Sample
+
 SAMPLE_PERIOD_S = 0.1
 STATES_QUERY = text(
     """
@@ -28,13 +30,6 @@ STATES_QUERY = text(
 )
 
 
-@dataclass(frozen=True)
-class Sample:
-    t_ns: int  # monotonic clock
-    total: int
-    active: int
-    idle: int
-    idle_in_transaction: int
 
 
 @dataclass

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from runner.records import WIRE_VERSION, encode
-from runner.recorder import Recorder
+from runner.measure.records import WIRE_VERSION, encode
+from runner.worker.recorder import Recorder
 
 
 class Channel:

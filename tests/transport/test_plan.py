@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.supervisor import split_ops, worker_seed
+from runner.transport.plan import split_ops, worker_seed
 
 
 @given(st.integers(1, 10**7), st.integers(1, 512))

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.records import WIRE_VERSION, WireError, decode, encode
+from runner.measure.records import WIRE_VERSION, WireError, decode, encode
 
 
 @given(

@@ -1,0 +1,1 @@
+"""What crosses the wire and merges: records, histograms, the collector, the timeline."""

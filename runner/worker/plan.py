@@ -1,0 +1,20 @@
+"""What one worker is told to do: made by the transport's planner, read by the worker body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runner.config import Config
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    worker_id: int
+    config: Config
+    dsn: str  # resolved (embedded or the user's); never printed
+    ops: int | None  # this worker's share of --ops; None: until --duration ends
+    warmup_ops: int  # this worker's share of --warmup ops
+    seed: int  # derived from --seed and the worker id
+    pool_size: int
+    parent_pid: int
+    session_settings: dict[str, str]  # --pg-setting on a user's server: SET on every connection
