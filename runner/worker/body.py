@@ -24,13 +24,14 @@ from typing import Any, cast
 import uvloop
 from sqlalchemy import Connection as SyncConnection
 from sqlalchemy import create_engine
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from runner.concurrency import MODES, Knobs
-from runner.config import with_driver
+from runner.dsn import driver_args
 from runner.worker.channel import Channel, Emitter
 from runner.worker.plan import WorkerPlan
 from runner.worker.recorder import Recorder, error_class
@@ -114,12 +115,14 @@ def _knobs(ctx: WorkerContext, width: int) -> Knobs:
     )
 
 
-def _connect_args(driver: str, plan: WorkerPlan) -> dict[str, Any]:
-    """Session settings at connect time, in the driver's own way."""
-    settings = _server_settings(plan)
+def _engine_target(plan: WorkerPlan) -> tuple[URL, dict[str, Any]]:
+    """The URL and connect arguments for the worker's driver, session settings passed its way."""
+    driver = plan.config.worker_driver
+    url, args, dsn_settings = driver_args(plan.dsn, driver)
+    settings = {**dsn_settings, **_server_settings(plan)}  # --pg-setting and the runner's win
     if driver == "asyncpg":
-        return {"server_settings": settings}
-    return {"options": " ".join(f"-c {k}={v}" for k, v in settings.items())}  # libpq drivers
+        return url, {**args, "server_settings": settings}
+    return url, {**args, "options": " ".join(f"-c {k}={v}" for k, v in settings.items())}  # libpq drivers
 
 
 def _has_warmup(plan: WorkerPlan) -> bool:
@@ -170,10 +173,8 @@ def _measured_stream(ctx: WorkerContext, start_ns: int) -> Iterator[Op]:
 async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
     plan = ctx.plan
     mode = MODES[plan.config.mode]
-    driver = plan.config.driver or "asyncpg"
-    engine = create_async_engine(
-        with_driver(plan.dsn, driver), connect_args=_connect_args(driver, plan), **_engine_options(plan)
-    )
+    url, connect_args = _engine_target(plan)
+    engine = create_async_engine(url, connect_args=connect_args, **_engine_options(plan))
     handle = Handle(engine, async_sessionmaker(engine, expire_on_commit=False))
     impls = {op.name: op.impl(plan.config.layer, True) for op in resolve(plan.config.workload).ops}
     data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
@@ -209,8 +210,8 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
 def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
     plan = ctx.plan
     mode = MODES[plan.config.mode]
-    driver = plan.config.driver or "psycopg2"
-    engine = create_engine(with_driver(plan.dsn, driver), connect_args=_connect_args(driver, plan), **_engine_options(plan))
+    url, connect_args = _engine_target(plan)
+    engine = create_engine(url, connect_args=connect_args, **_engine_options(plan))
     pool = cast(QueuePool, engine.pool)
     handle = Handle(engine, sessionmaker(engine))
     impls = {op.name: op.impl(plan.config.layer, False) for op in resolve(plan.config.workload).ops}
