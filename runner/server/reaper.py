@@ -18,6 +18,7 @@ from pathlib import Path
 STOP_WAIT_S = 10.0
 POLL_S = 0.05
 START_RACE_S = 3.0
+REMOVE_DEADLINE_S = 20.0  # keep killing stragglers and removing until the temp dir is gone
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
@@ -55,6 +56,60 @@ def stop_postgres(pgdata: Path) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def _parent_pid(stat_line: str) -> int:
+    return int(stat_line.rsplit(")", 1)[1].split()[1])  # the name in (...) may hold spaces
+
+
+def pids_using(temp_dir: Path) -> set[int]:
+    """Processes whose command line names the temp dir, and all their descendants.
+
+    That is initdb (still writing when its owner died mid-start), pg_ctl, postgres and their
+    children, which may not name the dir themselves. Linux only (/proc); elsewhere: none.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return set()
+    needle = str(temp_dir).encode()
+    parents: dict[int, int] = {}
+    found: set[int] = set()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            parents[int(entry.name)] = _parent_pid((entry / "stat").read_text())
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        if needle in cmdline:
+            found.add(int(entry.name))
+    grown = True
+    while grown:
+        children = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= children
+        grown = bool(children)
+    found.discard(os.getpid())  # the reaper's own command line names the dir
+    return found
+
+
+def kill_stragglers(temp_dir: Path) -> None:
+    for pid in pids_using(temp_dir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def remove(temp_dir: Path) -> None:
+    """Kill whatever still writes into the temp dir, then delete it; again until it is gone."""
+    deadline = time.monotonic() + REMOVE_DEADLINE_S
+    while True:
+        kill_stragglers(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        if not temp_dir.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(POLL_S * 4)
+
+
 def main(argv: list[str]) -> int:
     temp_dir, pgdata = Path(argv[0]), Path(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only EOF on the lifeline ends us
@@ -64,7 +119,7 @@ def main(argv: list[str]) -> int:
     try:
         stop_postgres(pgdata)
     finally:
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        remove(temp_dir)
     return 0
 
 

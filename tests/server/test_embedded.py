@@ -97,3 +97,41 @@ def test_sigterm_and_a_failed_start_leave_nothing_either() -> None:
     while set(glob.glob(TEMP_GLOB)) - before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert set(glob.glob(TEMP_GLOB)) - before == set()
+
+
+def _initdb_of(temp_dirs: set[str]) -> psutil.Process | None:
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "initdb" in cmdline and any(d in cmdline for d in temp_dirs):
+            return proc
+    return None
+
+
+def _kill_during_initdb(argv: list[str], signum: int) -> tuple[subprocess.Popen[str], str]:
+    """Start `argv`, wait until its embedded server is in initdb, send `signum`; its temp dir."""
+    before = set(glob.glob(TEMP_GLOB))
+    owner = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    initdb = None
+    while initdb is None and time.monotonic() < deadline:
+        initdb = _initdb_of(set(glob.glob(TEMP_GLOB)) - before)
+        time.sleep(0.02)
+    assert initdb is not None, "initdb was never seen"
+    os.kill(owner.pid, signum)
+    (temp_dir,) = set(glob.glob(TEMP_GLOB)) - before
+    return owner, temp_dir
+
+
+def test_the_owner_killed_during_initdb_leaves_nothing() -> None:
+    code = "from runner.server.embedded import start_embedded; start_embedded(); import time; time.sleep(60)"
+    owner, temp_dir = _kill_during_initdb([sys.executable, "-c", code], signal.SIGKILL)
+    owner.communicate(timeout=30)
+    assert _wait_gone(temp_dir)
+
+
+def test_sigterm_during_initdb_ends_the_run_and_leaves_nothing() -> None:
+    owner, temp_dir = _kill_during_initdb([sys.executable, "-m", "runner", "--ops", "10"], signal.SIGTERM)
+    stdout, stderr = owner.communicate(timeout=60)
+    assert owner.returncode == 143, stderr
+    assert stdout == "" and "Traceback" not in stderr
+    assert _wait_gone(temp_dir)
