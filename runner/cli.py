@@ -27,7 +27,8 @@ Examples:
 
 \b
 Exit codes: 0 ok, 1 internal error, 2 bad input, 3 database unavailable or refused,
-4 run incomplete (a worker died, --max-errors), 5 some ops failed, 130 Ctrl-C, 143 SIGTERM.
+4 run incomplete (a worker died, --max-errors), 5 some ops failed, 6 results not written
+(stdout closed or full, --output failed), 130 Ctrl-C, 143 SIGTERM.
 """
 
 
@@ -74,6 +75,7 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option("--op-timeout", "op_timeout_s", type=float, default=None, help="Cancel a statement after this many seconds (statement_timeout).")
 @click.option("--max-errors", default=None, help="End the run early after this many failed ops (100) or this share of them (5%).")
 @click.option("--repeat", type=int, default=1, show_default=True, help="Run the same configuration N times; report min/median/max.")
+@click.option("--wait-for-lock", is_flag=True, help="If another run uses the same database's schema, wait for it instead of refusing.")
 @click.option("--quiet", is_flag=True, help="No progress line and no human summary on stderr.")
 @click.option("--jsonl", is_flag=True, help="Stream each interval as a JSON line on stdout, then the document as one line.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
@@ -81,9 +83,11 @@ def _fail(message: str, code: ExitCode) -> int:
 def cli(**options: object) -> int:
     """Run a SQLAlchemy workload against PostgreSQL and report what it did, as JSON on stdout."""
     from runner.analysis.report import print_summary
-    from runner.output import check_writable, emit
+    from runner.output import ResultStream, check_writable, dumps, result_line, write_output
     from runner.run import Interrupted, run
 
+    # Before the workload is imported (Config resolves it): whatever it prints goes to stderr.
+    stream = ResultStream.claim_stdout()
     warmup_ops, warmup_s = parse_warmup(options.pop("warmup"))  # type: ignore[arg-type]
     max_errors, max_error_ratio = parse_max_errors(options.pop("max_errors"))  # type: ignore[arg-type]
     pg_settings = parse_pg_settings(options.pop("pg_settings"))  # type: ignore[arg-type]
@@ -98,15 +102,27 @@ def cli(**options: object) -> int:
     if config.output is not None:
         check_writable(config.output)
     try:
-        outcome = run(config)
+        outcome = run(config, stream)
     except Interrupted as exc:
         return _fail(f"interrupted by {exc} before any op was measured", exc.exit_code)
     # The run is over: a late Ctrl-C must not cut the results in half.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    output_error = None
     try:
-        emit(outcome.report, config.output, one_line=config.jsonl)
+        # stdout first: a full disk under --output must not cost the results on stdout too.
+        stream.write(result_line(outcome.report) if config.jsonl else dumps(outcome.report))
+        if config.output is not None:
+            try:
+                write_output(config.output, dumps(outcome.report))
+            except OSError as exc:
+                output_error = f"--output {config.output}: {exc.strerror or exc}"
     finally:
         signal.signal(signal.SIGINT, previous)
+    code = outcome.exit_code
+    for line in _delivery_errors(stream.error, output_error, config.output):
+        click.echo(f"runner: error: {line}", err=True)
+        if code not in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+            code = ExitCode.OUTPUT
     if not config.quiet:
         print_summary(outcome.report)
     else:  # even --quiet says when the numbers are partial or the pool shaped them
@@ -114,7 +130,18 @@ def cli(**options: object) -> int:
             click.echo(f"runner: warning: {warning}", err=True)
         if not outcome.report["complete"]:
             click.echo(f"runner: INCOMPLETE: {outcome.report['stop_reason']}", err=True)
-    return int(outcome.exit_code)
+    return int(code)
+
+
+def _delivery_errors(stdout_error: str | None, output_error: str | None, output: str | None) -> list[str]:
+    """One line per place the document could not be written, saying where it went instead."""
+    lines = []
+    if stdout_error is not None:
+        where = f"written to --output {output}" if output is not None and output_error is None else "lost; the summary on stderr remains"
+        lines.append(f"{stdout_error}: the document was {where}")
+    if output_error is not None:
+        lines.append(f"{output_error}: the document was {'lost; the summary on stderr remains' if stdout_error else 'written to stdout only'}")
+    return lines
 
 
 @click.command("report", context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,43 +8,16 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
-
+from runner.dsn import driver_args, mask_dsn
 from runner.errors import UsageError
 
 DEFAULT_OPS = 35_000  # the seed experiment's count
 MAX_PROCS = 512  # far beyond any useful client on one machine; catches a typo like --procs 40000
-KNOWN_DRIVERS = ("asyncpg", "psycopg2", "psycopg")
-MASK = "***"
 LOOPS = ("uvloop", "asyncio")
 ASYNC_DRIVERS = ("asyncpg", "psycopg")
 SYNC_DRIVERS = ("psycopg2", "psycopg")
 ARRIVALS = ("uniform", "poisson")
-
-
-def parse_dsn(dsn: str) -> URL:
-    """Parse a PostgreSQL DSN, refusing other dialects and drivers with one clear line."""
-    if dsn.startswith("postgres://"):  # the libpq/Heroku spelling that SQLAlchemy does not know
-        dsn = "postgresql://" + dsn[len("postgres://") :]
-    try:
-        url = make_url(dsn)
-    except (ArgumentError, ValueError):
-        raise UsageError(
-            "malformed DSN: expected postgresql://user:password@host:port/database"
-        ) from None
-    if url.get_backend_name() != "postgresql":
-        raise UsageError(
-            f"DSN dialect {url.get_backend_name()!r} is not supported: runner speaks PostgreSQL only "
-            "(use postgresql://...)"
-        )
-    driver = url.get_driver_name() if "+" in url.drivername else None
-    if driver is not None and driver not in KNOWN_DRIVERS:
-        raise UsageError(
-            f"DSN driver {driver!r} is unknown: use postgresql:// (the runner picks the driver) "
-            f"or one of {', '.join(KNOWN_DRIVERS)}"
-        )
-    return url
+MIN_INTERVAL_S = 0.1  # finer intervals are mostly timer jitter, and the sampler looks every 0.1 s
 
 
 def parse_warmup(text: str | None) -> tuple[int, float]:
@@ -86,22 +59,6 @@ def parse_max_errors(text: str | None) -> tuple[int | None, float | None]:
         raise UsageError(f"--max-errors takes a count (100) or a share (5%), got {text!r}") from None
 
 
-def mask_dsn(dsn: str | None) -> str | None:
-    """The DSN with its password replaced, for every place a DSN is shown."""
-    if dsn is None:
-        return None
-    try:
-        return parse_dsn(dsn).render_as_string(hide_password=True)
-    except UsageError:
-        return "<unparseable DSN>"
-
-
-def with_driver(dsn: str, driver: str) -> str:
-    """The same DSN with the SQLAlchemy driver named explicitly, password kept (never printed)."""
-    url = parse_dsn(dsn).set(drivername=f"postgresql+{driver}")
-    return url.render_as_string(hide_password=False)
-
-
 @dataclass(frozen=True)
 class Config:
     """Every option of a run. Names and numbers only, so it crosses a process boundary untouched."""
@@ -138,6 +95,7 @@ class Config:
     max_errors: int | None = None
     max_error_ratio: float | None = None
     debug: bool = False
+    wait_for_lock: bool = False  # queue behind another run on the same schema instead of refusing
 
     def __post_init__(self) -> None:
         # Local imports: the registries import SQLAlchemy's ORM, which Config's users load anyway.
@@ -169,8 +127,8 @@ class Config:
             raise UsageError(f"--threads must be at least 1, got {self.threads}")
         if not 0.0 <= self.read_ratio <= 1.0:
             raise UsageError(f"--read-ratio must be between 0 and 1, got {self.read_ratio}")
-        if self.interval_s <= 0:
-            raise UsageError(f"--interval must be positive, got {self.interval_s}")
+        if self.interval_s < MIN_INTERVAL_S:
+            raise UsageError(f"--interval must be at least {MIN_INTERVAL_S} s (the connection sampler's period), got {self.interval_s}")
         if self.loop not in LOOPS:
             raise UsageError(f"unknown --loop {self.loop!r}: choose one of {', '.join(LOOPS)}")
         if self.pool_size is not None and self.pool_size < 1:
@@ -225,10 +183,18 @@ class Config:
         if self.layer == "raw" and self.driver == "psycopg" and is_async:
             raise UsageError("the raw layer's async code is written for asyncpg: use --driver asyncpg (or a sync mode)")
         if self.dsn is not None:
-            parse_dsn(self.dsn)
+            driver_args(self.dsn, "psycopg2")  # the parent's own connections
+            driver_args(self.dsn, self.worker_driver)
         if self.seed is None:
             # A run is always reproducible: an unset seed is drawn once and reported.
             object.__setattr__(self, "seed", secrets.randbelow(2**31))
+
+    @property
+    def worker_driver(self) -> str:
+        """--driver, or the mode's default: asyncpg for the async modes, psycopg2 for sync."""
+        from runner.concurrency import MODES
+
+        return self.driver or (ASYNC_DRIVERS if MODES[self.mode].is_async else SYNC_DRIVERS)[0]
 
     def to_report(self) -> dict[str, Any]:
         """Every option as reported in `.config`, with the DSN's password masked."""

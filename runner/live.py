@@ -1,7 +1,8 @@
 """While the run goes on: a progress line on a terminal, and `--jsonl` interval lines on stdout.
 
 Both read what the collector has already merged, at most once per interval, from the parent's
-loop: they never touch the workers, so they cannot slow the measured ops.
+loop: they never touch the workers, so they cannot slow the measured ops. Before the start
+barrier, a slow start (many workers, a long warm-up) is said on stderr rather than silent.
 """
 
 from __future__ import annotations
@@ -15,21 +16,35 @@ import orjson
 from runner.config import Config
 from runner.measure.collector import Collector
 from runner.measure.timeline import timeline_entry
+from runner.output import ResultStream
 from runner.server.sampler import ConnectionSampler
 
 PROGRESS_PERIOD_S = 1.0
+STARTING_QUIET_S = 2.0  # say nothing about start-up unless it takes longer than this
+STARTING_PERIOD_S = 5.0  # then a line this often (a terminal's line is redrawn every second)
 
 
 class Live:
-    def __init__(self, config: Config, collector: Collector, sampler: ConnectionSampler, stderr: TextIO = sys.stderr) -> None:
+    def __init__(
+        self,
+        config: Config,
+        collector: Collector,
+        sampler: ConnectionSampler,
+        stream: ResultStream | None = None,
+        stderr: TextIO = sys.stderr,
+    ) -> None:
         self._config, self._collector, self._sampler, self._stderr = config, collector, sampler, stderr
+        self._stream = stream
         self._progress = not config.quiet and stderr.isatty()
         self._last_progress = 0.0
         self._streamed = 0  # timeline slots already written as JSON lines
         self._previous_ns = 0  # end of the last streamed slot; 0: the start barrier
+        self._created = time.monotonic()
+        self._last_starting = float("-inf")
 
     def tick(self) -> None:
         if not self._collector.go_ns:  # the workers have not been released yet
+            self._starting()
             return
         if self._config.jsonl:
             self._stream_complete_slots()
@@ -38,6 +53,23 @@ class Live:
             self._last_progress = now
             self._stderr.write("\r" + self._line() + "\x1b[K")
             self._stderr.flush()
+
+    def _starting(self) -> None:
+        """How far start-up has come, once it is slow enough to wonder about."""
+        now = time.monotonic()
+        period = PROGRESS_PERIOD_S if self._progress else STARTING_PERIOD_S
+        if self._config.quiet or now - self._created < STARTING_QUIET_S or now - self._last_starting < period:
+            return
+        self._last_starting = now
+        workers = self._collector.workers
+        ready = sum(w.status != "starting" for w in workers)
+        line = f"runner: starting workers: {ready} of {len(workers)} ready after {now - self._created:.0f} s"
+        if self._config.warmup_ops or self._config.warmup_s:
+            line += " (ready = warmed up)"
+        self._stderr.write(f"\r{line}\x1b[K" if self._progress else f"{line}\n")
+        self._stderr.flush()
+        if self._progress:
+            self._last_progress = now  # the progress line takes over this terminal line
 
     def close(self) -> None:
         if self._config.jsonl:
@@ -55,13 +87,11 @@ class Live:
             complete = collector.slot_of(min(running)) - 1 if min(running) else 0
         while self._streamed < complete:
             self._streamed += 1
-            slot = self._collector.timeline.get(self._streamed)
-            if slot is None:
-                continue
+            slot = self._collector.slot(self._streamed)
             entry = timeline_entry(slot, self._sampler.samples, self._previous_ns or collector.go_ns, collector.go_ns)
             self._previous_ns = slot.t_ns
-            sys.stdout.buffer.write(orjson.dumps({"kind": "interval", **entry}) + b"\n")
-            sys.stdout.flush()
+            if self._stream is not None:
+                self._stream.write(orjson.dumps({"kind": "interval", **entry}) + b"\n")
 
     def _line(self) -> str:
         elapsed_s = (time.perf_counter_ns() - self._collector.go_ns) / 1e9

@@ -1,12 +1,13 @@
-"""One run from Config to report: server, schema, sampler, workers, collector, report."""
+"""One run from Config to report: server, schema lock, setup, workers, collector, report."""
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from runner.analysis.repeat import combine
 from runner.analysis.report import build
@@ -14,24 +15,29 @@ from runner.config import Config
 from runner.errors import ExitCode
 from runner.live import Live
 from runner.measure.collector import Collector
+from runner.output import ResultStream
 from runner.server.control import (
-    apply_session_settings,
+    cancel_statements,
+    check_session_settings,
     connect,
     connections_in_use,
     control_engine,
     count_rows,
     describe_server,
+    lock_schema,
     prepare_schema,
 )
 from runner.server.embedded import EmbeddedServer, start_embedded
 from runner.server.sampler import ConnectionSampler
 from runner.server.stats import ServerProbe
 from runner.transport.plan import make_plans, op_shares
-from runner.transport.pools import connection_budget, plan_pools
+from runner.transport.pools import PoolPlan, connection_budget, plan_pools
 from runner.transport.supervisor import Supervisor
 from workloads import SCHEMA, resolve
 
 INTERRUPT_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
+SETUP_POLL_S = 0.1
+T = TypeVar("T")
 
 
 class Interrupted(Exception):
@@ -48,26 +54,59 @@ class Outcome:
     exit_code: ExitCode
 
 
+@dataclass
+class Signals:
+    """SIGINT and SIGTERM, as received: the handler only records them; the run decides."""
+
+    received: list[int] = field(default_factory=list)
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.received.append(signum)
+
+    def check(self) -> None:
+        """Raise Interrupted if a signal came: between setup steps, and before workers start."""
+        if self.received:
+            raise Interrupted(self.received[0])
+
+
 @contextmanager
-def _signals(supervisor_ref: list[Supervisor]) -> Iterator[list[int]]:
-    """SIGINT/SIGTERM: before workers run, abort; during the run, a graceful stop; a second SIGINT kills."""
-    received: list[int] = []
-
-    def handle(signum: int, frame: object) -> None:
-        received.append(signum)
-        if not supervisor_ref:
-            raise Interrupted(signum)
-        supervisor = supervisor_ref[0]
-        if len(received) > 1 and signum == signal.SIGINT:
-            supervisor.kill_all()
-        supervisor.request_stop(f"interrupted by {signal.Signals(signum).name}")
-
-    previous = {s: signal.signal(s, handle) for s in INTERRUPT_EXIT}
+def _signals() -> Iterator[Signals]:
+    signals = Signals()
+    previous = {s: signal.signal(s, signals.handle) for s in INTERRUPT_EXIT}
     try:
-        yield received
+        yield signals
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _interruptible(signals: Signals, step: Callable[[], T]) -> T:
+    """Run a setup step on a thread while this (main) thread watches for a signal.
+
+    A statement blocked in the driver (a lock wait, say) would hold the main thread in C code,
+    where no Python signal handler runs. So setup runs elsewhere; on a signal its statements
+    are cancelled on the server, and the run ends before any worker starts.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = step()
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="setup", daemon=True)
+    thread.start()
+    cancelled = False
+    while thread.is_alive():
+        thread.join(SETUP_POLL_S)
+        if signals.received and not cancelled:
+            cancel_statements()
+            cancelled = True
+    signals.check()  # a signal outranks the error the cancelled statement raised
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
 
 
 MIN_OPS_FOR_RATIO = 100  # a share of errors means little before this many ops finished
@@ -94,82 +133,121 @@ def _exit_code(doc: dict[str, Any], signal_exit: ExitCode | None) -> ExitCode:
     return ExitCode.OK
 
 
-def run(config: Config) -> Outcome:
+def run(config: Config, stream: ResultStream | None = None) -> Outcome:
     """--repeat runs of one configuration on one server, each on freshly created tables."""
-    supervisor_ref: list[Supervisor] = []
-    embedded = None
+    embedded: EmbeddedServer | None = None
+    lock = None
     docs: list[dict[str, Any]] = []
-    with _signals(supervisor_ref) as received:
+    with _signals() as signals:
         try:
-            if config.dsn is None:
-                embedded = start_embedded(dict(config.pg_settings))
+
+            def open_server() -> str:
+                nonlocal embedded, lock
+                if config.dsn is None:
+                    embedded = start_embedded(dict(config.pg_settings))
+                dsn = config.dsn or embedded.dsn  # type: ignore[union-attr]
+                lock = lock_schema(dsn, SCHEMA, config.wait_for_lock)
+                return dsn
+
+            dsn = _interruptible(signals, open_server)
             for _ in range(config.repeat):
                 try:
-                    docs.append(_measure(config, embedded, supervisor_ref, received))
+                    docs.append(_measure(config, dsn, embedded, signals, stream))
                 except Interrupted:
                     if not docs:
                         raise
                     break  # between repeats: report the runs that finished
-                if received or not docs[-1]["complete"]:
+                if signals.received or not docs[-1]["complete"]:
                     break
         finally:
+            if lock is not None:
+                lock.close()
             if embedded is not None:
                 embedded.stop()
     doc = docs[0] if config.repeat == 1 else combine(docs)
     if config.repeat > 1 and len(docs) < config.repeat and doc["complete"]:
         doc["complete"], doc["stop_reason"] = False, f"{len(docs)} of {config.repeat} repeats ran"
-    signal_exit = INTERRUPT_EXIT[signal.Signals(received[0])] if received else None
+    signal_exit = INTERRUPT_EXIT[signal.Signals(signals.received[0])] if signals.received else None
     return Outcome(doc, _exit_code(doc, signal_exit))
 
 
-def _measure(
-    config: Config, embedded: EmbeddedServer | None, supervisor_ref: list[Supervisor], received: list[int]
-) -> dict[str, Any]:
-    """One measured run: schema, workers, collector, the server's side, the report document."""
+@dataclass
+class _Setup:
+    server: dict[str, Any]
+    pools: PoolPlan
+    populated: dict[str, int]
+    session_settings: dict[str, str]
+
+
+def _setup(config: Config, dsn: str, embedded: EmbeddedServer | None) -> _Setup:
+    """Describe the server, plan the pools, create and fill the workload's tables."""
     workload = resolve(config.workload)
-    dsn = config.dsn or embedded.dsn  # type: ignore[union-attr]
-    # The embedded server takes --pg-setting at start; a user's server, per session.
+    # The embedded server takes --pg-setting at start; a user's server, per worker session.
     session_settings = {} if embedded is not None else dict(config.pg_settings)
-    control = control_engine(dsn)  # setup now, row counts at the end
-    with connect(control, dsn) as conn:
-        apply_session_settings(conn, session_settings)
+    with connect(control_engine(dsn), dsn) as conn:
+        shown = check_session_settings(conn, session_settings)
         server = describe_server(conn, tuple(name for name, _ in config.pg_settings))
-        conn.rollback()  # the settings were for the report: the setup below runs without them
+        server["settings"].update(shown)  # what the workers' sessions are given, as the server spells it
         server["embedded"] = embedded is not None
         pools = plan_pools(config, connection_budget(server, connections_in_use(conn)))
         populated = prepare_schema(conn, workload)
+    return _Setup(server, pools, populated, session_settings)
+
+
+def _measure(
+    config: Config, dsn: str, embedded: EmbeddedServer | None, signals: Signals, stream: ResultStream | None
+) -> dict[str, Any]:
+    """One measured run: setup, workers, collector, the server's side, the report document."""
+    workload = resolve(config.workload)
+    setup = _interruptible(signals, lambda: _setup(config, dsn, embedded))
+    signals.check()  # no worker starts once a stop was asked for
     collector = Collector(op_shares(config), config.interval_s)
-    supervisor = Supervisor(make_plans(config, dsn, pools.sizes, session_settings), collector, config.grace_s)
+    supervisor = Supervisor(make_plans(config, dsn, setup.pools.sizes, setup.session_settings), collector, config.grace_s)
     sampler = ConnectionSampler(control_engine(dsn, "sampler"))
     probe = ServerProbe(control_engine(dsn, "stats"), SCHEMA, embedded.postmaster_pid() if embedded else None)
-    live = Live(config, collector, sampler)
+    live = Live(config, collector, sampler, stream)
+    seen_signals = 0
 
     def on_tick() -> None:
+        nonlocal seen_signals
+        for signum in signals.received[seen_signals:]:
+            if seen_signals and signum == signal.SIGINT:
+                supervisor.kill_all()  # a second Ctrl-C: no more grace
+            supervisor.request_stop(f"interrupted by {signal.Signals(signum).name}")
+            seen_signals += 1
         live.tick()
+        if stream is not None and stream.error is not None:
+            supervisor.request_stop(f"{stream.error}: stopped early so the results reach --output and stderr")
         if (reason := error_budget_spent(config, collector)) is not None:
             supervisor.request_stop(reason)
 
     supervisor.on_go = probe.begin
     sampler.start()
-    supervisor_ref[:] = [supervisor]  # from here on a signal stops this run's workers gracefully
-    if received:  # it came while this repeat was being set up
-        supervisor.request_stop(f"interrupted by {signal.Signals(received[0]).name}")
     try:
         supervisor.run(on_tick=on_tick)
     finally:
         sampler.stop()
         live.close()
+    server = setup.server
     server["stats"] = probe.end()
-    with connect(control, dsn) as conn:
+    with connect(control_engine(dsn), dsn) as conn:
         rows = count_rows(conn, workload)
-    expected = workload.expected_rows(collector.ok_by_op(), populated)
+    expected = workload.expected_rows(collector.ok_by_op(), setup.populated)
+    unreported = {table: rows[table] - expected.get(table, 0) for table in rows}
     database = {
         "schema": SCHEMA,
         "rows": rows,
         "expected_rows": expected,
-        # Non-zero only when a worker died after committing ops it could not report.
-        "unreported_rows": {table: rows[table] - expected.get(table, 0) for table in rows},
+        # Non-zero after a worker died with commits it could not report; otherwise a warning sign.
+        "unreported_rows": unreported,
     }
-    doc = build(config, server, collector, sampler, pools, database, supervisor.stop_reason)
+    mismatch = None
+    if any(unreported.values()) and not any(w.status == "died" for w in collector.workers):
+        mismatch = (
+            "the database does not hold what the reported ops committed (unreported rows: "
+            + ", ".join(f"{t} {n:+d}" for t, n in unreported.items() if n)
+            + "): another client wrote to the schema, or a pooler lost transactions"
+        )
+    doc = build(config, server, collector, sampler, setup.pools, database, supervisor.stop_reason, mismatch)
     doc["repeat"] = None
     return doc

@@ -200,3 +200,96 @@ def test_orphaned_workers_close_their_connections_and_exit(dsn: str) -> None:
         left = query(dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'runner-%'")
         time.sleep(0.2)
     assert left == 0  # no worker (or parent) connection outlives the parent
+
+
+def test_a_second_run_on_the_same_database_is_refused_and_the_first_is_untouched(dsn: str) -> None:
+    first, _ = _start(dsn, "--procs", "1", *LONG_RUN)
+    second = run_runner("--ops", "100", "--quiet", dsn=dsn)
+    assert second.code == 3, second.stderr
+    line = second.stderr.strip()
+    assert len(line.splitlines()) == 1 and "another runner run" in line and "--wait-for-lock" in line
+    assert "runner-parent-lock pid" in line  # names the run that holds the schema
+    os.kill(first.pid, signal.SIGINT)
+    code, doc, stderr = _finish(first)
+    assert code == 130, stderr
+    assert doc["database"]["unreported_rows"] == {"a": 0, "b": 0}  # nobody dropped its tables
+    _nothing_lost(doc, dsn)
+
+
+def test_wait_for_lock_queues_behind_the_other_run(dsn: str) -> None:
+    first, _ = _start(dsn, "--procs", "1", *LONG_RUN)
+    second = subprocess.Popen(
+        [sys.executable, "-m", "runner", "--ops", "100", "--quiet", "--wait-for-lock", "--dsn", dsn],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(3.0)
+    assert second.poll() is None  # still waiting for the lock
+    os.kill(first.pid, signal.SIGINT)
+    assert _finish(first)[0] == 130
+    code, doc, stderr = _finish(second)
+    assert code == 0, stderr
+    assert doc["complete"] is True and doc["totals"]["ok"] == 100
+    assert doc["database"]["rows"] == doc["database"]["expected_rows"]
+
+
+def test_a_database_that_disagrees_with_the_reported_ops_marks_the_run_incomplete(dsn: str, tmp_path: Any) -> None:
+    # Each write commits two rows while the workload says one: what a lost or duplicated
+    # transaction (a pooler, another client) looks like from the outside.
+    path = tmp_path / "doubles.py"
+    path.write_text(
+        "from sqlalchemy import Column, Integer, MetaData, Table, insert\n"
+        "from workloads import SCHEMA, Op, Workload, register\n"
+        "metadata = MetaData(schema=SCHEMA)\n"
+        "t = Table('t', metadata, Column('id', Integer, primary_key=True))\n"
+        "async def add(handle, rng):\n"
+        "    async with handle.engine.begin() as conn:\n"
+        "        await conn.execute(insert(t), [{}, {}])\n"
+        "def add_sync(handle, rng):\n"
+        "    with handle.engine.begin() as conn:\n"
+        "        conn.execute(insert(t), [{}, {}])\n"
+        "register(Workload('doubles', 'two rows per write', metadata, (Op('add', 'write', 1.0, (add, add_sync)),),\n"
+        "                  rows_per_op={'add': {'t': 1}}))\n"
+    )
+    result = run_runner("--workload", str(path), "--ops", "30", dsn=dsn)
+    assert result.code == 4, result.stderr
+    doc = result.doc
+    assert doc is not None and doc["complete"] is False
+    assert doc["database"]["unreported_rows"] == {"t": 30}
+    assert "does not hold what the reported ops committed" in doc["stop_reason"]
+    assert any("unreported rows: t +30" in w for w in doc["warnings"])
+    assert "INCOMPLETE" in result.stderr
+
+
+def test_ctrl_c_during_a_blocked_setup_statement_ends_the_run_before_any_worker(dsn: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    assert run_runner("--ops", "10", "--quiet", dsn=dsn).code == 0  # the schema exists
+    engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
+    with engine.connect() as blocker:
+        blocker.execute(text("LOCK TABLE runner.a IN ACCESS EXCLUSIVE MODE"))  # DROP SCHEMA waits on it
+        parent = subprocess.Popen(
+            [sys.executable, "-m", "runner", "--ops", "1000", "--quiet", "--dsn", dsn],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(3.0)  # blocked in the setup's DROP SCHEMA by now
+        os.kill(parent.pid, signal.SIGINT)
+        stdout, stderr = parent.communicate(timeout=10)  # not after the lock is released
+        workers = query(dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'runner-worker-%'")
+        blocker.rollback()
+    engine.dispose()
+    assert parent.returncode == 130, stderr
+    assert stdout == "" and "interrupted" in stderr and "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert workers == 0
+
+
+@pytest.mark.parametrize("delay_s", [0.05, 0.2, 0.4])
+def test_ctrl_c_while_starting_up_is_never_a_traceback(delay_s: float) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "runner", "--ops", "10"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(delay_s)
+    os.kill(parent.pid, signal.SIGINT)
+    _, stderr = parent.communicate(timeout=60)
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert parent.returncode in (130, -signal.SIGINT), stderr

@@ -238,3 +238,14 @@ def test_a_terminal_gets_a_live_progress_line(dsn: str) -> None:
     assert 2 <= len(doc["timeline"]) <= 4  # ~one entry per second
     for entry in doc["timeline"]:
         assert entry["server_connections"]["total"] >= 0
+
+
+def test_interval_has_a_documented_minimum() -> None:
+    result = run_runner("--interval", "0.001", "--ops", "10")
+    assert result.code == 2 and "--interval must be at least 0.1" in result.stderr
+
+
+def test_a_slow_start_is_said_on_stderr(dsn: str) -> None:
+    result = run_runner("--ops", "40", "--procs", "2", "--warmup", "3s", dsn=dsn)
+    assert result.code == 0, result.stderr
+    assert "starting workers:" in result.stderr and "of 2 ready" in result.stderr

@@ -136,7 +136,9 @@ def build(
     pools: PoolPlan,
     database: dict[str, Any],
     stop_reason: str | None,
+    mismatch: str | None = None,
 ) -> dict[str, Any]:
+    """The document. `mismatch`: the database disagrees with the reported ops (incomplete)."""
     workers = collector.workers
     wall_s = _wall_ns(workers, collector) / NS_PER_S
     planned = {
@@ -148,12 +150,12 @@ def build(
     for totals in collector.by_op.values():
         for name, count in totals.errors.items():
             errors_by_class[name] = errors_by_class.get(name, 0) + count
-    complete = stop_reason is None and all(w.status == "done" for w in workers)
+    complete = stop_reason is None and mismatch is None and all(w.status == "done" for w in workers)
     return {
         "schema_version": SCHEMA_VERSION,
-        "warnings": pools.warnings,
+        "warnings": pools.warnings + ([mismatch] if mismatch else []),
         "complete": complete,
-        "stop_reason": stop_reason,
+        "stop_reason": stop_reason or mismatch,
         "config": config.to_report(),
         "environment": environment(),
         "server": server,

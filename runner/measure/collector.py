@@ -122,6 +122,10 @@ class Collector:
         """Slot n covers ((n-1) x interval, n x interval] after the start barrier."""
         return max(1, -(-(t_ns - self.go_ns) // self.interval_ns))
 
+    def slot(self, index: int) -> TimelineSlot:
+        """Timeline slot `index`; an empty one (ending at its nominal time) if no record landed in it."""
+        return self.timeline.get(index) or TimelineSlot(t_ns=self.go_ns + index * self.interval_ns)
+
     def mark_died(self, worker_id: int, exitcode: int | None) -> None:
         """A worker whose pipe closed without a final record."""
         worker = self.workers[worker_id]

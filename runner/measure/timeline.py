@@ -21,12 +21,14 @@ def _states(samples: list[Sample]) -> dict[str, int]:
 
 
 def build_timeline(collector: Collector, samples: list[Sample]) -> list[dict[str, Any]]:
-    """Every slot, timed from the start barrier (the moment the workers were released)."""
+    """Every slot from the first to the last, timed from the start barrier (the moment the
+    workers were released). A slot no record landed in is kept, with zero ops: a stall shows."""
     entries = []
     previous_ns = collector.go_ns
-    for index in sorted(collector.timeline):
-        entries.append(timeline_entry(collector.timeline[index], samples, previous_ns, collector.go_ns))
-        previous_ns = collector.timeline[index].t_ns
+    for index in range(1, max(collector.timeline, default=0) + 1):
+        slot = collector.slot(index)
+        entries.append(timeline_entry(slot, samples, previous_ns, collector.go_ns))
+        previous_ns = slot.t_ns
     return entries
 
 

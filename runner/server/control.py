@@ -3,13 +3,18 @@ the server, prepare the runner's schema, count rows. Workers make their own engi
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import threading
+import zlib
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from runner.config import mask_dsn, parse_dsn, with_driver
+from runner.dsn import driver_args, mask_dsn, parse_dsn
 from runner.errors import DatabaseError, UsageError
 from workloads import SCHEMA, Workload
 
@@ -44,11 +49,43 @@ PARENT_APP_PREFIX = "runner-parent"  # every connection of the parent: never cou
 
 def control_engine(dsn: str, role: str = "control") -> Engine:
     """A psycopg2 engine without a pool, for the parent's short conversations."""
-    return create_engine(
-        with_driver(dsn, "psycopg2"),
+    # The DSN's own session settings (`options`) are the workers' business: the parent's
+    # queries never run under them (a user's statement_timeout=1 would cancel its setup).
+    url, args, _ = driver_args(dsn, "psycopg2")
+    timeout = min(float(args.pop("connect_timeout", CONNECT_TIMEOUT_S)), CONNECT_TIMEOUT_S)
+    engine = create_engine(
+        url,
         poolclass=NullPool,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": f"{PARENT_APP_PREFIX}-{role}"},
+        connect_args={**args, "connect_timeout": int(timeout), "application_name": f"{PARENT_APP_PREFIX}-{role}"[:63]},
     )
+    event.listen(engine, "connect", _opened)
+    event.listen(engine, "close", _closed)
+    return engine
+
+
+# Every open control connection, so that a Ctrl-C during setup can cancel a blocked statement
+# (a lock wait, say) from the main thread while setup runs in another.
+_open: dict[int, Any] = {}
+_open_lock = threading.Lock()
+
+
+def _opened(dbapi_conn: Any, record: Any) -> None:
+    with _open_lock:
+        _open[id(dbapi_conn)] = dbapi_conn
+
+
+def _closed(dbapi_conn: Any, record: Any) -> None:
+    with _open_lock:
+        _open.pop(id(dbapi_conn), None)
+
+
+def cancel_statements() -> None:
+    """Ask the server to cancel whatever the parent's control connections are running."""
+    with _open_lock:
+        conns = list(_open.values())
+    for conn in conns:
+        with contextlib.suppress(Exception):  # closing or closed meanwhile: nothing to cancel
+            conn.cancel()
 
 
 def explain_connect_error(dsn: str, exc: BaseException) -> str:
@@ -86,16 +123,23 @@ def connect(engine: Engine, dsn: str) -> Connection:
         raise DatabaseError(explain_connect_error(dsn, exc)) from None
 
 
-def apply_session_settings(conn: Connection, settings: dict[str, str]) -> None:
-    """SET LOCAL each --pg-setting in this transaction, refusing one the server does not accept."""
+def check_session_settings(conn: Connection, settings: dict[str, str]) -> dict[str, str]:
+    """Try each --pg-setting in a transaction of its own, refusing one the server does not accept.
+
+    Returns each setting as the server shows it (`1` -> `1ms`), for comparing with what the
+    workers' sessions report. Each is rolled back at once: the parent's own queries never run
+    under the user's settings (a statement_timeout of 1 ms would cancel them).
+    """
+    shown = {}
     for name, value in settings.items():
         try:
-            # is_local: the value lasts until this transaction ends, so setup does not run under it.
-            conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+            shown[name] = str(conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}).scalar_one())
         except DBAPIError as exc:
-            conn.rollback()
             message = str(exc.orig).strip().splitlines()[0]
             raise UsageError(f"--pg-setting {name}={value} refused by the server: {message}") from None
+        finally:
+            conn.rollback()
+    return shown
 
 
 def describe_server(conn: Connection, extra_settings: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -158,3 +202,45 @@ def count_rows(conn: Connection, workload: Workload) -> dict[str, int]:
         str(table.name): int(conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.{table.name}")).scalar_one())
         for table in workload.metadata.sorted_tables
     }
+
+
+# The run's hold on its schema: a session advisory lock, on a connection of its own, for the
+# run's whole life. A second run on the same database would drop the first one's tables.
+LOCK_CLASS = 0x52554E4E  # "RUNN"
+HOLDER_QUERY = text(
+    """
+    SELECT a.application_name, host(a.client_addr), to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ')
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :cls AND l.objid = :obj AND l.objsubid = 2
+    """
+)
+
+
+def schema_lock_key(schema: str) -> tuple[int, int]:
+    return LOCK_CLASS, zlib.crc32(schema.encode()) & 0x7FFFFFFF
+
+
+def lock_schema(dsn: str, schema: str, wait: bool) -> Connection:
+    """Hold the schema's advisory lock until the returned connection is closed.
+
+    Refused with one line naming the run that holds it, unless `wait`: then this blocks (a Ctrl-C
+    cancels the wait through `cancel_statements`).
+    """
+    name = f"{PARENT_APP_PREFIX}-lock pid {os.getpid()} on {socket.gethostname()}"
+    conn = connect(control_engine(dsn, "lock").execution_options(isolation_level="AUTOCOMMIT"), dsn)
+    conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": name[:63]})
+    cls, obj = schema_lock_key(schema)
+    try:
+        if wait:
+            conn.execute(text("SELECT pg_advisory_lock(:cls, :obj)"), {"cls": cls, "obj": obj})
+        elif not conn.execute(text("SELECT pg_try_advisory_lock(:cls, :obj)"), {"cls": cls, "obj": obj}).scalar_one():
+            holder = conn.execute(HOLDER_QUERY, {"cls": cls, "obj": obj}).first()
+            who = f" ({holder[0]}, connected since {holder[2]}{' from ' + holder[1] if holder[1] else ''})" if holder else ""
+            raise DatabaseError(
+                f"another runner run is using schema {schema!r} in this database{who}: "
+                "wait for it to end, or pass --wait-for-lock to queue behind it"
+            )
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -90,3 +90,15 @@ def test_host_unreachable_is_one_line() -> None:
     assert result.code == 3
     line = _one_line(result.stderr)
     assert "unreachable" in line or "refused" in line
+
+
+def test_a_users_statement_timeout_never_cancels_the_runners_own_queries(dsn: str) -> None:
+    result = run_runner("--ops", "60", "--pg-setting", "statement_timeout=1", "--quiet", dsn=dsn)
+    assert result.code in (0, 5), result.stderr  # the workers' ops may time out: counted, not fatal
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    doc = result.doc
+    assert doc is not None and doc["complete"] is True
+    totals = doc["totals"]
+    assert totals["ok"] + totals["errors"] == 60
+    assert set(totals["errors_by_class"]) <= {"QueryCanceledError"}
+    assert doc["database"]["rows"] == doc["database"]["expected_rows"]

@@ -1,0 +1,174 @@
+"""Where results go: --output never replaces what is not a regular file, stdout holds only the
+document, and a closed or full stdout (or --output) loses nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from runner.errors import UsageError
+from runner.output import check_writable, write_output
+from tests.conftest import REPO, run_runner
+
+DOC = b'{"schema_version": 1}\n'
+
+
+def test_a_symlink_is_followed_and_kept(tmp_path: Path) -> None:
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    write_output(str(link), DOC)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_bytes() == DOC
+
+
+def test_a_fifo_is_written_in_place_not_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    write_output(str(fifo), DOC)
+    reader.join(10)
+    assert received == [DOC]
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)  # still a FIFO: nothing was renamed over it
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]  # and no temp file left beside it
+
+
+def test_a_symlink_to_a_fifo_reaches_the_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "out"
+    link.symlink_to(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    write_output(str(link), DOC)
+    reader.join(10)
+    assert received == [DOC] and link.is_symlink() and stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_a_new_file_gets_the_umask_mode_and_an_old_one_keeps_its_mode(tmp_path: Path) -> None:
+    previous = os.umask(0o027)
+    try:
+        write_output(str(tmp_path / "new.json"), DOC)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o640
+    old = tmp_path / "old.json"
+    old.write_text("x")
+    old.chmod(0o604)
+    write_output(str(old), DOC)
+    assert stat.S_IMODE(old.stat().st_mode) == 0o604 and old.read_bytes() == DOC
+
+
+def test_a_socket_is_refused_before_the_run(tmp_path: Path) -> None:
+    import socket
+
+    path = tmp_path / "sock"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        with pytest.raises(UsageError, match="socket"):
+            check_writable(str(path))
+
+
+def test_output_to_a_fifo_through_the_cli(tmp_path: Path, dsn: str) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = run_runner("--workload", "noop", "--ops", "50", "--quiet", "--output", str(fifo), dsn=dsn)
+    reader.join(10)
+    assert result.code == 0, result.stderr
+    assert json.loads(received[0])["totals"]["ok"] == 50
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+PRINTING_WORKLOAD = """
+import random
+print("hello from the module")
+from sqlalchemy import MetaData
+from workloads import SCHEMA, Op, Workload, register
+
+async def op_async(handle, rng):
+    print("hello from an async op")
+
+def op_sync(handle, rng):
+    print("hello from a sync op")
+
+register(Workload(name="printing", description="prints", metadata=MetaData(schema=SCHEMA),
+                  ops=(Op("say", "read", 1.0, orm=(op_async, op_sync)),)))
+"""
+
+
+@pytest.mark.parametrize("mode", ["chunked", "sync"])
+def test_prints_in_a_workload_never_reach_stdout(tmp_path: Path, mode: str, dsn: str) -> None:
+    path = tmp_path / "printing.py"
+    path.write_text(PRINTING_WORKLOAD)
+    result = run_runner("--workload", str(path), "--mode", mode, "--ops", "20", "--procs", "2", "--quiet", dsn=dsn)
+    assert result.code == 0, result.stderr
+    assert result.doc is not None and result.doc["totals"]["ok"] == 20  # stdout is the document alone
+    assert "hello from the module" in result.stderr
+    assert f"hello from a{'n async' if mode == 'chunked' else ' sync'} op" in result.stderr
+
+
+def _runner(*args: str, stdout: object) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # args carry --dsn
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", *args], cwd=REPO, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env  # type: ignore[arg-type]
+    )
+
+
+def test_a_closed_stdout_still_writes_output_and_says_so(tmp_path: Path, dsn: str) -> None:
+    out = tmp_path / "run.json"
+    proc = _runner("--workload", "noop", "--ops", "200", "--output", str(out), "--dsn", dsn, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()  # what `| true` does
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 6, stderr
+    assert "stdout failed" in stderr and "written to --output" in stderr and "Traceback" not in stderr
+    assert json.loads(out.read_text())["totals"]["ok"] == 200
+    assert "ops/s" in stderr  # the human summary too
+
+
+def test_jsonl_into_a_reader_that_leaves_stops_the_run_gracefully(tmp_path: Path, dsn: str) -> None:
+    out = tmp_path / "run.json"
+    proc = _runner("--duration", "60", "--interval", "0.5", "--jsonl", "--quiet", "--output", str(out), "--dsn", dsn, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())  # what `| head -1` does
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=60)
+    assert first["kind"] == "interval"
+    assert proc.returncode == 6, stderr
+    doc = json.loads(out.read_text())
+    assert doc["complete"] is False and "stdout failed" in doc["stop_reason"]
+    assert doc["totals"]["wall_s"] < 30  # stopped when the reader left, not at --duration
+    assert all(w["status"] == "stopped" for w in doc["workers"])  # stopped, not killed
+    assert doc["totals"]["ok"] > 0
+
+
+def test_a_full_stdout_is_one_line_not_an_internal_error(tmp_path: Path, dsn: str) -> None:
+    out = tmp_path / "run.json"
+    with open("/dev/full", "w") as full:
+        proc = _runner("--workload", "noop", "--ops", "100", "--quiet", "--output", str(out), "--dsn", dsn, stdout=full)
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 6, stderr
+    assert "No space left on device" in stderr and "internal error" not in stderr
+    assert json.loads(out.read_text())["totals"]["ok"] == 100
+
+
+def test_a_failing_output_keeps_the_document_on_stdout(dsn: str) -> None:
+    result = run_runner("--workload", "noop", "--ops", "100", "--quiet", "--output", "/dev/full", dsn=dsn)
+    assert result.code == 6, result.stderr
+    assert result.doc is not None and result.doc["totals"]["ok"] == 100
+    assert "--output /dev/full: No space left on device" in result.stderr
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)  # written in place, never replaced
