@@ -47,7 +47,7 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option("--loop", default="uvloop", show_default=True, help="Async modes: event loop, uvloop or asyncio.")
 @click.option("--rate", "rate_per_s", type=float, default=None, help="Open loop: ops/s across all workers, on a schedule.")
 @click.option("--arrival", default="uniform", show_default=True, help="Open loop: gaps between ops, uniform or poisson.")
-@click.option("--max-inflight", type=int, default=None, help="Open loop: most ops in flight per worker; more are dropped and counted.")
+@click.option("--max-inflight", type=int, default=None, help="Open loop: most ops in flight per worker; more are dropped and counted  [default: 1000].")
 @click.option("--threads", type=int, default=1, show_default=True, help="Sync mode: threads (and connections) per worker.")
 @click.option("--read-ratio", type=float, default=0.5, show_default=True, help="Share of ops that are reads.")
 @click.option("--seed", type=int, default=None, help="RNG seed: the same seed gives the same op sequence.")
@@ -75,6 +75,25 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option("--op-timeout", "op_timeout_s", type=float, default=None, help="Cancel a statement after this many seconds (statement_timeout).")
 @click.option("--max-errors", default=None, help="End the run early after this many failed ops (100) or this share of them (5%).")
 @click.option("--repeat", type=int, default=1, show_default=True, help="Run the same configuration N times; report min/median/max.")
+@click.option(
+    "--statement-cache",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="Prepared-statement cache of the driver; off for a transaction pooler (PgBouncer pool_mode=transaction).",
+)
+@click.option(
+    "--max-client-connections",
+    type=int,
+    default=None,
+    help="Connections the server side accepts from the workers, for the preflight (a pooler's max_client_conn)  [default: the server's free connections].",
+)
+@click.option(
+    "--cluster",
+    default="local",
+    show_default=True,
+    help="Where workers run: local processes; ray (a private local Ray instance); ray:auto or ray:HOST:PORT (join a Ray cluster). Needs runner[ray].",
+)
 @click.option("--wait-for-lock", is_flag=True, help="If another run uses the same database's schema, wait for it instead of refusing.")
 @click.option("--quiet", is_flag=True, help="No progress line and no human summary on stderr.")
 @click.option("--jsonl", is_flag=True, help="Stream each interval as a JSON line on stdout, then the document as one line.")
@@ -91,8 +110,10 @@ def cli(**options: object) -> int:
     warmup_ops, warmup_s = parse_warmup(options.pop("warmup"))  # type: ignore[arg-type]
     max_errors, max_error_ratio = parse_max_errors(options.pop("max_errors"))  # type: ignore[arg-type]
     pg_settings = parse_pg_settings(options.pop("pg_settings"))  # type: ignore[arg-type]
+    statement_cache = options.pop("statement_cache") == "on"
     config = Config(
         **options,  # type: ignore[arg-type]
+        statement_cache=statement_cache,
         warmup_ops=warmup_ops,
         warmup_s=warmup_s,
         max_errors=max_errors,

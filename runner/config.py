@@ -17,7 +17,11 @@ LOOPS = ("uvloop", "asyncio")
 ASYNC_DRIVERS = ("asyncpg", "psycopg")
 SYNC_DRIVERS = ("psycopg2", "psycopg")
 ARRIVALS = ("uniform", "poisson")
+CLUSTER = re.compile(r"^(local|ray|ray:auto|ray:[A-Za-z0-9_.\-\[\]:]+:\d+)$")
 MIN_INTERVAL_S = 0.1  # finer intervals are mostly timer jitter, and the sampler looks every 0.1 s
+# The open loop's default --max-inflight per worker: above capacity, ops due beyond this many in
+# flight are dropped and counted (as k6 drops iterations) instead of piling up without bound.
+DEFAULT_MAX_INFLIGHT = 1000
 
 
 def parse_warmup(text: str | None) -> tuple[int, float]:
@@ -96,6 +100,9 @@ class Config:
     max_error_ratio: float | None = None
     debug: bool = False
     wait_for_lock: bool = False  # queue behind another run on the same schema instead of refusing
+    statement_cache: bool = True  # --statement-cache off: no prepared-statement cache (transaction poolers)
+    max_client_connections: int | None = None  # the preflight's budget instead of the server's (a pooler)
+    cluster: str = "local"  # local processes, or ray (private), ray:auto, ray:HOST:PORT
 
     def __post_init__(self) -> None:
         # Local imports: the registries import SQLAlchemy's ORM, which Config's users load anyway.
@@ -161,6 +168,10 @@ class Config:
             raise UsageError(f"unknown --arrival {self.arrival!r}: choose one of {', '.join(ARRIVALS)}")
         if self.max_inflight is not None and self.max_inflight < 1:
             raise UsageError(f"--max-inflight must be at least 1, got {self.max_inflight}")
+        if not CLUSTER.match(self.cluster):
+            raise UsageError(f"unknown --cluster {self.cluster!r}: local, ray, ray:auto or ray:HOST:PORT")
+        if self.max_client_connections is not None and self.max_client_connections < 1:
+            raise UsageError(f"--max-client-connections must be at least 1, got {self.max_client_connections}")
         if self.mode not in MODES:
             raise UsageError(f"unknown --mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if not is_path(self.workload) and self.workload not in WORKLOADS:
@@ -188,6 +199,11 @@ class Config:
         if self.seed is None:
             # A run is always reproducible: an unset seed is drawn once and reported.
             object.__setattr__(self, "seed", secrets.randbelow(2**31))
+
+    @property
+    def inflight_cap(self) -> int:
+        """The open loop's bound on ops in flight per worker (0 for the closed modes)."""
+        return (self.max_inflight or DEFAULT_MAX_INFLIGHT) if self.mode == "open" else 0
 
     @property
     def worker_driver(self) -> str:

@@ -38,7 +38,7 @@ class Live:
         self._progress = not config.quiet and stderr.isatty()
         self._last_progress = 0.0
         self._streamed = 0  # timeline slots already written as JSON lines
-        self._previous_ns = 0  # end of the last streamed slot; 0: the start barrier
+        self._previous_ns = 0  # end of the last streamed slot since the release; 0: the release
         self._created = time.monotonic()
         self._last_starting = float("-inf")
 
@@ -88,7 +88,7 @@ class Live:
         while self._streamed < complete:
             self._streamed += 1
             slot = self._collector.slot(self._streamed)
-            entry = timeline_entry(slot, self._sampler.samples, self._previous_ns or collector.go_ns, collector.go_ns)
+            entry = timeline_entry(slot, self._sampler.samples, self._previous_ns, collector.go_ns)
             self._previous_ns = slot.t_ns
             if self._stream is not None:
                 self._stream.write(orjson.dumps({"kind": "interval", **entry}) + b"\n")

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 from runner.analysis.repeat import combine
 from runner.analysis.report import build
 from runner.config import Config
-from runner.errors import ExitCode
+from runner.errors import DatabaseError, ExitCode
 from runner.live import Live
-from runner.measure.collector import Collector
+from runner.measure.collector import VANISHED, Collector
 from runner.output import ResultStream
 from runner.server.control import (
     cancel_statements,
@@ -26,13 +26,17 @@ from runner.server.control import (
     describe_server,
     lock_schema,
     prepare_schema,
+    release_lock,
 )
 from runner.server.embedded import EmbeddedServer, start_embedded
 from runner.server.sampler import ConnectionSampler
 from runner.server.stats import ServerProbe
-from runner.transport.plan import make_plans, op_shares
+from runner.transport import Transport
+from runner.transport.cluster import Cluster, open_cluster
+from runner.transport.plan import make_plans, op_shares, worker_session_settings
 from runner.transport.pools import PoolPlan, connection_budget, plan_pools
 from runner.transport.supervisor import Supervisor
+from runner.worker.engine import POOLER_HINT, PREPARED_STATEMENT_ERRORS
 from workloads import SCHEMA, resolve
 
 INTERRUPT_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
@@ -135,6 +139,15 @@ def _exit_code(doc: dict[str, Any], signal_exit: ExitCode | None) -> ExitCode:
 
 def run(config: Config, stream: ResultStream | None = None) -> Outcome:
     """--repeat runs of one configuration on one server, each on freshly created tables."""
+    # Before the run's own signal handlers: ray.init replaces the driver's SIGTERM handler.
+    cluster = open_cluster(config)
+    try:
+        return _run(config, cluster, stream)
+    finally:
+        cluster.close()
+
+
+def _run(config: Config, cluster: Cluster, stream: ResultStream | None) -> Outcome:
     embedded: EmbeddedServer | None = None
     lock = None
     docs: list[dict[str, Any]] = []
@@ -152,7 +165,7 @@ def run(config: Config, stream: ResultStream | None = None) -> Outcome:
             dsn = _interruptible(signals, open_server)
             for _ in range(config.repeat):
                 try:
-                    docs.append(_measure(config, dsn, embedded, signals, stream))
+                    docs.append(_measure(config, dsn, embedded, signals, stream, cluster.transport()))
                 except Interrupted:
                     if not docs:
                         raise
@@ -161,7 +174,7 @@ def run(config: Config, stream: ResultStream | None = None) -> Outcome:
                     break
         finally:
             if lock is not None:
-                lock.close()
+                release_lock(lock)
             if embedded is not None:
                 embedded.stop()
     doc = docs[0] if config.repeat == 1 else combine(docs)
@@ -176,33 +189,60 @@ class _Setup:
     server: dict[str, Any]
     pools: PoolPlan
     populated: dict[str, int]
-    session_settings: dict[str, str]
+    session_settings: dict[str, str]  # what every worker session is given
+    expected_settings: dict[str, str]  # the same, as the server spells them (1 -> 1ms)
 
 
 def _setup(config: Config, dsn: str, embedded: EmbeddedServer | None) -> _Setup:
     """Describe the server, plan the pools, create and fill the workload's tables."""
     workload = resolve(config.workload)
-    # The embedded server takes --pg-setting at start; a user's server, per worker session.
-    session_settings = {} if embedded is not None else dict(config.pg_settings)
+    session_settings = worker_session_settings(config, dsn, embedded is not None)
     with connect(control_engine(dsn), dsn) as conn:
-        shown = check_session_settings(conn, session_settings)
+        expected = check_session_settings(conn, session_settings)
         server = describe_server(conn, tuple(name for name, _ in config.pg_settings))
-        server["settings"].update(shown)  # what the workers' sessions are given, as the server spells it
         server["embedded"] = embedded is not None
-        pools = plan_pools(config, connection_budget(server, connections_in_use(conn)))
+        budget = config.max_client_connections or connection_budget(server, connections_in_use(conn))
+        pools = plan_pools(config, budget)
         populated = prepare_schema(conn, workload)
-    return _Setup(server, pools, populated, session_settings)
+    return _Setup(server, pools, populated, session_settings, expected)
+
+
+def settings_not_applied(expected: dict[str, str], collector: Collector) -> str | None:
+    """Why the run must not start: a session setting the workers' own connections do not have
+    (a pooler that drops startup parameters, say); None when every worker has every one."""
+    for worker in collector.workers:
+        for name, value in expected.items():
+            seen = worker.settings.get(name)
+            if seen != value:
+                return (
+                    f"setting {name}={value} did not reach worker {worker.worker_id}'s session (it has {seen!r}): "
+                    "a pooler that drops startup parameters? Refusing to report numbers measured without it"
+                )
+    return None
+
+
+def prepared_statements_failing(config: Config, collector: Collector) -> str | None:
+    """Stop at once when ops fail the way they do behind a transaction pooler, and say the fix."""
+    failing = [name for t in collector.by_op.values() for name in t.errors if name in PREPARED_STATEMENT_ERRORS]
+    if not failing or not config.statement_cache:
+        return None
+    return f"prepared statements fail ({failing[0]}): {POOLER_HINT}"
 
 
 def _measure(
-    config: Config, dsn: str, embedded: EmbeddedServer | None, signals: Signals, stream: ResultStream | None
+    config: Config,
+    dsn: str,
+    embedded: EmbeddedServer | None,
+    signals: Signals,
+    stream: ResultStream | None,
+    transport: Transport,
 ) -> dict[str, Any]:
     """One measured run: setup, workers, collector, the server's side, the report document."""
     workload = resolve(config.workload)
     setup = _interruptible(signals, lambda: _setup(config, dsn, embedded))
     signals.check()  # no worker starts once a stop was asked for
     collector = Collector(op_shares(config), config.interval_s)
-    supervisor = Supervisor(make_plans(config, dsn, setup.pools.sizes, setup.session_settings), collector, config.grace_s)
+    supervisor = Supervisor(transport, make_plans(config, dsn, setup.pools.sizes, setup.session_settings), collector, config.grace_s)
     sampler = ConnectionSampler(control_engine(dsn, "sampler"))
     probe = ServerProbe(control_engine(dsn, "stats"), SCHEMA, embedded.postmaster_pid() if embedded else None)
     live = Live(config, collector, sampler, stream)
@@ -218,17 +258,28 @@ def _measure(
         live.tick()
         if stream is not None and stream.error is not None:
             supervisor.request_stop(f"{stream.error}: stopped early so the results reach --output and stderr")
-        if (reason := error_budget_spent(config, collector)) is not None:
-            supervisor.request_stop(reason)
+        for check in (error_budget_spent, prepared_statements_failing):
+            if (reason := check(config, collector)) is not None:
+                supervisor.request_stop(reason)
 
-    supervisor.on_go = probe.begin
+    def on_go() -> str | None:
+        if (veto := settings_not_applied(setup.expected_settings, collector)) is not None:
+            return veto
+        probe.begin()
+        return None
+
+    supervisor.on_go = on_go
     sampler.start()
     try:
         supervisor.run(on_tick=on_tick)
     finally:
         sampler.stop()
         live.close()
+    if supervisor.refused is not None:
+        raise DatabaseError(supervisor.refused)
     server = setup.server
+    # A user's server: the session settings as the first worker's own connection reports them.
+    server["settings"].update({k: v for k, v in collector.workers[0].settings.items() if k in setup.session_settings})
     server["stats"] = probe.end()
     with connect(control_engine(dsn), dsn) as conn:
         rows = count_rows(conn, workload)
@@ -242,12 +293,12 @@ def _measure(
         "unreported_rows": unreported,
     }
     mismatch = None
-    if any(unreported.values()) and not any(w.status == "died" for w in collector.workers):
+    if any(unreported.values()) and not any(w.status in VANISHED for w in collector.workers):
         mismatch = (
             "the database does not hold what the reported ops committed (unreported rows: "
             + ", ".join(f"{t} {n:+d}" for t, n in unreported.items() if n)
             + "): another client wrote to the schema, or a pooler lost transactions"
         )
-    doc = build(config, server, collector, sampler, setup.pools, database, supervisor.stop_reason, mismatch)
+    doc = build(config, server, collector, sampler, setup.pools, database, supervisor.stop_reason, mismatch, transport.describe())
     doc["repeat"] = None
     return doc

@@ -65,24 +65,40 @@ def _cmdline(process: psutil.Process) -> str:
 
 
 _TEMP_DIRS_AT_START: set[str] = set()
+_SERVICES_AT_START: set[int] = set()
 LEAK_WAIT_S = 15.0
+# Processes a test may start through the runner or a fixture, and must not leave running.
+SERVICE_NAMES = ("raylet", "gcs_server", "pgbouncer", "postgres")
+ACTOR_TITLE = "ray::RunnerWorker"
+
+
+def _services() -> set[int]:
+    """Ray's daemons and actors, PgBouncer and PostgreSQL processes on this machine, by pid."""
+    found = set()
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] in SERVICE_NAMES or ACTOR_TITLE in " ".join(proc.info["cmdline"] or []):
+            found.add(proc.pid)
+    return found
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     _TEMP_DIRS_AT_START.update(glob.glob(f"/tmp/{TEMP_PREFIX}*"))
+    _SERVICES_AT_START.update(_services())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """No test may leave an embedded server, its temp dir, or a worker process behind."""
+    """No test may leave an embedded server, its temp dir, a worker process, a Ray daemon or
+    actor, or a PgBouncer behind."""
     deadline = time.monotonic() + LEAK_WAIT_S
     while True:
         dirs = set(glob.glob(f"/tmp/{TEMP_PREFIX}*")) - _TEMP_DIRS_AT_START
         workers = [p for p in psutil.Process().children(recursive=True) if "spawn_main" in _cmdline(p)]
-        if (not dirs and not workers) or time.monotonic() > deadline:
+        services = _services() - _SERVICES_AT_START
+        if (not dirs and not workers and not services) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    if dirs or workers:
-        print(f"\nLEAK: temp dirs {sorted(dirs)}, worker processes {[p.pid for p in workers]}")
+    if dirs or workers or services:
+        print(f"\nLEAK: temp dirs {sorted(dirs)}, worker processes {[p.pid for p in workers]}, services {sorted(services)}")
         session.exitstatus = 1
 
 
@@ -114,3 +130,70 @@ def execute(dsn: str, *statements: str) -> Any:
 
 
 query = execute  # a single SELECT reads best as a query
+
+
+PGBOUNCER_HOME = REPO / ".cache" / "pgbouncer"  # where scripts/fetch-pgbouncer.sh unpacks it
+
+
+def _pgbouncer_command() -> tuple[list[str], dict[str, str]]:
+    """PgBouncer from PATH, or the one scripts/fetch-pgbouncer.sh unpacked (the README's test
+    command runs it). Missing is a failure, not a skip: the pooler tests would test nothing."""
+    import shutil
+
+    found = shutil.which("pgbouncer")
+    if found:
+        return [found], {}
+    unpacked = PGBOUNCER_HOME / "usr" / "sbin" / "pgbouncer"
+    if not unpacked.exists():
+        pytest.fail("PgBouncer is missing: run scripts/fetch-pgbouncer.sh (the README's test command does)")
+    libs = ":".join(str(p) for p in (PGBOUNCER_HOME / "usr" / "lib").glob("*-linux-gnu"))
+    return [str(unpacked)], {"LD_LIBRARY_PATH": libs}
+
+
+@pytest.fixture
+def pgbouncer(server: EmbeddedServer) -> Iterator[Any]:
+    """A factory: a real PgBouncer in transaction mode in front of the session's server, on
+    127.0.0.1; returns its DSN. Every one started is stopped at the end of the test."""
+    import shutil
+    import socket
+    import tempfile
+
+    command, env = _pgbouncer_command()
+    # Not under pytest's tmp_path: as root PgBouncer runs as another user, who must reach its files.
+    base = Path(tempfile.mkdtemp(prefix="runner-pgbouncer-"))
+    base.chmod(0o755)
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(max_client_conn: int = 500, ignore: str = "extra_float_digits") -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        home = base / str(port)
+        home.mkdir()
+        (home / "userlist.txt").write_text('"postgres" ""\n')
+        ini = home / "pgbouncer.ini"
+        ini.write_text(
+            f"[databases]\npostgres = host=127.0.0.1 port={server.port} dbname=postgres user=postgres\n"
+            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {home / 'userlist.txt'}\npool_mode = transaction\n"
+            f"max_client_conn = {max_client_conn}\ndefault_pool_size = 10\nignore_startup_parameters = {ignore}\n"
+            f"logfile = {home / 'pgbouncer.log'}\n"
+        )
+        argv = [*command, *(["-u", "pgserver"] if os.geteuid() == 0 else []), str(ini)]  # it refuses to run as root
+        home.chmod(0o777)  # its log file, written as that user
+        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(proc)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as client:
+                if client.connect_ex(("127.0.0.1", port)) == 0:
+                    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            assert proc.poll() is None, (home / "pgbouncer.log").read_text() if (home / "pgbouncer.log").exists() else "pgbouncer exited"
+            time.sleep(0.05)
+        raise AssertionError("PgBouncer did not start listening")
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(timeout=10)
+    shutil.rmtree(base, ignore_errors=True)

@@ -111,6 +111,7 @@ def test_op_timeout_cancels_statements_and_max_errors_ends_the_run(dsn: str) -> 
     assert result.doc is not None
     assert "--max-errors" in result.doc["stop_reason"]
     assert result.doc["totals"]["errors_by_class"].get("QueryCanceledError", 0) >= 20
+    assert "statement timeout" in result.doc["totals"]["error_samples"]["QueryCanceledError"]  # the reason, kept
     assert result.doc["totals"]["not_started"] > 0
     _nothing_lost(result.doc, dsn)
 
@@ -293,3 +294,83 @@ def test_ctrl_c_while_starting_up_is_never_a_traceback(delay_s: float) -> None:
     _, stderr = parent.communicate(timeout=60)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert parent.returncode in (130, -signal.SIGINT), stderr
+
+
+def test_an_open_loop_far_above_capacity_ends_on_time_with_bounded_memory_and_says_so(dsn: str) -> None:
+    start = time.monotonic()
+    result = run_runner("--rate", "1000000", "--duration", "2", dsn=dsn, timeout=60)
+    took_s = time.monotonic() - start
+    assert result.code == 0, result.stderr
+    doc = result.doc
+    assert doc is not None and doc["complete"] is True
+    assert took_s < 30  # --duration + --grace at most, whatever the backlog
+    totals, schedule = doc["totals"], doc["totals"]["schedule"]
+    assert schedule["max_inflight"] == 1000 and schedule["offered_ops"] == 2_000_000
+    # Every op due is accounted for: finished, cancelled after the grace, dropped, or never issued.
+    assert totals["ops"] + totals["unfinished"] + totals["dropped"] + schedule["not_issued"] == schedule["offered_ops"]
+    assert schedule["not_issued"] > 1_000_000
+    assert all(w["max_rss_kb"] < 500_000 for w in doc["workers"])  # no pile of pending ops in memory
+    assert "offered rate 1e+06/s not met" in result.stderr and "never issued" in result.stderr
+
+
+def test_in_flight_ops_past_the_grace_are_cancelled_and_counted(dsn: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    assert run_runner("--ops", "10", "--quiet", dsn=dsn).code == 0  # the schema exists
+    engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
+    with engine.connect() as blocker:
+        parent, workers = _start(dsn, "--procs", "1", "--chunk", "10", "--grace", "1", *LONG_RUN)
+        blocker.execute(text("LOCK TABLE runner.a IN ACCESS EXCLUSIVE MODE"))  # every op now hangs
+        time.sleep(1.0)
+        os.kill(parent.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(workers, timeout=10)  # ended by itself, the lock still held
+        blocker.rollback()  # the parent's final row count needs the table
+    engine.dispose()
+    code, doc, stderr = _finish(parent)
+    assert not alive
+    assert code == 143, stderr
+    totals = doc["totals"]
+    assert totals["unfinished"] == 10  # the hung chunk, cancelled after the 1 s grace, not killed
+    assert doc["workers"][0]["status"] == "stopped" and totals["unknown"] == 0
+    assert totals["ok"] + totals["errors"] + totals["unfinished"] + totals["not_started"] == totals["planned_ops"]
+    assert doc["totals"]["by_op"]["write"]["unfinished"] + doc["totals"]["by_op"].get("read", {}).get("unfinished", 0) == 10
+
+
+@pytest.mark.parametrize("mode", ["chunked", "sync"])
+def test_an_orphaned_worker_with_a_hung_op_exits_and_lets_go_of_its_connections(dsn: str, mode: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    assert run_runner("--ops", "10", "--quiet", dsn=dsn).code == 0
+    engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
+    with engine.connect() as blocker:
+        parent, workers = _start(dsn, "--procs", "1", "--mode", mode, "--chunk", "10", "--threads", "4", "--grace", "1", *LONG_RUN)
+        blocker.execute(text("LOCK TABLE runner.a IN ACCESS EXCLUSIVE MODE"))
+        time.sleep(1.0)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        gone, alive = psutil.wait_procs(workers, timeout=15)  # grace 1 s + the 5 s margin, with the lock still held
+        blocker.rollback()
+    engine.dispose()
+    assert not [w for w in alive if w.status() != psutil.STATUS_ZOMBIE]
+    deadline = time.monotonic() + 10
+    left = -1
+    while time.monotonic() < deadline and left != 0:
+        left = query(dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'runner-worker-%'")
+        time.sleep(0.2)
+    assert left == 0
+
+
+def test_a_descriptor_limit_too_low_for_the_pool_is_refused_before_the_run(dsn: str) -> None:
+    import resource
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--chunk", "80", "--ops", "200", "--dsn", dsn],
+        cwd=REPO, capture_output=True, text=True, timeout=120, preexec_fn=low_limit,
+    )
+    assert proc.returncode == 3, proc.stderr
+    line = proc.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "worker 0 cannot start" in line and "hard limit is 100" in line and "file descriptors" in line

@@ -11,7 +11,7 @@ from typing import Any
 
 from runner import __version__
 from runner.config import Config
-from runner.measure.collector import Collector, OpTotals, WorkerState
+from runner.measure.collector import VANISHED, Collector, OpTotals, WorkerState
 from runner.measure.sample import Sample
 from runner.measure.timeline import build_timeline
 from runner.server.sampler import ConnectionSampler
@@ -51,7 +51,9 @@ def _op_summary(totals: OpTotals, wall_s: float) -> dict[str, Any]:
         "ok": totals.ok,
         "errors": totals.error_count,
         "errors_by_class": dict(totals.errors),
+        "error_samples": dict(totals.error_samples),
         "dropped": totals.dropped,
+        "unfinished": totals.unfinished,
         "ops_per_s": _rate(totals.ok, wall_s),
         "latency_ms": totals.hist.summary_ms(),
         "latency_overflow": totals.hist.overflow,
@@ -59,20 +61,26 @@ def _op_summary(totals: OpTotals, wall_s: float) -> dict[str, Any]:
 
 
 def _wall_ns(workers: list[WorkerState], collector: Collector) -> int:
-    """First measured op's start to last op's end, over every worker (one monotonic clock)."""
-    starts = [w.start_ns for w in workers if w.start_ns is not None]
+    """From the release to the last op's end, over every worker, each on its own clock."""
     ends = [w.end_ns for w in workers if w.end_ns is not None]
     ends += [slot.t_ns for slot in collector.timeline.values()]  # a worker that died sent no end
-    if not starts or not ends:
-        return 0
-    return max(0, max(ends) - min(starts))
+    return max(ends, default=0)
+
+
+def _start_spread_ms(workers: list[WorkerState]) -> float | None:
+    """How far apart the workers were released, by their wall clocks (NTP skew included)."""
+    stamps = [w.go_wall_ns for w in workers if w.go_wall_ns is not None]
+    return round((max(stamps) - min(stamps)) / 1e6, 3) if stamps else None
 
 
 def _worker_summary(worker: WorkerState) -> dict[str, Any]:
-    wall_s = (worker.end_ns - worker.start_ns) / NS_PER_S if worker.start_ns and worker.end_ns else 0.0
+    wall_s = worker.end_ns / NS_PER_S if worker.end_ns else 0.0
     return {
         "id": worker.worker_id,
         "pid": worker.pid,
+        "host": worker.host,
+        "node": worker.node,
+        "loop": worker.loop,
         "status": worker.status,
         "reason": worker.reason,
         "exitcode": worker.exitcode,
@@ -80,6 +88,7 @@ def _worker_summary(worker: WorkerState) -> dict[str, Any]:
         "ops": worker.ok + worker.errors,
         "ok": worker.ok,
         "errors": worker.errors,
+        "unfinished": worker.unfinished,
         "wall_s": round(wall_s, 6),
         "ops_per_s": _rate(worker.ok, wall_s),
         "cpu_user_s": round(worker.cpu_user_s, 3),
@@ -87,6 +96,23 @@ def _worker_summary(worker: WorkerState) -> dict[str, Any]:
         "cpu_measured_s": round(worker.cpu_measured_s, 3),
         "max_rss_kb": worker.max_rss_kb,
     }
+
+
+def host_summary(workers: list[WorkerState]) -> list[dict[str, Any]]:
+    """Per host: its workers, their successful ops and their CPU in the measured part. On a
+    cluster this answers "did the clients saturate?", the reason to use more than one host."""
+    hosts: dict[str, list[WorkerState]] = {}
+    for worker in workers:
+        hosts.setdefault(worker.host or "unknown", []).append(worker)
+    return [
+        {
+            "host": host,
+            "workers": [w.worker_id for w in members],
+            "ok": sum(w.ok for w in members),
+            "cpu_measured_s": round(sum(w.cpu_measured_s for w in members), 3),
+        }
+        for host, members in sorted(hosts.items())
+    ]
 
 
 def client_resources(workers: list[WorkerState]) -> dict[str, Any]:
@@ -137,19 +163,27 @@ def build(
     database: dict[str, Any],
     stop_reason: str | None,
     mismatch: str | None = None,
+    cluster: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The document. `mismatch`: the database disagrees with the reported ops (incomplete)."""
+    """The document. `mismatch`: the database disagrees with the reported ops (incomplete);
+    `cluster`: the transport's description (Ray), None for local processes."""
     workers = collector.workers
     wall_s = _wall_ns(workers, collector) / NS_PER_S
     planned = {
-        w.worker_id: w.planned_ops - w.ok - w.errors - w.dropped for w in workers if w.planned_ops is not None
+        w.worker_id: w.planned_ops - w.ok - w.errors - w.dropped - w.unfinished for w in workers if w.planned_ops is not None
     }
     ok = sum(w.ok for w in workers)
     errors = sum(w.errors for w in workers)
     errors_by_class: dict[str, int] = {}
+    error_samples: dict[str, str] = {}
     for totals in collector.by_op.values():
         for name, count in totals.errors.items():
             errors_by_class[name] = errors_by_class.get(name, 0) + count
+        for name, message in totals.error_samples.items():
+            error_samples.setdefault(name, message)
+    dropped = sum(w.dropped for w in workers)
+    unfinished = sum(w.unfinished for w in workers)
+    offered = round(config.rate_per_s * config.duration_s) if config.rate_per_s and config.duration_s else config.ops or 0
     complete = stop_reason is None and mismatch is None and all(w.status == "done" for w in workers)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -158,6 +192,7 @@ def build(
         "stop_reason": stop_reason or mismatch,
         "config": config.to_report(),
         "environment": environment(),
+        "cluster": cluster,
         "server": server,
         "totals": {
             "limit": "ops" if config.duration_s is None else "duration",
@@ -167,18 +202,25 @@ def build(
             "ok": ok,
             "errors": errors,
             # A worker that died could not say whether its unreported ops ran: they are "unknown".
-            "not_started": sum(n for i, n in planned.items() if workers[i].status != "died"),
-            "unknown": sum(n for i, n in planned.items() if workers[i].status == "died"),
-            "dropped": sum(w.dropped for w in workers),
+            "not_started": sum(n for i, n in planned.items() if workers[i].status not in VANISHED),
+            "unknown": sum(n for i, n in planned.items() if workers[i].status in VANISHED),
+            "dropped": dropped,
+            "unfinished": unfinished,
             "errors_by_class": errors_by_class,
+            "error_samples": error_samples,
             "schedule": None
             if config.rate_per_s is None
             else {
                 "rate_per_s": config.rate_per_s,
                 "arrival": config.arrival,
+                "max_inflight": config.inflight_cap,
+                "offered_ops": offered,
+                # Due by the end of --duration but never issued: the client fell behind its schedule.
+                "not_issued": max(0, offered - ok - errors - unfinished - dropped) if config.duration_s else 0,
                 "late_ops": collector.late_ops,
                 "max_lag_ms": round(collector.max_lag_ns / 1e6, 3),
             },
+            "start_spread_ms": _start_spread_ms(workers),
             "wall_s": round(wall_s, 6),
             "ops_per_s": _rate(ok, wall_s),
             "by_op": {name: _op_summary(t, wall_s) for name, t in sorted(collector.by_op.items())},
@@ -200,6 +242,7 @@ def build(
         "timeline": build_timeline(collector, sampler.samples),
         "client": client_resources(workers),
         "workers": [_worker_summary(w) for w in workers],
+        "hosts": host_summary(workers),
         "database": database,
     }
 
@@ -214,6 +257,49 @@ def scenario_name(config: dict[str, Any]) -> str:
     else:
         width = "all tasks"
     return f"{config['mode']} {width} procs={config['procs']}"
+
+
+def _ranges(ids: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2, 5"."""
+    spans: list[list[int]] = []
+    for i in sorted(ids):
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in spans)
+
+
+def _placement(doc: dict[str, Any]) -> list[str]:
+    """Where the workers ran, when it was more than local processes; lost workers by node."""
+    cluster = doc.get("cluster")
+    if not cluster:
+        return []
+    nodes = cluster["nodes"]
+    lines = [
+        f"Ray {cluster['version']} ({'private instance' if cluster['private'] else cluster['address']}): "
+        f"{len(doc['workers'])} workers on {len(nodes)} node{'s' if len(nodes) != 1 else ''}: "
+        + "; ".join(f"{n['address'] or n['node'][:12]} ran workers {_ranges(n['workers'])}" for n in nodes),
+        f"workers released within {doc['totals']['start_spread_ms']} ms of each other (wall clocks)",
+    ]
+    for node in nodes:
+        lost = [w for w in node["workers"] if doc["workers"][w]["status"] in ("lost", "unresponsive")]
+        if lost:
+            lines.append(f"node {node['address'] or node['node'][:12]} lost: workers {_ranges(lost)}")
+    return lines
+
+
+def _schedule(totals: dict[str, Any]) -> list[str]:
+    """The open loop's verdict on its own schedule: was the offered rate met?"""
+    schedule = totals["schedule"]
+    if schedule is None or not (totals["dropped"] or totals["unfinished"] or schedule["not_issued"] or schedule["late_ops"]):
+        return []
+    issued = totals["ops"] + totals["unfinished"]
+    return [
+        f"offered rate {schedule['rate_per_s']:g}/s not met: of {schedule['offered_ops']:,} ops due, {issued:,} were issued, "
+        f"{totals['dropped']:,} dropped at --max-inflight {schedule['max_inflight']}, {schedule['not_issued']:,} never issued "
+        f"(the client fell behind); {schedule['late_ops']:,} issued more than 1 ms late (at most {schedule['max_lag_ms']} ms)"
+    ]
 
 
 def human_summary(doc: dict[str, Any]) -> str:
@@ -246,10 +332,15 @@ def human_summary(doc: dict[str, Any]) -> str:
     for name, op in totals["by_op"].items():
         lines.append(row(f"  {name}", op["ops"], "", op["ops_per_s"], op["latency_ms"], "", op["errors"]))
     lines.append(_busier_side(doc))
+    lines += _placement(doc)
     lines += insights(server.get("stats", {}))
+    lines += _schedule(totals)
     lines += [f"warning: {w}" for w in doc["warnings"]]
-    if totals["errors_by_class"]:
-        lines.append("errors: " + ", ".join(f"{k} x{v}" for k, v in totals["errors_by_class"].items()))
+    for name, count in totals["errors_by_class"].items():
+        sample = totals["error_samples"].get(name)
+        lines.append(f"errors: {name} x{count}" + (f": {sample}" if sample else ""))
+    if totals["unfinished"]:
+        lines.append(f"unfinished: {totals['unfinished']} ops were still in flight when the grace period ran out (cancelled)")
     if not doc["complete"]:
         lines.append(f"INCOMPLETE: {doc['stop_reason'] or 'a worker did not finish'}")
         for worker in doc["workers"]:

@@ -25,6 +25,8 @@ async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
         delay_ns = intended_ns - time.perf_counter_ns()
         if delay_ns > 0:
             await asyncio.sleep(delay_ns / NS_PER_S)
+        else:  # behind schedule (above capacity): still let the ops in flight run
+            await asyncio.sleep(0)
         knobs.on_lag(max(0, time.perf_counter_ns() - intended_ns))
         if knobs.width and len(in_flight) >= knobs.width:
             knobs.on_drop(op)  # --max-inflight: counted, never silently skipped

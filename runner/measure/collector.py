@@ -6,22 +6,29 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from runner.measure.histogram import LatencyHistogram
-from runner.measure.records import IntervalRecord, Record, WireError
+from runner.measure.records import IntervalRecord, OpDelta, Record, WireError
 
 NS_PER_S = 1_000_000_000
+FINISHED = ("done", "stopped", "failed", "refused", "died", "lost", "unresponsive")
+VANISHED = ("died", "lost", "unresponsive")  # ended without a final record: unreported ops are unknown
 
 
 @dataclass
 class OpTotals:
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    error_samples: dict[str, str] = field(default_factory=dict)  # class -> the first message seen
     hist: LatencyHistogram = field(default_factory=LatencyHistogram)
     dropped: int = 0
+    unfinished: int = 0
 
-    def add(self, ok: int, errors: dict[str, int], hist: LatencyHistogram, dropped: int) -> None:
-        self.ok += ok
-        self.dropped += dropped
-        self.errors.update(errors)
+    def add(self, delta: OpDelta, hist: LatencyHistogram) -> None:
+        self.ok += delta["ok"]
+        self.dropped += delta["dropped"]
+        self.unfinished += delta["unfinished"]
+        self.errors.update(delta["errors"])
+        for name, message in delta["error_samples"].items():
+            self.error_samples.setdefault(name, message)
         self.hist.merge(hist)
 
     @property
@@ -31,9 +38,9 @@ class OpTotals:
 
 @dataclass
 class TimelineSlot:
-    """Every worker's n-th interval, added together."""
+    """Every worker's intervals that ended in one slot after the start barrier, added together."""
 
-    t_ns: int = 0  # latest end of the interval among the workers (monotonic)
+    t_ns: int = 0  # latest end of those intervals, since each worker's release
     by_op: dict[str, OpTotals] = field(default_factory=dict)
     pool_checked_out: int = 0
 
@@ -43,10 +50,15 @@ class WorkerState:
     worker_id: int
     planned_ops: int | None  # None: bounded by --duration
     pid: int | None = None
-    status: str = "starting"  # starting -> ready -> done | stopped | failed | died
+    host: str | None = None
+    node: str | None = None  # the cluster's node id (Ray); None locally
+    loop: str | None = None  # the event loop's class in an async worker
+    settings: dict[str, str] = field(default_factory=dict)  # as the worker's session reports them
+    # starting -> ready -> done | stopped | failed | refused | died | lost | unresponsive
+    status: str = "starting"
     reason: str | None = None
-    start_ns: int | None = None
-    end_ns: int | None = None
+    go_wall_ns: int | None = None  # wall clock at release (for the start spread only)
+    end_ns: int | None = None  # end of its measured part since its release
     cpu_user_s: float = 0.0
     cpu_sys_s: float = 0.0
     cpu_measured_s: float = 0.0
@@ -69,14 +81,18 @@ class WorkerState:
         return sum(t.dropped for t in self.by_op.values())
 
     @property
+    def unfinished(self) -> int:
+        return sum(t.unfinished for t in self.by_op.values())
+
+    @property
     def finished(self) -> bool:
-        return self.status in ("done", "stopped", "failed", "died")
+        return self.status in FINISHED
 
 
 class Collector:
     def __init__(self, planned_ops: list[int | None], interval_s: float) -> None:
         self.interval_ns = int(interval_s * NS_PER_S)
-        self.go_ns = 0  # set by the supervisor when it releases the workers
+        self.go_ns = 0  # the parent's clock when it released the workers (for its own samples)
         self.workers = [WorkerState(i, n) for i, n in enumerate(planned_ops)]
         self.by_op: dict[str, OpTotals] = {}
         self.warmup_by_op: dict[str, OpTotals] = {}  # kept apart: never in totals or the timeline
@@ -91,11 +107,15 @@ class Collector:
         worker.next_seq += 1
         if record["kind"] == "start":
             worker.pid, worker.status = record["pid"], "ready"
+            worker.host, worker.node, worker.loop = record["host"], record["node"], record["loop"]
+            worker.settings = record["settings"]
+        elif record["kind"] == "go":
+            worker.go_wall_ns = record["wall_ns"]
         elif record["kind"] == "interval":
             self._add_interval(worker, record)
         else:
             worker.status, worker.reason = record["status"], record["reason"]
-            worker.start_ns, worker.end_ns = record["start_ns"], record["end_ns"]
+            worker.end_ns = record["end_ns"] if worker.go_wall_ns is not None else None
             worker.cpu_user_s, worker.cpu_sys_s = record["cpu_user_s"], record["cpu_sys_s"]
             worker.max_rss_kb = record["max_rss_kb"]
             worker.cpu_measured_s = record["cpu_measured_s"]
@@ -104,8 +124,9 @@ class Collector:
         if record["phase"] == "warmup":
             targets = [self.warmup_by_op]
         else:
-            # Binned by when the interval ended, counted from the start barrier: a worker whose
-            # timer ran late (a starved CPU) still lands its ops in the right second.
+            # Binned by when the interval ended, counted from the worker's own release: a worker
+            # whose timer ran late (a starved CPU) still lands its ops in the right second, and
+            # no two hosts' clocks are ever compared.
             worker.last_t_ns = record["t_ns"]
             self.late_ops += record["schedule"]["late_ops"]
             self.max_lag_ns = max(self.max_lag_ns, record["schedule"]["max_lag_ns"])
@@ -116,23 +137,35 @@ class Collector:
         for name, delta in record["ops"].items():
             hist = LatencyHistogram.from_dict(delta["hist"])  # decoded once, added to each target
             for totals in targets:
-                totals.setdefault(name, OpTotals()).add(delta["ok"], delta["errors"], hist, delta["dropped"])
+                totals.setdefault(name, OpTotals()).add(delta, hist)
 
     def slot_of(self, t_ns: int) -> int:
-        """Slot n covers ((n-1) x interval, n x interval] after the start barrier."""
-        return max(1, -(-(t_ns - self.go_ns) // self.interval_ns))
+        """Slot n covers ((n-1) x interval, n x interval] after a worker's release."""
+        return max(1, -(-t_ns // self.interval_ns))
 
     def slot(self, index: int) -> TimelineSlot:
         """Timeline slot `index`; an empty one (ending at its nominal time) if no record landed in it."""
-        return self.timeline.get(index) or TimelineSlot(t_ns=self.go_ns + index * self.interval_ns)
+        return self.timeline.get(index) or TimelineSlot(t_ns=index * self.interval_ns)
 
-    def mark_died(self, worker_id: int, exitcode: int | None) -> None:
-        """A worker whose pipe closed without a final record."""
+    def mark_ended(self, worker_id: int, exitcode: int | None) -> None:
+        """A worker's stream ended; without a final record before it, the worker died."""
         worker = self.workers[worker_id]
         worker.exitcode = exitcode
         if not worker.finished:
             worker.status = "died"
             worker.reason = f"exited with code {exitcode} before its final record"
+
+    def mark_lost(self, worker_id: int, reason: str, host: str | None) -> None:
+        """A worker the transport lost (its actor or its host died) before its final record."""
+        worker = self.workers[worker_id]
+        worker.host = worker.host or host
+        if not worker.finished:
+            worker.status, worker.reason = "lost", reason
+
+    def mark_unresponsive(self, worker_id: int, silent_s: float) -> None:
+        worker = self.workers[worker_id]
+        if not worker.finished:
+            worker.status, worker.reason = "unresponsive", f"nothing heard for {silent_s:.1f} s"
 
     def ok_by_op(self) -> dict[str, int]:
         """Successful ops per op type, warm-up included: what the database must reflect."""
@@ -144,4 +177,5 @@ class Collector:
 
     @property
     def all_ready(self) -> bool:
-        return all(w.status != "starting" for w in self.workers)
+        """Every worker said it is ready, and none has ended since (the start barrier may open)."""
+        return all(w.status == "ready" for w in self.workers)

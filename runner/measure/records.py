@@ -1,8 +1,14 @@
 """The wire schema between a worker and the collector: one compact JSON object per line.
 
-A worker sends `start` when it is ready (engine made, waiting for the go signal), an
-`interval` every `--interval` seconds with deltas only, and `final` when it is done. Every
-record carries the schema version, its kind, the worker id and a per-worker sequence number.
+A worker sends `start` when it is ready (engine made, one connection checked, warmed up,
+waiting for the go signal), `go` when it is released, an `interval` every `--interval` seconds
+with deltas only, and `final` when it is done (a worker that cannot start sends only `final`,
+status "refused"). Every record carries the schema version, its kind, the worker id and a
+per-worker sequence number.
+
+Times are nanoseconds on the worker's own monotonic clock, counted from the moment it was
+released (its `go`): workers on different hosts share no clock, so nothing on the wire needs
+one. Wall-clock stamps (`wall_ns`) are only for showing how far apart the releases were.
 """
 
 from __future__ import annotations
@@ -11,13 +17,15 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 
 
 class OpDelta(TypedDict):
     ok: int
     dropped: int  # open loop: refused by --max-inflight
+    unfinished: int  # still in flight when the grace period after a stop ran out: cancelled
     errors: dict[str, int]  # exception class name -> count
+    error_samples: dict[str, str]  # exception class name -> its first message in the interval
     hist: dict[str, Any]  # LatencyHistogram.to_dict()
 
 
@@ -27,7 +35,19 @@ class StartRecord(TypedDict):
     worker: int
     seq: int
     pid: int
+    host: str  # the worker's host name
+    node: str | None  # the cluster's node id (Ray), None on the local transport
     planned_ops: int | None  # None: bounded by --duration
+    settings: dict[str, str]  # session settings as the worker's own connection reports them
+    loop: str | None  # the event loop's class in an async worker (None in sync mode)
+
+
+class GoRecord(TypedDict):
+    v: int
+    kind: Literal["go"]
+    worker: int
+    seq: int
+    wall_ns: int  # time.time_ns() when released: the start spread across workers, shown
 
 
 class IntervalRecord(TypedDict):
@@ -36,7 +56,7 @@ class IntervalRecord(TypedDict):
     worker: int
     seq: int
     phase: str  # "warmup" or "measure"
-    t_ns: int  # monotonic clock at the end of the interval (comparable across processes)
+    t_ns: int  # end of the interval since the worker's release (warm-up: 0)
     ops: dict[str, OpDelta]
     pool_checked_out: int
     schedule: dict[str, int]  # open loop: late_ops, max_lag_ns (zeros otherwise)
@@ -47,17 +67,17 @@ class FinalRecord(TypedDict):
     kind: Literal["final"]
     worker: int
     seq: int
-    status: str  # "done", "stopped" or "failed"
+    status: str  # "done", "stopped", "failed", or "refused" (could not start: reason says why)
     reason: str | None
-    start_ns: int  # monotonic clock when the measured part began
-    end_ns: int
+    end_ns: int  # end of the measured part since the worker's release (0 if never released)
     cpu_user_s: float
     cpu_sys_s: float
     cpu_measured_s: float  # CPU of the measured part only (from the start barrier to the end)
     max_rss_kb: int
 
 
-Record = StartRecord | IntervalRecord | FinalRecord
+Record = StartRecord | GoRecord | IntervalRecord | FinalRecord
+KINDS = ("start", "go", "interval", "final")
 
 
 class WireError(ValueError):
@@ -75,6 +95,6 @@ def decode(line: bytes) -> Record:
         raise WireError(f"not JSON: {exc}") from None
     if not isinstance(record, dict) or record.get("v") != WIRE_VERSION:
         raise WireError(f"not a wire-version-{WIRE_VERSION} record")
-    if record.get("kind") not in ("start", "interval", "final"):
+    if record.get("kind") not in KINDS:
         raise WireError(f"unknown record kind {record.get('kind')!r}")
     return record  # type: ignore[return-value]

@@ -24,7 +24,7 @@ def build_timeline(collector: Collector, samples: list[Sample]) -> list[dict[str
     """Every slot from the first to the last, timed from the start barrier (the moment the
     workers were released). A slot no record landed in is kept, with zero ops: a stall shows."""
     entries = []
-    previous_ns = collector.go_ns
+    previous_ns = 0
     for index in range(1, max(collector.timeline, default=0) + 1):
         slot = collector.slot(index)
         entries.append(timeline_entry(slot, samples, previous_ns, collector.go_ns))
@@ -37,18 +37,22 @@ def _op_entry(totals: OpTotals) -> dict[str, Any]:
     return {"ops": totals.ok + totals.error_count, "p50_ms": summary["p50"], "p99_ms": summary["p99"]}
 
 
-def timeline_entry(slot: TimelineSlot, samples: list[Sample], previous_ns: int, start_ns: int) -> dict[str, Any]:
-    """One interval: every worker's deltas added, and the server's connections during it."""
+def timeline_entry(slot: TimelineSlot, samples: list[Sample], previous_ns: int, go_ns: int) -> dict[str, Any]:
+    """One interval: every worker's deltas added, and the server's connections during it.
+
+    `slot.t_ns` and `previous_ns` count from the workers' release; the samples are on the
+    parent's clock, which released them at `go_ns`.
+    """
     seconds = max(slot.t_ns - previous_ns, 1) / NS_PER_S
     ok = sum(t.ok for t in slot.by_op.values())
     errors = sum(t.error_count for t in slot.by_op.values())
     return {
-        "elapsed_s": round((slot.t_ns - start_ns) / NS_PER_S, 3),
+        "elapsed_s": round(slot.t_ns / NS_PER_S, 3),
         "ops": ok + errors,
         "ok": ok,
         "errors": errors,
         "ops_per_s": round(ok / seconds, 3),
         "by_op": {name: _op_entry(t) for name, t in sorted(slot.by_op.items())},
         "pool_checked_out": slot.pool_checked_out,
-        "server_connections": _states([s for s in samples if previous_ns < s.t_ns <= slot.t_ns]),
+        "server_connections": _states([s for s in samples if go_ns + previous_ns < s.t_ns <= go_ns + slot.t_ns]),
     }

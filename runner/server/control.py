@@ -204,8 +204,10 @@ def count_rows(conn: Connection, workload: Workload) -> dict[str, int]:
     }
 
 
-# The run's hold on its schema: a session advisory lock, on a connection of its own, for the
-# run's whole life. A second run on the same database would drop the first one's tables.
+# The run's hold on its schema: an advisory lock, on a connection of its own, for the run's whole
+# life. A second run on the same database would drop the first one's tables. It is a
+# transaction-level lock in a transaction left open: through a transaction pooler (PgBouncer) a
+# session lock would stay with whichever server connection took it, after this run ended.
 LOCK_CLASS = 0x52554E4E  # "RUNN"
 HOLDER_QUERY = text(
     """
@@ -221,19 +223,20 @@ def schema_lock_key(schema: str) -> tuple[int, int]:
 
 
 def lock_schema(dsn: str, schema: str, wait: bool) -> Connection:
-    """Hold the schema's advisory lock until the returned connection is closed.
+    """Hold the schema's advisory lock until the returned connection is closed (its open
+    transaction rolls back, which releases the lock).
 
     Refused with one line naming the run that holds it, unless `wait`: then this blocks (a Ctrl-C
     cancels the wait through `cancel_statements`).
     """
     name = f"{PARENT_APP_PREFIX}-lock pid {os.getpid()} on {socket.gethostname()}"
-    conn = connect(control_engine(dsn, "lock").execution_options(isolation_level="AUTOCOMMIT"), dsn)
-    conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": name[:63]})
+    conn = connect(control_engine(dsn, "lock"), dsn)
+    conn.execute(text("SELECT set_config('application_name', :n, true)"), {"n": name[:63]})
     cls, obj = schema_lock_key(schema)
     try:
         if wait:
-            conn.execute(text("SELECT pg_advisory_lock(:cls, :obj)"), {"cls": cls, "obj": obj})
-        elif not conn.execute(text("SELECT pg_try_advisory_lock(:cls, :obj)"), {"cls": cls, "obj": obj}).scalar_one():
+            conn.execute(text("SELECT pg_advisory_xact_lock(:cls, :obj)"), {"cls": cls, "obj": obj})
+        elif not conn.execute(text("SELECT pg_try_advisory_xact_lock(:cls, :obj)"), {"cls": cls, "obj": obj}).scalar_one():
             holder = conn.execute(HOLDER_QUERY, {"cls": cls, "obj": obj}).first()
             who = f" ({holder[0]}, connected since {holder[2]}{' from ' + holder[1] if holder[1] else ''})" if holder else ""
             raise DatabaseError(
@@ -244,3 +247,9 @@ def lock_schema(dsn: str, schema: str, wait: bool) -> Connection:
         conn.close()
         raise
     return conn
+
+
+def release_lock(conn: Connection) -> None:
+    """End the lock's transaction. A server restart or a killed backend has ended it already."""
+    with contextlib.suppress(DBAPIError):
+        conn.close()

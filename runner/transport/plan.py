@@ -6,6 +6,7 @@ import hashlib
 import os
 
 from runner.config import Config
+from runner.dsn import driver_args
 from runner.worker.plan import WorkerPlan
 
 
@@ -26,6 +27,17 @@ def op_shares(config: Config) -> list[int | None]:
     if config.ops is None:
         return [None] * config.procs
     return list(split_ops(config.ops, config.procs))
+
+
+def worker_session_settings(config: Config, dsn: str, embedded: bool) -> dict[str, str]:
+    """The session settings every worker connection gets: the DSN's `options`, --pg-setting on a
+    user's server (the embedded server takes them as server flags), and --op-timeout."""
+    _, _, settings = driver_args(dsn, config.worker_driver)
+    if not embedded:
+        settings.update(config.pg_settings)
+    if config.op_timeout_s is not None:
+        settings["statement_timeout"] = str(max(1, round(config.op_timeout_s * 1000)))  # ms
+    return settings
 
 
 def make_plans(

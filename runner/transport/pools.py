@@ -43,8 +43,8 @@ def plan_pools(config: Config, budget: int) -> PoolPlan:
     """
     mode = MODES[config.mode]
     concurrency = [mode.concurrency(share or sys.maxsize, config.chunk, config.threads) for share in op_shares(config)]
-    if config.max_inflight is not None and config.mode == "open":
-        concurrency = [min(c, config.max_inflight) for c in concurrency]
+    if config.mode == "open":
+        concurrency = [min(c, config.inflight_cap) for c in concurrency]
     warnings = []
     if config.pool_size is not None:
         sizes = [config.pool_size] * config.procs
@@ -62,6 +62,7 @@ def plan_pools(config: Config, budget: int) -> PoolPlan:
         raise DatabaseError(
             f"{config.procs} procs x {max(sizes) + config.max_overflow} connections = {plan.connections()} exceed the "
             f"server's {budget} free connections (max_connections minus reserved and in use): "
-            "lower --procs, --chunk/--threads or --pool-size, or raise max_connections"
+            "lower --procs, --chunk/--threads or --pool-size, or raise max_connections "
+            "(through a pooler, tell the runner its limit with --max-client-connections)"
         )
     return plan

@@ -1,125 +1,113 @@
-"""Worker processes: plan them, start them, drain their pipes, stop them, notice their deaths.
+"""The rules of a run's workers, whatever carries them: start barrier, stop, grace, kill, watchdog.
 
-The start method is named explicitly: spawn, because the parent runs a sampler thread and
-holds SQLAlchemy state that must not be copied into a child by fork.
+The supervisor drains a transport's events into the collector and decides:
+- release the workers together once every one is ready (the start barrier);
+- a worker that refuses to start (its preflight failed) ends the run before it starts;
+- the first worker lost (died, crashed, host gone) or failed stops all the others gracefully;
+- a stop gives in-flight ops --grace, then the workers cancel them; whoever is still there a
+  margin later is killed;
+- a worker silent for 3 intervals + 2 s in the measured part is unresponsive: stopped and killed.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
-from multiprocessing.context import SpawnContext
-from multiprocessing.process import BaseProcess
-from typing import cast
 
 from runner.measure.collector import Collector
 from runner.measure.records import decode
-from runner.worker.body import worker_main
+from runner.transport import Line, Lost, Transport
 from runner.worker.plan import WorkerPlan
 
-START_METHOD = "spawn"
 TICK_S = 0.1
-GRACE_S = 10.0  # in-flight ops get this long to finish after a stop, then workers are killed
-
-
-@dataclass
-class _Child:
-    process: BaseProcess
-    reader: Connection | None  # None once drained to EOF
-    exited: bool = False
+GRACE_S = 10.0  # in-flight ops get this long to finish after a stop
+KILL_MARGIN_S = 5.0  # after the grace, workers cancel what is left and report it; then they are killed
+SILENT_INTERVALS = 3  # the watchdog: a worker silent this many intervals...
+SILENT_EXTRA_S = 2.0  # ... plus this is unresponsive
 
 
 class Supervisor:
     """Runs the workers of one run to the end and feeds their records to a collector."""
 
-    def __init__(self, plans: list[WorkerPlan], collector: Collector, grace_s: float = GRACE_S) -> None:
+    def __init__(
+        self, transport: Transport, plans: list[WorkerPlan], collector: Collector, grace_s: float = GRACE_S
+    ) -> None:
+        self._transport = transport
         self._plans = plans
         self._collector = collector
         self._grace_s = grace_s
-        self._ctx = cast(SpawnContext, multiprocessing.get_context(START_METHOD))
-        self._go = self._ctx.Event()
-        self._children: list[_Child] = []
-        self._stop_deadline: float | None = None
+        self._released = False
+        self._kill_deadline: float | None = None
+        self._last_heard = [time.monotonic()] * len(plans)
         self.stop_reason: str | None = None
-        self.on_go: Callable[[], None] = lambda: None  # called just before the workers are released
+        self.refused: str | None = None  # why the run could not start (a worker's preflight)
+        self.on_go: Callable[[], str | None] = lambda: None  # just before release; a reason refuses
 
     def request_stop(self, reason: str) -> None:
-        """Stop issuing ops (SIGTERM to every worker); kill whatever is left after the grace period."""
-        if self._stop_deadline is not None:
+        """Stop issuing ops everywhere; kill whatever is left after the grace period and a margin."""
+        if self._kill_deadline is not None:
             return
         self.stop_reason = reason
-        self._stop_deadline = time.monotonic() + self._grace_s
-        self._go.set()  # a worker still waiting to start sees its stop flag and ends at once
-        self._signal_all(signal.SIGTERM)
+        self._kill_deadline = time.monotonic() + self._grace_s + KILL_MARGIN_S
+        self._transport.stop()
 
     def kill_all(self) -> None:
         """A second Ctrl-C: end every worker now."""
-        self._signal_all(signal.SIGKILL)
-
-    def _signal_all(self, signum: int) -> None:
-        for child in self._children:
-            if not child.exited and child.process.pid is not None:
-                try:
-                    os.kill(child.process.pid, signum)
-                except ProcessLookupError:
-                    pass
+        self._transport.kill()
 
     def run(self, on_tick: Callable[[], None] = lambda: None) -> None:
-        for plan in self._plans:
-            reader, writer = self._ctx.Pipe(duplex=False)
-            process = self._ctx.Process(
-                target=worker_main, args=(plan, writer, self._go), name=f"runner-worker-{plan.worker_id}"
-            )
-            process.start()
-            writer.close()  # only the child holds the write end: its exit means EOF here
-            self._children.append(_Child(process, reader))
+        self._transport.start(self._plans)
         try:
             self._drain(on_tick)
         finally:
-            self.kill_all()  # nothing outlives the run, whatever happened above
-            for worker_id, child in enumerate(self._children):
-                child.process.join()
-                self._collector.mark_died(worker_id, child.process.exitcode)
+            self._transport.close()  # nothing outlives the run, whatever happened above
 
     def _drain(self, on_tick: Callable[[], None]) -> None:
-        while any(c.reader is not None or not c.exited for c in self._children):
-            waitables: list[object] = [c.reader for c in self._children if c.reader is not None]
-            waitables += [c.process.sentinel for c in self._children if not c.exited]
-            ready = wait(waitables, timeout=TICK_S)  # type: ignore[arg-type]
-            for child in self._children:
-                if child.reader is not None and child.reader in ready:
-                    self._read(child)
-                if not child.exited and child.process.sentinel in ready:
-                    child.exited = True
-                    child.process.join()
-            self._check_workers()
+        running = set(range(len(self._plans)))
+        while running:
+            for event in self._transport.poll(TICK_S):
+                self._last_heard[event.worker] = time.monotonic()
+                if isinstance(event, Line):
+                    self._collector.add(decode(event.data))
+                    continue
+                running.discard(event.worker)
+                if isinstance(event, Lost):
+                    self._collector.mark_lost(event.worker, event.reason, event.host)
+                else:
+                    self._collector.mark_ended(event.worker, event.exitcode)
+                self._worker_ended(event.worker)
+            self._check()
             on_tick()
 
-    def _read(self, child: _Child) -> None:
-        assert child.reader is not None
-        try:
-            line = child.reader.recv_bytes()
-        except (EOFError, OSError):
-            child.reader.close()
-            child.reader = None
-            return
-        self._collector.add(decode(line))
+    def _worker_ended(self, worker_id: int) -> None:
+        state = self._collector.workers[worker_id]
+        if state.status == "refused" and self.refused is None:
+            self.refused = f"worker {worker_id} cannot start: {state.reason}"
+            self.request_stop(self.refused)
+        elif state.status in ("failed", "died", "lost", "unresponsive"):
+            self.request_stop(f"worker {worker_id} {state.status}: {state.reason}")
 
-    def _check_workers(self) -> None:
-        if not self._go.is_set() and self._collector.all_ready:
-            self.on_go()
-            self._collector.go_ns = time.perf_counter_ns()
-            self._go.set()  # every worker is ready (and warmed up): start together
-        for worker_id, child in enumerate(self._children):
-            if child.exited and child.reader is None:
-                state = self._collector.workers[worker_id]
-                if not state.finished or state.status == "failed":
-                    self._collector.mark_died(worker_id, child.process.exitcode)
-                    self.request_stop(f"worker {worker_id} {state.status}: {state.reason}")
-        if self._stop_deadline is not None and time.monotonic() > self._stop_deadline:
+    def _check(self) -> None:
+        now = time.monotonic()
+        if not self._released and self._collector.all_ready and self._kill_deadline is None:
+            veto = self.on_go()
+            if veto is not None:
+                self.refused = veto
+                self.request_stop(veto)
+            else:
+                self._released = True
+                self._collector.go_ns = time.perf_counter_ns()
+                self._transport.release()  # every worker is ready (and warmed up): start together
+        if self._released:
+            self._watchdog(now)
+        if self._kill_deadline is not None and now > self._kill_deadline:
             self.kill_all()
+
+    def _watchdog(self, now: float) -> None:
+        """A worker that sends nothing for 3 intervals + 2 s is unresponsive (a silent host)."""
+        silent_s = SILENT_INTERVALS * self._collector.interval_ns / 1e9 + SILENT_EXTRA_S
+        for worker_id, state in enumerate(self._collector.workers):
+            if not state.finished and now - self._last_heard[worker_id] > silent_s:
+                self._collector.mark_unresponsive(worker_id, now - self._last_heard[worker_id])
+                self.request_stop(f"worker {worker_id} unresponsive: nothing heard for {now - self._last_heard[worker_id]:.1f} s")
+                self._transport.kill(worker_id)

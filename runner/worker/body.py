@@ -1,7 +1,10 @@
-"""One worker process: its own engine and event loop, the op loop, records on its pipe.
+"""One worker's whole life, whatever transport carries it: engine, preflight, warm-up, the start
+barrier, the op loop, the final record.
 
-Everything stateful is made here, inside the child: pooled connections must not cross a
-process boundary and an AsyncEngine must not be shared between event loops.
+The transport gives the body a channel to write records to, a `go` event (the start barrier)
+and a `stop` event (finish in-flight ops, then end); the rest is the same on every transport.
+Everything stateful is made here, inside the worker: pooled connections must not cross a process
+boundary and an AsyncEngine must not be shared between event loops.
 """
 
 from __future__ import annotations
@@ -11,41 +14,52 @@ import itertools
 import os
 import random
 import resource
-import signal
+import socket
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, cast
 
 import uvloop
 from sqlalchemy import Connection as SyncConnection
 from sqlalchemy import create_engine
-from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from runner.concurrency import MODES, Knobs
-from runner.dsn import driver_args
 from runner.worker.channel import Channel, Emitter
+from runner.worker.engine import (
+    PreflightError,
+    check_descriptors,
+    engine_options,
+    engine_target,
+    preflight_async,
+    preflight_sync,
+    secrets,
+)
 from runner.worker.plan import WorkerPlan
-from runner.worker.recorder import Recorder, error_class
+from runner.worker.recorder import Recorder
 from workloads import Handle, Op, resolve
 
 GO_POLL_S = 0.2
+STOP_POLL_S = 0.05
 NS_PER_S = 1_000_000_000
 DATA_SEED_OFFSET = 1  # op data values have their own RNG, so they never shift the op sequence
 WARMUP_SEED_OFFSET = 2  # and so does warm-up: the measured sequence is the same without it
 ARRIVAL_SEED_OFFSET = 3
+DISPOSE_TIMEOUT_S = 5.0  # closing the pool must not hang a worker whose connections are stuck
+T = TypeVar("T")
 
 
+class Waitable(Protocol):
+    """The start barrier as the transport provides it (a multiprocessing or threading Event)."""
 
-
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 @dataclass
@@ -53,9 +67,17 @@ class WorkerContext:
     plan: WorkerPlan
     channel: Channel
     recorder: Recorder
-    stop: threading.Event  # set by SIGTERM, a closed pipe or an orphaned worker: stop issuing
-    go: Event  # set by the parent once every worker is ready
+    stop: threading.Event  # set by the transport (SIGTERM, stop()), a closed channel or an orphaned worker
+    go: Waitable  # set by the parent once every worker is ready
+    node: str | None = None  # the cluster's node id, where there is one
+    go_ns: int = 0  # perf_counter_ns() when released; 0 before
     cpu_at_go_s: float = 0.0  # process CPU when the measured part began
+    cancelling: bool = False  # the grace period after a stop ran out: in-flight ops are cancelled
+    loop: str | None = None  # the event loop's class, for the report
+    inflight: dict[asyncio.Task[Any], Op] = field(default_factory=dict)
+
+    def since_go_ns(self) -> int:
+        return time.perf_counter_ns() - self.go_ns if self.go_ns else 0
 
 
 def _op_stream(ctx: WorkerContext, warmup: bool, deadline_ns: int | None) -> Iterator[Op]:
@@ -76,53 +98,18 @@ def _deadline(start_ns: int, seconds: float | None) -> int | None:
     return None if not seconds else start_ns + int(seconds * NS_PER_S)
 
 
-def _raise_nofile_limit() -> None:
-    """Many connections need many file descriptors; the common soft limit is 1024."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _engine_options(plan: WorkerPlan) -> dict[str, Any]:
-    config = plan.config
-    return {"pool_size": plan.pool_size, "max_overflow": config.max_overflow, "pool_timeout": config.pool_timeout_s}
-
-
-def _server_settings(plan: WorkerPlan) -> dict[str, str]:
-    """Session settings for every worker connection: its name, and --op-timeout."""
-    settings = {**plan.session_settings, "application_name": f"runner-worker-{plan.worker_id}"}
-    if plan.config.op_timeout_s is not None:
-        settings["statement_timeout"] = str(max(1, round(plan.config.op_timeout_s * 1000)))  # ms
-    return settings
-
-
-def _record(ctx: WorkerContext, op: Op, start_ns: int, error: BaseException | None) -> None:
-    """Count one finished op: latency from just before its session opened to just after it closed."""
-    ctx.recorder.record(op.name, time.perf_counter_ns() - start_ns, None if error is None else error_class(error))
-
-
 def _knobs(ctx: WorkerContext, width: int) -> Knobs:
     config = ctx.plan.config
     if config.rate_per_s is None:
         return Knobs(width)
     return Knobs(
-        width=config.max_inflight or 0,
+        width=config.inflight_cap,
         rate_per_s=config.rate_per_s / config.procs,
         arrival=config.arrival,
         seed=ctx.plan.seed + ARRIVAL_SEED_OFFSET,
         on_drop=lambda op: ctx.recorder.drop(op.name),
         on_lag=ctx.recorder.lag,
     )
-
-
-def _engine_target(plan: WorkerPlan) -> tuple[URL, dict[str, Any]]:
-    """The URL and connect arguments for the worker's driver, session settings passed its way."""
-    driver = plan.config.worker_driver
-    url, args, dsn_settings = driver_args(plan.dsn, driver)
-    settings = {**dsn_settings, **_server_settings(plan)}  # --pg-setting and the runner's win
-    if driver == "asyncpg":
-        return url, {**args, "server_settings": settings}
-    return url, {**args, "options": " ".join(f"-c {k}={v}" for k, v in settings.items())}  # libpq drivers
 
 
 def _has_warmup(plan: WorkerPlan) -> bool:
@@ -133,12 +120,16 @@ def _warmup_stream(ctx: WorkerContext) -> Iterator[Op]:
     return _op_stream(ctx, True, _deadline(time.perf_counter_ns(), ctx.plan.config.warmup_s))
 
 
+def _measured_deadline(ctx: WorkerContext) -> int | None:
+    return _deadline(ctx.go_ns, ctx.plan.config.duration_s)
+
+
 def _end_warmup(ctx: WorkerContext, pool: QueuePool) -> None:
     """Warm-up is reported on its own, as one interval record of phase "warmup"."""
     ctx.channel.send(
         "interval",
         phase="warmup",
-        t_ns=time.perf_counter_ns(),
+        t_ns=0,
         ops=ctx.recorder.take(),
         pool_checked_out=pool.checkedout(),
         schedule=ctx.recorder.take_schedule(),
@@ -166,32 +157,54 @@ def _flush_server_stats_sync(conn: SyncConnection) -> None:
         conn.rollback()
 
 
-def _measured_stream(ctx: WorkerContext, start_ns: int) -> Iterator[Op]:
-    return _op_stream(ctx, False, _deadline(start_ns, ctx.plan.config.duration_s))
+async def _cancel_after_grace(ctx: WorkerContext) -> None:
+    """Once a stop is asked for (or --duration is up), in-flight ops get --grace to finish; then
+    they are cancelled and counted as unfinished, so a hung op cannot hold the worker forever."""
+    deadline_ns = _measured_deadline(ctx)
+    while not ctx.stop.is_set() and (deadline_ns is None or time.perf_counter_ns() < deadline_ns):
+        await asyncio.sleep(STOP_POLL_S)
+    await asyncio.sleep(ctx.plan.config.grace_s)
+    ctx.cancelling = True
+    for task in list(ctx.inflight):
+        task.cancel()
 
 
-async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
+async def _run_async(ctx: WorkerContext) -> int:
+    """The async modes; returns the end of the measured part since the release."""
     plan = ctx.plan
     mode = MODES[plan.config.mode]
-    url, connect_args = _engine_target(plan)
-    engine = create_async_engine(url, connect_args=connect_args, **_engine_options(plan))
-    handle = Handle(engine, async_sessionmaker(engine, expire_on_commit=False))
-    impls = {op.name: op.impl(plan.config.layer, True) for op in resolve(plan.config.workload).ops}
-    data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
-    pool = cast(QueuePool, engine.sync_engine.pool)  # pool_size/max_overflow: always a QueuePool
-
-    async def execute(op: Op, intended_ns: int | None = None) -> None:
-        start = time.perf_counter_ns() if intended_ns is None else intended_ns
-        error = None
-        try:
-            await impls[op.name](handle, data_rng)
-        except Exception as exc:  # counted by class; the run goes on
-            error = exc
-        _record(ctx, op, start, error)
-
-    knobs = _knobs(ctx, plan.config.chunk)
-
+    loop_class = type(asyncio.get_running_loop())
+    ctx.loop = f"{loop_class.__module__}.{loop_class.__qualname__}"
+    url, connect_args = engine_target(plan)
+    engine = create_async_engine(url, connect_args=connect_args, **engine_options(plan))
     try:
+        settings = await preflight_async(engine, plan)
+        handle = Handle(engine, async_sessionmaker(engine, expire_on_commit=False))
+        impls = {op.name: op.impl(plan.config.layer, True) for op in resolve(plan.config.workload).ops}
+        data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
+        pool = cast(QueuePool, engine.sync_engine.pool)  # pool_size/max_overflow: always a QueuePool
+
+        async def execute(op: Op, intended_ns: int | None = None) -> None:
+            start = time.perf_counter_ns() if intended_ns is None else intended_ns
+            if ctx.cancelling:  # issued after the grace period ran out: never run
+                ctx.recorder.unfinished(op.name)
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            ctx.inflight[task] = op
+            error = None
+            try:
+                await impls[op.name](handle, data_rng)
+            except asyncio.CancelledError:  # only _cancel_after_grace cancels an op
+                ctx.recorder.unfinished(op.name)
+                return
+            except Exception as exc:  # counted by class, with a sample message; the run goes on
+                error = exc
+            finally:
+                del ctx.inflight[task]
+            ctx.recorder.record(op.name, time.perf_counter_ns() - start, error)
+
+        knobs = _knobs(ctx, plan.config.chunk)
         if _has_warmup(plan):
             await mode.issue(_warmup_stream(ctx), execute, knobs)
             connections = [await engine.connect() for _ in range(pool.checkedin())]
@@ -199,46 +212,56 @@ async def _run_async(ctx: WorkerContext) -> tuple[int, int]:
                 await _flush_server_stats(conn)
                 await conn.close()
             _end_warmup(ctx, pool)
-        start_ns = await asyncio.to_thread(_wait_for_go, ctx)
+        await asyncio.to_thread(_wait_for_go, ctx, settings)
         with _emitting(ctx, pool):
-            await mode.issue(_measured_stream(ctx, start_ns), execute, knobs)
-            return start_ns, time.perf_counter_ns()
+            watcher = asyncio.create_task(_cancel_after_grace(ctx))
+            try:
+                await mode.issue(_op_stream(ctx, False, _measured_deadline(ctx)), execute, knobs)
+            finally:
+                watcher.cancel()
+            return ctx.since_go_ns()
     finally:
-        await engine.dispose()
+        try:
+            await asyncio.wait_for(engine.dispose(), DISPOSE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            pass  # the process is about to end: the kernel closes what the pool could not
 
 
-def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
+def _run_sync(ctx: WorkerContext) -> int:
+    """The sync mode (threads); returns the end of the measured part since the release."""
     plan = ctx.plan
     mode = MODES[plan.config.mode]
-    url, connect_args = _engine_target(plan)
-    engine = create_engine(url, connect_args=connect_args, **_engine_options(plan))
-    pool = cast(QueuePool, engine.pool)
-    handle = Handle(engine, sessionmaker(engine))
-    impls = {op.name: op.impl(plan.config.layer, False) for op in resolve(plan.config.workload).ops}
-    data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
-
-    def execute(op: Op) -> None:
-        start = time.perf_counter_ns()
-        error = None
-        try:
-            # Sharing one Random between threads is safe: each draw is one C call under the GIL.
-            impls[op.name](handle, data_rng)
-        except Exception as exc:
-            error = exc
-        _record(ctx, op, start, error)
-
+    url, connect_args = engine_target(plan)
+    engine = create_engine(url, connect_args=connect_args, **engine_options(plan))
     try:
+        settings = preflight_sync(engine, plan)
+        pool = cast(QueuePool, engine.pool)
+        handle = Handle(engine, sessionmaker(engine))
+        impls = {op.name: op.impl(plan.config.layer, False) for op in resolve(plan.config.workload).ops}
+        data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
+
+        def execute(op: Op) -> None:
+            start = time.perf_counter_ns()
+            error = None
+            try:
+                # Sharing one Random between threads is safe: each draw is one C call under the GIL.
+                impls[op.name](handle, data_rng)
+            except Exception as exc:
+                error = exc
+            ctx.recorder.record(op.name, time.perf_counter_ns() - start, error)
+
+        knobs = _knobs(ctx, plan.config.threads)
         if _has_warmup(plan):
-            mode.issue(_warmup_stream(ctx), execute, _knobs(ctx, plan.config.threads))
+            mode.issue(_warmup_stream(ctx), execute, knobs)
             sync_connections = [engine.connect() for _ in range(pool.checkedin())]
             for sync_conn in sync_connections:
                 _flush_server_stats_sync(sync_conn)
                 sync_conn.close()
             _end_warmup(ctx, pool)
-        start_ns = _wait_for_go(ctx)
+        _wait_for_go(ctx, settings)
         with _emitting(ctx, pool):
-            mode.issue(_measured_stream(ctx, start_ns), execute, _knobs(ctx, plan.config.threads))
-            return start_ns, time.perf_counter_ns()
+            mode.issue(_op_stream(ctx, False, _measured_deadline(ctx)), execute, knobs)
+            return ctx.since_go_ns()
     finally:
         engine.dispose()
 
@@ -246,7 +269,7 @@ def _run_sync(ctx: WorkerContext) -> tuple[int, int]:
 @contextmanager
 def _emitting(ctx: WorkerContext, pool: QueuePool) -> Iterator[None]:
     """Interval records while the measured part runs; the last, partial one when it ends."""
-    emitter = Emitter(ctx.channel, ctx.recorder, pool.checkedout, ctx.plan.config.interval_s, ctx.plan.parent_pid, ctx.stop)
+    emitter = Emitter(ctx.channel, ctx.recorder, pool.checkedout, ctx.plan.config.interval_s, ctx.since_go_ns, ctx.stop)
     emitter.start()
     try:
         yield
@@ -254,15 +277,23 @@ def _emitting(ctx: WorkerContext, pool: QueuePool) -> Iterator[None]:
         emitter.finish()
 
 
-def _wait_for_go(ctx: WorkerContext) -> int:
+def _wait_for_go(ctx: WorkerContext, settings: dict[str, str]) -> None:
     """Report ready, then wait until the parent lets every worker start at once."""
-    ctx.channel.send("start", pid=os.getpid(), planned_ops=ctx.plan.ops)
+    ctx.channel.send(
+        "start",
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        node=ctx.node,
+        planned_ops=ctx.plan.ops,
+        settings=settings,
+        loop=ctx.loop,
+    )
     while not ctx.go.wait(GO_POLL_S):
-        if ctx.stop.is_set() or os.getppid() != ctx.plan.parent_pid:
-            ctx.stop.set()
+        if ctx.stop.is_set():
             break
+    ctx.go_ns = time.perf_counter_ns()
     ctx.cpu_at_go_s = _cpu_s()
-    return time.perf_counter_ns()
+    ctx.channel.send("go", wall_ns=time.time_ns())
 
 
 def _cpu_s() -> float:
@@ -270,38 +301,48 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def worker_main(plan: WorkerPlan, conn: Connection, go: Event) -> None:
-    """The process entry point (spawn start method)."""
-    # Ctrl-C reaches the whole process group; the parent decides what it means and tells us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    _raise_nofile_limit()
-    channel = Channel(conn, plan.worker_id)
-    ctx = WorkerContext(plan, channel, Recorder(), stop, go)
-    status, reason = "done", None
-    start_ns = end_ns = time.perf_counter_ns()
+def run_loop(main: Coroutine[Any, Any, T], loop: str) -> T:
+    """Run `main` on a loop built explicitly, never the policy's: a Ray worker installs uvloop's
+    policy at start-up, so asyncio.run there would silently be uvloop."""
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.SelectorEventLoop
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(main)
+    event_loop = factory()  # pragma: no cover - Python 3.10
     try:
+        asyncio.set_event_loop(event_loop)
+        return event_loop.run_until_complete(main)
+    finally:
+        event_loop.run_until_complete(event_loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        event_loop.close()
+
+
+def run_worker(plan: WorkerPlan, channel: Channel, go: Waitable, stop: threading.Event, node: str | None = None) -> None:
+    """The worker from its first connection to its final record; never raises."""
+    ctx = WorkerContext(plan, channel, Recorder(secrets(plan)), stop, go, node)
+    status, reason, end_ns = "done", None, 0
+    try:
+        check_descriptors(plan)
         if MODES[plan.config.mode].is_async:
-            run_loop = uvloop.run if plan.config.loop == "uvloop" else asyncio.run
-            start_ns, end_ns = run_loop(_run_async(ctx))
+            end_ns = run_loop(_run_async(ctx), plan.config.loop)
         else:
-            start_ns, end_ns = _run_sync(ctx)
+            end_ns = _run_sync(ctx)
         if stop.is_set():
             status, reason = "stopped", "stop requested"
+    except PreflightError as exc:  # before the start barrier: the run ends before it starts
+        status, reason = "refused", str(exc)
     except Exception as exc:  # outside any op: the worker failed, but what it measured is sent
         status, reason = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        end_ns = time.perf_counter_ns()
+        end_ns = ctx.since_go_ns()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     channel.send(
         "final",
         status=status,
         reason=reason,
-        start_ns=start_ns,
         end_ns=end_ns,
         cpu_user_s=usage.ru_utime,
         cpu_sys_s=usage.ru_stime,
         cpu_measured_s=usage.ru_utime + usage.ru_stime - (ctx.cpu_at_go_s or usage.ru_utime + usage.ru_stime),
         max_rss_kb=usage.ru_maxrss,
     )
-    conn.close()

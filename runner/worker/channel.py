@@ -1,41 +1,45 @@
-"""A worker's side of the wire: its record pipe, and the thread that sends interval deltas."""
+"""A worker's side of the wire: its record channel, and the thread that sends interval deltas.
+
+The channel only needs a way to write one line of bytes: a pipe on the local transport, a
+queue feeding a streaming generator on Ray. Whatever carries it, a failed write means the
+parent is gone, and the worker stops.
+"""
 
 from __future__ import annotations
 
 import itertools
-import os
 import threading
-import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any
 
 from runner.measure.records import WIRE_VERSION, encode
 from runner.worker.recorder import Recorder
 
+Write = Callable[[bytes], None]  # raises OSError once the other end is gone
+
 
 class Channel:
-    """The worker's end of its record pipe: numbered records, one JSON line each."""
+    """The worker's end of its record stream: numbered records, one JSON line each."""
 
-    def __init__(self, conn: Connection, worker_id: int) -> None:
-        self._conn = conn
+    def __init__(self, write: Write, worker_id: int) -> None:
+        self._write = write
         self._worker_id = worker_id
         self._seq = itertools.count()
         self._lock = threading.Lock()
 
     def send(self, kind: str, **fields: Any) -> bool:
-        """Send one record; False when the parent is gone (pipe closed)."""
+        """Send one record; False when the parent is gone (the stream is closed)."""
         with self._lock:
             record = {"v": WIRE_VERSION, "kind": kind, "worker": self._worker_id, "seq": next(self._seq)}
             try:
-                self._conn.send_bytes(encode({**record, **fields}))  # type: ignore[arg-type]
-            except (BrokenPipeError, ConnectionResetError, OSError):
+                self._write(encode({**record, **fields}))  # type: ignore[arg-type]
+            except OSError:  # BrokenPipeError, ConnectionResetError, a closed queue
                 return False
         return True
 
 
 class Emitter:
-    """Sends an interval record of deltas every `interval_s`, and watches for the parent's death."""
+    """Sends an interval record of deltas every `interval_s`; a failed send stops the worker."""
 
     def __init__(
         self,
@@ -43,11 +47,11 @@ class Emitter:
         recorder: Recorder,
         pool_gauge: Callable[[], int],
         interval_s: float,
-        parent_pid: int,
+        since_go_ns: Callable[[], int],
         stop: threading.Event,
     ) -> None:
         self._channel, self._recorder, self._pool_gauge = channel, recorder, pool_gauge
-        self._interval_s, self._parent_pid, self._stop = interval_s, parent_pid, stop
+        self._interval_s, self._since_go_ns, self._stop = interval_s, since_go_ns, stop
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="emitter", daemon=True)
 
@@ -67,7 +71,7 @@ class Emitter:
         sent = self._channel.send(
             "interval",
             phase="measure",
-            t_ns=time.perf_counter_ns(),
+            t_ns=self._since_go_ns(),
             ops=ops,
             pool_checked_out=self._pool_gauge(),
             schedule=self._recorder.take_schedule(),
@@ -78,5 +82,3 @@ class Emitter:
     def _run(self) -> None:
         while not self._done.wait(self._interval_s):
             self._flush()
-            if os.getppid() != self._parent_pid:  # orphaned: stop issuing, close, exit
-                self._stop.set()

@@ -17,4 +17,4 @@ class WorkerPlan:
     seed: int  # derived from --seed and the worker id
     pool_size: int
     parent_pid: int
-    session_settings: dict[str, str]  # --pg-setting on a user's server: SET on every connection
+    session_settings: dict[str, str]  # every worker connection's session settings (worker_session_settings)

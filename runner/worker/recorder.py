@@ -16,39 +16,70 @@ from runner.measure.records import OpDelta
 LATE_NS = 1_000_000  # an open-loop op issued more than 1 ms after its intended start is late
 
 
+SAMPLE_CHARS = 200  # an error's sample message is cut to this many characters
+
+
 @dataclass
 class _OpInterval:
     ok: int = 0
     dropped: int = 0
+    unfinished: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, str] = field(default_factory=dict)  # error class -> its first message
     hist: LatencyHistogram = field(default_factory=LatencyHistogram)
 
 
-def error_class(exc: BaseException) -> str:
-    """The driver's own exception class where SQLAlchemy wrapped one (e.g. TooManyConnectionsError)."""
+def _driver_error(exc: BaseException) -> BaseException:
+    """The driver's own exception where SQLAlchemy wrapped one (e.g. TooManyConnectionsError)."""
     inner: BaseException = getattr(exc, "orig", None) or exc
     # asyncpg errors reach SQLAlchemy through an adapter: the original is the adapter's cause.
     if inner.__cause__ is not None and type(inner).__module__.startswith("sqlalchemy"):
         inner = inner.__cause__
-    return type(inner).__name__
+    return inner
+
+
+def error_class(exc: BaseException) -> str:
+    return type(_driver_error(exc)).__name__
+
+
+def error_message(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    """The driver's message: first line, shortened, with every secret (the password) masked."""
+    inner = _driver_error(exc)
+    lines = str(inner).strip().splitlines()
+    message = lines[0] if lines else type(inner).__name__
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    return message if len(message) <= SAMPLE_CHARS else message[: SAMPLE_CHARS - 3] + "..."
 
 
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+        self._secrets = secrets  # never in a sample message
         self._lock = threading.Lock()
         self._ops: dict[str, _OpInterval] = {}
         self._late = 0
         self._max_lag_ns = 0
 
-    def record(self, op: str, latency_ns: int, error: str | None) -> None:
+    def record(self, op: str, latency_ns: int, error: BaseException | None) -> None:
         """Count one finished op; only successful ops enter the latency histogram."""
-        with self._lock:
-            stats = self._stats(op)
-            if error is None:
+        if error is None:
+            with self._lock:
+                stats = self._stats(op)
                 stats.ok += 1
                 stats.hist.record(latency_ns)
-            else:
-                stats.errors[error] += 1
+            return
+        name = error_class(error)
+        with self._lock:
+            stats = self._stats(op)
+            stats.errors[name] += 1
+            if name not in stats.samples:  # one message per class and interval: the reason survives
+                stats.samples[name] = error_message(error, self._secrets)
+
+    def unfinished(self, op: str) -> None:
+        """An op still in flight when the grace period after a stop ran out: cancelled, counted."""
+        with self._lock:
+            self._stats(op).unfinished += 1
 
     def drop(self, op: str) -> None:
         """An open-loop op refused by --max-inflight: not run, but counted."""
@@ -80,6 +111,13 @@ class Recorder:
         with self._lock:
             ops, self._ops = self._ops, {}
         return {
-            name: {"ok": s.ok, "errors": dict(s.errors), "dropped": s.dropped, "hist": s.hist.to_dict()}
+            name: {
+                "ok": s.ok,
+                "errors": dict(s.errors),
+                "error_samples": s.samples,
+                "dropped": s.dropped,
+                "unfinished": s.unfinished,
+                "hist": s.hist.to_dict(),
+            }
             for name, s in ops.items()
         }

@@ -1,0 +1,218 @@
+"""The Ray transport: one threaded actor per worker, on as many hosts as the cluster has.
+
+Ray is an existing engine, so the runner speaks no protocol of its own: a placement group
+reserves one bundle per worker (all of them or a clear error), each worker is a threaded actor
+whose `run` is a streaming generator yielding the same JSON-line records the local pipe carries,
+and `go`/`stop` are served on a control concurrency group while `run` streams. A dead actor or
+host surfaces in its stream as an error item; the driver's death takes its actors with it (no
+detached actors). See ../shared/notes/distributed-ray.md for why each choice was made.
+
+Only imported for --cluster ray...: Ray is the optional extra `runner[ray]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayError
+from ray.util.placement_group import PlacementGroup, placement_group, placement_group_table, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from runner.config import Config
+from runner.errors import UsageError
+from runner.transport import Ended, Event, Line, Lost
+from runner.worker.body import run_worker
+from runner.worker.channel import Channel
+from runner.worker.plan import WorkerPlan
+
+RUNNER_RESOURCE = "runner"  # hosts opt in to carrying workers by advertising it
+PLACEMENT_TIMEOUT_S = 30.0
+GET_TIMEOUT_S = 10.0
+PRIVATE_OBJECT_STORE_BYTES = 200 * 2**20  # records are tiny; containers have a small /dev/shm
+# Ray's worker processes install uvloop's policy when uvloop is importable: off, so that
+# --loop asyncio is honoured (the body also builds its loops explicitly).
+ACTOR_ENV = {"RAY_USE_UVLOOP": "0"}
+
+
+@ray.remote(concurrency_groups={"control": 2})  # type: ignore[call-overload]
+class RunnerWorker:
+    """One worker: the shared body on a thread of its own, its records streamed back."""
+
+    def __init__(self) -> None:
+        self._go = threading.Event()
+        self._stop = threading.Event()
+
+    def run(self, plan: WorkerPlan) -> Any:  # a generator method: a streaming generator for the caller
+        lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        node = ray.get_runtime_context().get_node_id()
+
+        def body() -> None:
+            try:
+                run_worker(plan, Channel(lines.put, plan.worker_id), self._go, self._stop, node)
+            finally:
+                lines.put(None)
+
+        thread = threading.Thread(target=body, name="runner-worker", daemon=True)
+        thread.start()
+        while (line := lines.get()) is not None:
+            yield line
+        thread.join()
+
+    @ray.method(concurrency_group="control")
+    def go(self) -> None:
+        self._go.set()
+
+    @ray.method(concurrency_group="control")
+    def stop(self) -> None:
+        self._stop.set()
+        self._go.set()  # a worker still waiting to start ends at once
+
+
+class RayCluster:
+    """The cluster a run uses: a private local instance (`ray`), or one it joins (`ray:auto`,
+    `ray:HOST:PORT`). Opened once per invocation, whatever --repeat says."""
+
+    def __init__(self, config: Config) -> None:
+        self.private = config.cluster == "ray"
+        common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING, "include_dashboard": False}
+        if self.private:
+            ray.init(
+                num_cpus=config.procs,
+                resources={RUNNER_RESOURCE: config.procs},
+                object_store_memory=PRIVATE_OBJECT_STORE_BYTES,
+                **common,
+            )
+        else:
+            address = "auto" if config.cluster == "ray:auto" else config.cluster.removeprefix("ray:")
+            common.pop("include_dashboard")  # a running cluster's choice, not ours
+            try:
+                ray.init(address=address, **common)
+            except (ConnectionError, RuntimeError) as exc:
+                raise UsageError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
+        self.address = ray.get_runtime_context().gcs_address
+
+    def all_on_this_host(self) -> bool:
+        """Whether every node runs on this machine (the embedded server is reachable only then)."""
+        here = {ray.util.get_node_ip_address(), "127.0.0.1"}
+        return all(node["NodeManagerAddress"] in here for node in ray.nodes() if node["Alive"])
+
+    def transport(self) -> RayTransport:
+        return RayTransport(self)
+
+    def close(self) -> None:
+        ray.shutdown()  # a private instance stops; a joined cluster only loses this driver
+
+
+def _too_few_slots(offered: int, needed: int, when: str = "") -> str:
+    return (
+        f"the Ray cluster offers {offered} runner slots{' ' + when if when else ''} and this run needs {needed} "
+        f"(one per --procs, each 1 CPU and 1 '{RUNNER_RESOURCE}'): lower --procs, or add hosts with "
+        f"ray start --address=HEAD:6379 --resources='{{\"{RUNNER_RESOURCE}\": N}}'"
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    """A lost worker's reason: the error's first line and, where Ray says it, the host's address."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    parts = lines[:1] + [line for line in lines if line.startswith(("ip:", "pid:"))]
+    return "; ".join(parts) or type(exc).__name__
+
+
+class RayTransport:
+    def __init__(self, cluster: RayCluster) -> None:
+        self._cluster = cluster
+        self._pg: PlacementGroup | None = None
+        self._actors: list[Any] = []
+        self._live: dict[int, Any] = {}  # worker id -> its stream, until it ends or is lost
+        self._node_of: list[str] = []
+
+    def start(self, plans: list[WorkerPlan]) -> None:
+        offered = int(ray.cluster_resources().get(RUNNER_RESOURCE, 0))
+        if offered < len(plans):  # it can never fit: say so now, not after the placement timeout
+            raise UsageError(_too_few_slots(offered, len(plans)))
+        bundles = [{"CPU": 1, RUNNER_RESOURCE: 1} for _ in plans]
+        self._pg = placement_group(bundles, strategy="SPREAD")
+        try:
+            ray.get(self._pg.ready(), timeout=PLACEMENT_TIMEOUT_S)
+        except GetTimeoutError:
+            free = int(ray.available_resources().get(RUNNER_RESOURCE, 0))
+            raise UsageError(_too_few_slots(free, len(plans), f"within {PLACEMENT_TIMEOUT_S:.0f} s")) from None
+        table = placement_group_table(self._pg)["bundles_to_node_id"]
+        self._node_of = [table[i] for i in range(len(plans))]
+        for plan in plans:
+            actor = RunnerWorker.options(  # type: ignore[attr-defined]
+                num_cpus=1,
+                resources={RUNNER_RESOURCE: 1},
+                scheduling_strategy=PlacementGroupSchedulingStrategy(self._pg, placement_group_bundle_index=plan.worker_id),
+                max_restarts=0,  # a benchmark never silently re-runs a worker
+                max_task_retries=0,
+                runtime_env={"env_vars": ACTOR_ENV},
+            ).remote()
+            self._actors.append(actor)
+            self._live[plan.worker_id] = actor.run.remote(plan)
+
+    def poll(self, timeout_s: float) -> list[Event]:
+        if not self._live:
+            return []
+        streams = list(self._live.values())
+        ready, rest = ray.wait(streams, num_returns=1, timeout=timeout_s)
+        if ready and rest:
+            ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+        workers = {id(stream): worker for worker, stream in self._live.items()}
+        events: list[Event] = []
+        for stream in ready:
+            worker = workers[id(stream)]
+            try:
+                events.append(Line(worker, ray.get(next(stream), timeout=GET_TIMEOUT_S)))  # type: ignore[arg-type]
+            except StopIteration:
+                del self._live[worker]
+                events.append(Ended(worker))
+            except RayError as exc:  # ActorDiedError, a lost node, a stuck object...
+                del self._live[worker]
+                events.append(Lost(worker, _reason(exc), self._node_address(worker)))
+        return events
+
+    def _node_address(self, worker: int) -> str | None:
+        node_id = self._node_of[worker] if worker < len(self._node_of) else None
+        return next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id), None)
+
+    def release(self) -> None:
+        for actor in self._actors:
+            actor.go.remote()
+
+    def stop(self, worker: int | None = None) -> None:
+        for index in self._chosen(worker):
+            self._actors[index].stop.remote()
+
+    def kill(self, worker: int | None = None) -> None:
+        for index in self._chosen(worker):
+            ray.kill(self._actors[index], no_restart=True)
+
+    def _chosen(self, worker: int | None) -> list[int]:
+        return [w for w in self._live if worker is None or w == worker]
+
+    def close(self) -> None:
+        for actor in self._actors:
+            try:
+                ray.kill(actor, no_restart=True)
+            except RayError:
+                pass  # already gone with its node
+        if self._pg is not None:
+            remove_placement_group(self._pg)
+
+    def describe(self) -> dict[str, Any] | None:
+        addresses = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
+        nodes: dict[str, list[int]] = {}
+        for worker, node_id in enumerate(self._node_of):
+            nodes.setdefault(node_id, []).append(worker)
+        return {
+            "engine": "ray",
+            "version": ray.__version__,
+            "address": self._cluster.address,
+            "private": self._cluster.private,
+            "nodes": [{"node": node, "address": addresses.get(node), "workers": workers} for node, workers in nodes.items()],
+        }

@@ -1,0 +1,114 @@
+"""The worker's engine: URL and connect arguments for its driver, pool options, and the preflight.
+
+The preflight runs before a worker says it is ready: it checks that the process may open as many
+descriptors as its pool needs, opens one real connection and reads back the session settings the
+server gave it. A worker that cannot connect ends the run before it starts, with the driver's
+own message, instead of turning every op into an error whose reason nobody sees.
+"""
+
+from __future__ import annotations
+
+import resource
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from runner.dsn import driver_args, parse_dsn
+from runner.worker.plan import WorkerPlan
+from runner.worker.recorder import error_class, error_message
+
+FD_MARGIN = 64  # descriptors beyond the pool's connections: the driver, the channel, Python's files
+SETTINGS_QUERY = text("SELECT name, current_setting(name) FROM unnest(CAST(:names AS text[])) AS name")
+
+
+# A transaction pooler hands each transaction a different server connection: a statement
+# prepared on one is missing (or already there) on another.
+PREPARED_STATEMENT_ERRORS = (
+    "InvalidSQLStatementNameError",  # asyncpg: prepared statement "..." does not exist
+    "DuplicatePreparedStatementError",  # asyncpg: prepared statement "..." already exists
+    "InvalidSqlStatementName",  # psycopg 3
+    "DuplicatePreparedStatement",
+)
+POOLER_HINT = "a transaction pooler (PgBouncer pool_mode=transaction) in front of PostgreSQL? Run with --statement-cache off"
+
+
+class PreflightError(Exception):
+    """The worker cannot start; the message says why, in the driver's words, password masked."""
+
+
+def secrets(plan: WorkerPlan) -> tuple[str, ...]:
+    """What must never appear in a message the worker sends: the DSN's password."""
+    password = parse_dsn(plan.dsn).password
+    return (str(password),) if password else ()
+
+
+def engine_target(plan: WorkerPlan) -> tuple[URL, dict[str, Any]]:
+    """The URL and connect arguments for the worker's driver, session settings passed its way."""
+    config = plan.config
+    driver = config.worker_driver
+    url, args, _ = driver_args(plan.dsn, driver)  # the DSN's own settings are in plan.session_settings
+    settings = {**plan.session_settings, "application_name": f"runner-worker-{plan.worker_id}"}
+    if driver == "asyncpg":
+        args["server_settings"] = settings
+        if not config.statement_cache:
+            # Through a transaction pooler a server connection changes between transactions:
+            # no cached statements, and the ones SQLAlchemy prepares get names unique per process.
+            args.update(statement_cache_size=0, prepared_statement_cache_size=0)
+            args["prepared_statement_name_func"] = lambda: f"__runner_{uuid.uuid4().hex}__"
+        return url, args
+    args["options"] = " ".join(f"-c {k}={v}" for k, v in settings.items())  # libpq drivers
+    if driver == "psycopg" and not config.statement_cache:
+        args["prepare_threshold"] = None  # psycopg 3 never prepares
+    return url, args
+
+
+def engine_options(plan: WorkerPlan) -> dict[str, Any]:
+    config = plan.config
+    return {"pool_size": plan.pool_size, "max_overflow": config.max_overflow, "pool_timeout": config.pool_timeout_s}
+
+
+def check_descriptors(plan: WorkerPlan) -> None:
+    """Raise the soft descriptor limit to the hard one; refuse a hard limit the pool cannot fit in."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    needed = plan.pool_size + plan.config.max_overflow + FD_MARGIN
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise PreflightError(
+            f"its pool needs about {needed} file descriptors but the hard limit is {hard}: "
+            "raise it (ulimit -Hn, LimitNOFILE) or lower --chunk, --pool-size or --procs per host"
+        )
+
+
+def _settings(rows: Any) -> dict[str, str]:
+    return {str(name): str(value) for name, value in rows}
+
+
+def _refusal(exc: Exception, plan: WorkerPlan) -> PreflightError:
+    name = error_class(exc)
+    hint = f": {POOLER_HINT}" if name in PREPARED_STATEMENT_ERRORS else ""
+    return PreflightError(f"{name}: {error_message(exc, secrets(plan))}{hint}")
+
+
+async def preflight_async(engine: AsyncEngine, plan: WorkerPlan) -> dict[str, str]:
+    """One connection, opened and asked for its session settings; PreflightError if it fails."""
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(SETTINGS_QUERY, {"names": sorted(plan.session_settings)})).all()
+            await conn.rollback()
+    except Exception as exc:  # any failure here means the worker cannot do its job
+        raise _refusal(exc, plan) from None
+    return _settings(rows)
+
+
+def preflight_sync(engine: Engine, plan: WorkerPlan) -> dict[str, str]:
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(SETTINGS_QUERY, {"names": sorted(plan.session_settings)}).all()
+            conn.rollback()
+    except Exception as exc:
+        raise _refusal(exc, plan) from None
+    return _settings(rows)

@@ -1,0 +1,219 @@
+"""The Ray transport against real Ray clusters on this machine: a private instance, a joined
+cluster (ray.cluster_utils.Cluster), and a simulated multi-node cluster that loses a node.
+
+Ray is required here (the README's test command installs the `ray` extra): a missing Ray fails
+the collection of this module instead of skipping what it claims to test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import ray  # noqa: F401  (a missing extra is a failure, not a skip)
+from ray.cluster_utils import Cluster
+
+from tests.conftest import REPO, query, run_runner
+
+ACTOR_TITLE = "ray::RunnerWorker"
+
+
+def runner_actors() -> list[psutil.Process]:
+    """Processes that are (or were, while still alive) a RunnerWorker actor."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if ACTOR_TITLE in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _no_actor_left(timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not runner_actors():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture(scope="module")
+def joined() -> Iterator[Cluster]:
+    """One Ray head with 4 runner slots, shared by the module's runs (each joins it)."""
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 4, "resources": {"runner": 4}, "include_dashboard": False},
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+def _rows_match(doc: dict[str, Any], dsn: str) -> None:
+    writes = doc["totals"]["by_op"].get("write", {}).get("ok", 0)
+    assert query(dsn, "SELECT count(*) FROM runner.a") == doc["database"]["rows"]["a"]
+    assert doc["database"]["rows"] == doc["database"]["expected_rows"] == {"a": 3 * writes, "b": 5 * writes}
+
+
+def test_a_private_instance_runs_the_seed_and_leaves_nothing(dsn: str) -> None:
+    result = run_runner("--cluster", "ray", "--procs", "2", "--ops", "2000", dsn=dsn, timeout=240)
+    assert result.code == 0, result.stderr
+    doc = result.doc  # stdout parsed as one JSON document: Ray's own lines never reached it
+    assert doc is not None and doc["complete"] is True
+    cluster = doc["cluster"]
+    assert cluster["engine"] == "ray" and cluster["private"] is True and cluster["version"] == ray.__version__
+    assert sum(len(n["workers"]) for n in cluster["nodes"]) == 2
+    assert doc["totals"]["ok"] == 2000 and doc["totals"]["errors"] == 0
+    assert all(w["node"] and w["host"] and w["status"] == "done" for w in doc["workers"])
+    assert doc["hosts"][0]["workers"] == [0, 1]
+    assert doc["totals"]["start_spread_ms"] is not None
+    assert "Ray 2" in result.stderr and "private instance" in result.stderr
+    _rows_match(doc, dsn)
+    assert _no_actor_left()
+    raylets = [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("raylet", "gcs_server")]
+    assert raylets == [] or all(p.ppid() != 1 for p in raylets)  # the private instance is gone
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--mode", "chunked", "--chunk", "8"],
+        ["--mode", "window", "--chunk", "8", "--loop", "asyncio"],
+        ["--rate", "300"],
+        ["--mode", "sync", "--threads", "2"],
+    ],
+)
+def test_every_mode_on_a_joined_cluster_matches_the_local_transport(joined: Cluster, dsn: str, args: list[str]) -> None:
+    ops = ["--ops", "300"]
+    local = run_runner(*args, *ops, "--procs", "2", "--seed", "7", "--quiet", dsn=dsn)
+    remote = run_runner(*args, *ops, "--procs", "2", "--seed", "7", "--quiet", "--cluster", f"ray:{joined.address}", dsn=dsn)
+    assert local.code == 0 and remote.code == 0, remote.stderr
+    assert local.doc is not None and remote.doc is not None
+    for key in ("ops", "ok", "errors", "not_started", "unknown", "unfinished"):
+        assert remote.doc["totals"][key] == local.doc["totals"][key], key
+    # The same seed gives the same op sequence on either transport.
+    assert {k: v["ops"] for k, v in remote.doc["totals"]["by_op"].items()} == {k: v["ops"] for k, v in local.doc["totals"]["by_op"].items()}
+    assert set(remote.doc) == set(local.doc) and set(remote.doc["totals"]) == set(local.doc["totals"])
+    assert local.doc["cluster"] is None and remote.doc["cluster"]["private"] is False
+    _rows_match(remote.doc, dsn)
+    if "--loop" in args:  # Ray installs uvloop in its workers: the worker builds its loop itself
+        assert {w["loop"] for w in remote.doc["workers"]} == {"asyncio.unix_events._UnixSelectorEventLoop"}
+    elif "sync" not in args:
+        assert {w["loop"] for w in remote.doc["workers"]} == {"uvloop.Loop"}
+
+
+def test_records_stream_live_before_the_run_ends(joined: Cluster, dsn: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--cluster", f"ray:{joined.address}", "--procs", "2", "--duration", "3",
+         "--interval", "0.5", "--jsonl", "--quiet", "--dsn", dsn],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    intervals = [line for line in lines if line["kind"] == "interval"]
+    assert len(intervals) >= 4 and lines[-1]["kind"] == "result"
+    assert sum(i["ops"] for i in intervals) == lines[-1]["totals"]["ops"]
+
+
+def test_too_few_slots_is_one_line(joined: Cluster, dsn: str) -> None:
+    result = run_runner("--cluster", f"ray:{joined.address}", "--procs", "8", "--ops", "100", dsn=dsn, timeout=60)
+    assert result.code == 2, result.stderr
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "offers 4 runner slots" in line and "needs 8" in line
+    assert _no_actor_left()
+
+
+def _start(address: str, dsn: str, *args: str) -> subprocess.Popen[str]:
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "runner", "--cluster", f"ray:{address}", *args, "--dsn", dsn],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(runner_actors()) < int(args[args.index("--procs") + 1]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3.0)  # measuring by now
+    return parent
+
+
+def _nothing_lost(doc: dict[str, Any], dsn: str) -> None:
+    totals = doc["totals"]
+    assert totals["ok"] + totals["errors"] + totals["not_started"] + totals["unknown"] + totals["unfinished"] == totals["planned_ops"]
+    rows_a = query(dsn, "SELECT count(*) FROM runner.a")
+    assert doc["database"]["rows"]["a"] == rows_a
+    unreported = doc["database"]["unreported_rows"]  # a lost worker's last interval: whole writes
+    assert unreported["a"] % 3 == 0 and unreported["b"] == unreported["a"] // 3 * 5
+    assert 0 <= unreported["a"] // 3 <= totals["unknown"]
+
+
+def test_a_killed_worker_is_lost_and_the_others_report(joined: Cluster, dsn: str) -> None:
+    parent = _start(joined.address, dsn, "--procs", "2", "--ops", "1000000", "--quiet")
+    victim = runner_actors()[0]
+    victim.kill()
+    stdout, stderr = parent.communicate(timeout=90)
+    assert parent.returncode == 4, stderr
+    doc = json.loads(stdout)
+    assert doc["complete"] is False
+    assert sorted(w["status"] for w in doc["workers"]) == ["lost", "stopped"]
+    lost = next(w for w in doc["workers"] if w["status"] == "lost")
+    assert "died" in lost["reason"].lower()
+    _nothing_lost(doc, dsn)
+    assert _no_actor_left()
+
+
+@pytest.mark.parametrize(("signum", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_the_driver_gives_partial_results_and_no_actor_left(joined: Cluster, dsn: str, signum: int, expected: int) -> None:
+    parent = _start(joined.address, dsn, "--procs", "2", "--ops", "1000000", "--quiet")
+    os.kill(parent.pid, signum)
+    stdout, stderr = parent.communicate(timeout=90)
+    assert parent.returncode == expected, stderr
+    doc = json.loads(stdout)
+    assert doc["complete"] is False and signal.Signals(signum).name in doc["stop_reason"]
+    assert all(w["status"] == "stopped" for w in doc["workers"])
+    _nothing_lost(doc, dsn)
+    assert _no_actor_left()
+
+
+def test_the_dsn_password_never_reaches_rays_logs(joined: Cluster, dsn: str) -> None:
+    secret = "Zq8sEcReT"
+    result = run_runner("--cluster", f"ray:{joined.address}", "--procs", "2", "--ops", "100", "--quiet",
+                        dsn=dsn.replace("postgres@", f"postgres:{secret}@"))  # trust auth ignores it
+    assert result.code == 0, result.stderr
+    logs = Path(joined.head_node.get_session_dir_path()) / "logs"
+    leaked = [p.name for p in logs.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert leaked == []
+    assert secret not in result.stdout + result.stderr
+
+
+def test_losing_a_node_mid_run_keeps_the_other_nodes_results(dsn: str) -> None:
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        nodes = [cluster.add_node(num_cpus=1, resources={"runner": 1}) for _ in range(2)]
+        cluster.wait_for_nodes()
+        parent = _start(cluster.address, dsn, "--procs", "2", "--ops", "1000000", "--quiet")
+        cluster.remove_node(nodes[1], allow_graceful=False)
+        stdout, stderr = parent.communicate(timeout=120)
+    finally:
+        cluster.shutdown()
+    assert parent.returncode == 4, stderr
+    doc = json.loads(stdout)
+    assert doc["complete"] is False
+    assert len({w["node"] for w in doc["workers"]}) == 2  # one worker per node (SPREAD, runner slots)
+    assert len(doc["cluster"]["nodes"]) == 2
+    statuses = sorted(w["status"] for w in doc["workers"])
+    assert statuses == ["lost", "stopped"]
+    survivor = next(w for w in doc["workers"] if w["status"] == "stopped")
+    assert survivor["ok"] > 0  # its results are intact
+    _nothing_lost(doc, dsn)
+    assert _no_actor_left()
