@@ -1,10 +1,13 @@
 """Soak: a long run under periodic connection kills must lose nothing (not a test).
 
-    python bench/soak.py [--seconds 60] [--kill-every 2] [--procs 2]
+    python bench/soak.py [--seconds 60] [--kill-every 2] [--procs 2] [--overload-seconds 5]
 
 Starts an embedded server, runs `python -m runner --duration SECONDS` against it, and every
-KILL_EVERY seconds terminates every worker connection with pg_terminate_backend. At the end it
-checks that every finished op was counted (ok + errors == ops) and that the rows in the database
+KILL_EVERY seconds terminates every worker connection with pg_terminate_backend. Halfway through,
+a second run against the same database is attempted: it must be refused at once (exit 3) and
+leave the first one's tables alone. Then an open loop far above capacity (`--rate 1000000`) runs
+for OVERLOAD_SECONDS: it must end on time with bounded memory and every due op accounted for.
+Checks that every finished op was counted (ok + errors == ops) and that the rows in the database
 equal what the reported writes committed, and prints the figures. Exit 1 if a check fails.
 """
 
@@ -34,6 +37,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--kill-every", type=float, default=2)
     parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--overload-seconds", type=float, default=5)
     args = parser.parse_args()
     server = start_embedded()
     engine = create_engine(server.dsn.replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT")
@@ -44,12 +48,27 @@ def main() -> int:
             cwd=REPO, stdout=subprocess.PIPE, text=True,
         )
         killed = 0
-        deadline = time.monotonic() + args.seconds
+        started = time.monotonic()
+        deadline = started + args.seconds
+        second = None
         while time.monotonic() < deadline and run.poll() is None:
             time.sleep(args.kill_every)
             with engine.connect() as conn:
                 killed += int(conn.execute(KILL_SQL).scalar_one())
+            if second is None and time.monotonic() > started + args.seconds / 2:
+                second = subprocess.run(
+                    [sys.executable, "-m", "runner", "--ops", "1000", "--quiet", "--dsn", server.dsn],
+                    cwd=REPO, capture_output=True, text=True, timeout=60,
+                )
         doc = json.loads(run.communicate()[0])
+        overload_started = time.monotonic()
+        overload = subprocess.run(
+            [sys.executable, "-m", "runner", "--rate", "1000000", "--duration", str(args.overload_seconds),
+             "--procs", str(args.procs), "--quiet", "--dsn", server.dsn],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+        )
+        overload_s = time.monotonic() - overload_started
+        over = json.loads(overload.stdout)
     finally:
         engine.dispose()
         server.stop()
@@ -59,12 +78,25 @@ def main() -> int:
         "rows equal the reported writes": database["rows"] == database["expected_rows"],
         "the run completed": doc["complete"],
         "the pool recovered (ok > errors)": totals["ok"] > totals["errors"],
+        "a second run on the same database was refused at once": second is not None and second.returncode == 3
+        and "another runner run" in second.stderr,
+        "the overload ended on time (duration + grace + start-up)": overload_s < args.overload_seconds + 10 + 20,
+        "the overload accounted for every due op": over["totals"]["ops"] + over["totals"]["unfinished"]
+        + over["totals"]["dropped"] + over["totals"]["schedule"]["not_issued"] == over["totals"]["schedule"]["offered_ops"],
+        "the overload's workers stayed small (< 500 MB)": all(w["max_rss_kb"] < 500_000 for w in over["workers"]),
+        "the overload's rows equal its reported writes": over["database"]["rows"] == over["database"]["expected_rows"],
     }
     print(json.dumps({
         "seconds": args.seconds, "procs": args.procs, "connections_killed": killed,
         "ops": totals["ops"], "ok": totals["ok"], "errors": totals["errors"],
         "errors_by_class": totals["errors_by_class"], "ops_per_s": totals["ops_per_s"],
-        "rows": database["rows"], "expected_rows": database["expected_rows"], "checks": checks,
+        "rows": database["rows"], "expected_rows": database["expected_rows"],
+        "second_run": {"exit": second.returncode if second else None, "stderr": second.stderr.strip() if second else None},
+        "overload": {"seconds": round(overload_s, 1), "offered_ops": over["totals"]["schedule"]["offered_ops"],
+                     "ok": over["totals"]["ok"], "unfinished": over["totals"]["unfinished"], "dropped": over["totals"]["dropped"],
+                     "not_issued": over["totals"]["schedule"]["not_issued"],
+                     "max_rss_kb": max(w["max_rss_kb"] for w in over["workers"])},
+        "checks": checks,
     }))
     return 0 if all(checks.values()) else 1
 

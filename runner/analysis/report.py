@@ -167,6 +167,7 @@ def build(
 ) -> dict[str, Any]:
     """The document. `mismatch`: the database disagrees with the reported ops (incomplete);
     `cluster`: the transport's description (Ray), None for local processes."""
+    collector.close()
     workers = collector.workers
     wall_s = _wall_ns(workers, collector) / NS_PER_S
     planned = {

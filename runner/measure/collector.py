@@ -22,18 +22,29 @@ class OpTotals:
     dropped: int = 0
     unfinished: int = 0
 
-    def add(self, delta: OpDelta, hist: LatencyHistogram) -> None:
+    def add(self, delta: OpDelta, hist: LatencyHistogram | None) -> None:
+        """Add an interval's delta; `hist` None: counts only (a worker's own totals)."""
         self.ok += delta["ok"]
         self.dropped += delta["dropped"]
         self.unfinished += delta["unfinished"]
         self.errors.update(delta["errors"])
         for name, message in delta["error_samples"].items():
             self.error_samples.setdefault(name, message)
-        self.hist.merge(hist)
+        if hist is not None:
+            self.hist.merge(hist)
 
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+
+def _totals(by_op: dict[str, OpTotals], name: str) -> OpTotals:
+    """The op's totals, made on first use (not `setdefault(name, OpTotals())`, which would build
+    a histogram on every call)."""
+    totals = by_op.get(name)
+    if totals is None:
+        totals = by_op[name] = OpTotals()
+    return totals
 
 
 @dataclass
@@ -133,15 +144,28 @@ class Collector:
             slot = self.timeline.setdefault(self.slot_of(record["t_ns"]), TimelineSlot())
             slot.t_ns = max(slot.t_ns, record["t_ns"])
             slot.pool_checked_out += record["pool_checked_out"]
-            targets = [worker.by_op, self.by_op, slot.by_op]
+            targets = [slot.by_op]
         for name, delta in record["ops"].items():
-            hist = LatencyHistogram.from_dict(delta["hist"])  # decoded once, added to each target
+            hist = LatencyHistogram.from_dict(delta["hist"])  # decoded once: the collector's hot path
             for totals in targets:
-                totals.setdefault(name, OpTotals()).add(delta, hist)
+                _totals(totals, name).add(delta, hist)
+            if record["phase"] != "warmup":
+                # The run's and each worker's counts as they come; the run's histograms are the
+                # slots' added up once, at the end (close), not once per record.
+                _totals(self.by_op, name).add(delta, None)
+                _totals(worker.by_op, name).add(delta, None)
 
     def slot_of(self, t_ns: int) -> int:
         """Slot n covers ((n-1) x interval, n x interval] after a worker's release."""
         return max(1, -(-t_ns // self.interval_ns))
+
+    def close(self) -> None:
+        """Derive the run's latency histograms from the timeline's, once, after the last record."""
+        for name, totals in self.by_op.items():
+            totals.hist = LatencyHistogram()
+            for slot in self.timeline.values():
+                if name in slot.by_op:
+                    totals.hist.merge(slot.by_op[name].hist)
 
     def slot(self, index: int) -> TimelineSlot:
         """Timeline slot `index`; an empty one (ending at its nominal time) if no record landed in it."""

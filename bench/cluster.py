@@ -1,0 +1,181 @@
+"""The Ray transport against the local one, and how far one driver's collector goes (not a test).
+
+    python bench/cluster.py [--ops 4000] [--procs 2] [--repeat 3] [--collector-workers 1000]
+
+1. Transport overhead: one embedded server and one Ray head started by this script (2 slots per
+   worker process); each round runs the same seeded workload with `--cluster local` and with
+   `--cluster ray:ADDRESS`, alternating which goes first. Prints ops/s and read/write p50 per
+   round and the ratio ray/local of the medians (goal: >= 0.97).
+2. Ray's own cost: seconds to start and stop a private instance (`ray.init` + `ray.shutdown`, as
+   `--cluster ray` does), and the peak resident memory of Ray's processes during a
+   `--cluster ray` run.
+3. The collector at scale: synthetic interval records from N workers (each 1 s of ~500 ops of
+   two op types, with real HdrHistogram payloads), decoded and added as the driver does; prints
+   the driver's CPU per second of run (goal: under 10 % of one core for 1,000 workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from runner.measure.collector import Collector  # noqa: E402
+from runner.measure.histogram import LatencyHistogram  # noqa: E402
+from runner.measure.records import WIRE_VERSION, decode, encode  # noqa: E402
+from runner.server.embedded import start_embedded  # noqa: E402
+
+
+def run(dsn: str, cluster: str, args: argparse.Namespace) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--cluster", cluster, "--procs", str(args.procs), "--ops", str(args.ops),
+         "--seed", "11", "--quiet", "--dsn", dsn],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=True,
+    )
+    doc = json.loads(proc.stdout)
+    assert doc["complete"], doc["stop_reason"]
+    return {
+        "ops_per_s": doc["totals"]["ops_per_s"],
+        "read_p50_ms": doc["totals"]["by_op"]["read"]["latency_ms"]["p50"],
+        "write_p50_ms": doc["totals"]["by_op"]["write"]["latency_ms"]["p50"],
+    }
+
+
+def transports(args: argparse.Namespace) -> dict[str, Any]:
+    from ray.cluster_utils import Cluster
+
+    server = start_embedded()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": args.procs, "resources": {"runner": args.procs},
+                                                            "include_dashboard": False})
+    rounds: dict[str, list[dict[str, Any]]] = {"local": [], "ray": []}
+    try:
+        for i in range(args.repeat):
+            order = ["local", "ray"] if i % 2 == 0 else ["ray", "local"]
+            for name in order:
+                rounds[name].append(run(server.dsn, "local" if name == "local" else f"ray:{cluster.address}", args))
+                print(f"round {i + 1} {name}: {rounds[name][-1]}", file=sys.stderr)
+    finally:
+        cluster.shutdown()
+        server.stop()
+    medians = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in rounds.items()}
+    return {
+        "rounds": rounds,
+        "medians": medians,
+        "ratio_ops_per_s": round(medians["ray"]["ops_per_s"] / medians["local"]["ops_per_s"], 3),
+    }
+
+
+def _ray_rss_kb() -> int:
+    total = 0
+    for proc in psutil.process_iter(["name", "cmdline", "memory_info"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if proc.info["name"] in ("raylet", "gcs_server") or "ray::" in cmdline or "ray/_private" in cmdline:
+            total += proc.info["memory_info"].rss // 1024 if proc.info["memory_info"] else 0
+    return total
+
+
+def ray_cost(args: argparse.Namespace) -> dict[str, Any]:
+    import ray
+
+    starts = []
+    for _ in range(3):
+        begin = time.monotonic()
+        ray.init(num_cpus=args.procs, resources={"runner": args.procs}, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=200 * 2**20, logging_level="WARNING")
+        ray.shutdown()
+        starts.append(time.monotonic() - begin)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _ray_rss_kb())
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        subprocess.run([sys.executable, "-m", "runner", "--cluster", "ray", "--procs", str(args.procs), "--ops", str(args.ops),
+                        "--quiet"], cwd=REPO, capture_output=True, timeout=600, check=True)
+    finally:
+        done.set()
+        sampler.join()
+    return {"start_stop_s": [round(s, 2) for s in starts], "peak_rss_mb_during_run": round(peak / 1024, 1)}
+
+
+def _synthetic_interval(worker: int, seq: int, rng: random.Random) -> bytes:
+    ops = {}
+    for name in ("read", "write"):
+        hist = LatencyHistogram()
+        for _ in range(250):
+            hist.record(int(rng.lognormvariate(15.5, 0.6)))  # ~5 ms median, a long tail
+        ops[name] = {"ok": 250, "errors": {}, "error_samples": {}, "dropped": 0, "unfinished": 0, "hist": hist.to_dict()}
+    record = {"v": WIRE_VERSION, "kind": "interval", "worker": worker, "seq": seq, "phase": "measure",
+              "t_ns": seq * 1_000_000_000, "ops": ops, "pool_checked_out": 40, "schedule": {"late_ops": 0, "max_lag_ns": 0}}
+    return encode(record)  # type: ignore[arg-type]
+
+
+def collector_at_scale(workers: int, seconds: int) -> dict[str, Any]:
+    rng = random.Random(5)
+    templates = [_synthetic_interval(w, 1, rng) for w in range(min(workers, 50))]  # payloads vary; 50 are enough
+    collector = Collector([None] * workers, interval_s=1.0)
+    for worker in range(workers):
+        start = {"v": WIRE_VERSION, "kind": "start", "worker": worker, "seq": 0, "pid": worker, "host": "h", "node": None,
+                 "planned_ops": None, "settings": {}, "loop": None}
+        collector.add(start)  # type: ignore[arg-type]
+    lines = []
+    for second in range(1, seconds + 1):
+        for worker in range(workers):
+            line = templates[worker % len(templates)]
+            line = line.replace(b'"worker":%d,"seq":1,' % (worker % len(templates)), b'"worker":%d,"seq":%d,' % (worker, second))
+            line = line.replace(b'"t_ns":1000000000', b'"t_ns":%d' % (second * 1_000_000_000))
+            lines.append(line)
+    begin = time.process_time()
+    for line in lines:
+        collector.add(decode(line))
+    cpu_s = time.process_time() - begin
+    assert sum(t.ok for t in collector.by_op.values()) == workers * seconds * 500
+    return {
+        "workers": workers,
+        "seconds_of_run": seconds,
+        "records": len(lines),
+        "bytes_per_record": round(sum(len(line) for line in lines) / len(lines)),
+        "driver_cpu_s": round(cpu_s, 3),
+        "driver_cpu_per_second_of_run": round(cpu_s / seconds, 4),
+        "share_of_one_core": f"{cpu_s / seconds:.1%}",
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=4000)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--collector-workers", type=int, default=1000)
+    parser.add_argument("--collector-seconds", type=int, default=20)
+    parser.add_argument("--skip-transports", action="store_true")
+    args = parser.parse_args()
+    result: dict[str, Any] = {"collector": collector_at_scale(args.collector_workers, args.collector_seconds)}
+    print(json.dumps(result["collector"]), file=sys.stderr)
+    if not args.skip_transports:
+        result["ray_cost"] = ray_cost(args)
+        result["transports"] = transports(args)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
