@@ -30,12 +30,18 @@ def test_a_symlink_is_followed_and_kept(tmp_path: Path) -> None:
     assert target.read_bytes() == DOC
 
 
+def _fifo_with_reader(path: Path) -> tuple[threading.Thread, list[bytes]]:
+    """A named pipe at `path` and a thread reading it (a writer's open blocks until one reads)."""
+    os.mkfifo(path)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(path.read_bytes()), daemon=True)
+    reader.start()
+    return reader, received
+
+
 def test_a_fifo_is_written_in_place_not_replaced(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
-    received: list[bytes] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
-    reader.start()
+    reader, received = _fifo_with_reader(fifo)
     write_output(str(fifo), DOC)
     reader.join(10)
     assert received == [DOC]
@@ -45,12 +51,9 @@ def test_a_fifo_is_written_in_place_not_replaced(tmp_path: Path) -> None:
 
 def test_a_symlink_to_a_fifo_reaches_the_fifo(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
+    reader, received = _fifo_with_reader(fifo)
     link = tmp_path / "out"
     link.symlink_to(fifo)
-    received: list[bytes] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
-    reader.start()
     write_output(str(link), DOC)
     reader.join(10)
     assert received == [DOC] and link.is_symlink() and stat.S_ISFIFO(fifo.lstat().st_mode)
@@ -82,10 +85,7 @@ def test_a_socket_is_refused_before_the_run(tmp_path: Path) -> None:
 
 def test_output_to_a_fifo_through_the_cli(tmp_path: Path, dsn: str) -> None:
     fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
-    received: list[bytes] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
-    reader.start()
+    reader, received = _fifo_with_reader(fifo)
     result = run_runner("--workload", "noop", "--ops", "50", "--quiet", "--output", str(fifo), dsn=dsn)
     reader.join(10)
     assert result.code == 0, result.stderr
