@@ -60,11 +60,22 @@ def _parent_pid(stat_line: str) -> int:
     return int(stat_line.rsplit(")", 1)[1].split()[1])  # the name in (...) may hold spaces
 
 
-def pids_using(temp_dir: Path) -> set[int]:
-    """Processes whose command line names the temp dir, and all their descendants.
+def _inside(entry: Path, temp_dir: str) -> bool:
+    """Whether the process works in the temp dir: postgres changes into its data directory, and
+    initdb's `postgres --boot` child names it only in its environment."""
+    try:
+        return os.readlink(entry / "cwd").startswith(temp_dir)
+    except OSError:
+        return False
 
-    That is initdb (still writing when its owner died mid-start), pg_ctl, postgres and their
-    children, which may not name the dir themselves. Linux only (/proc); elsewhere: none.
+
+def pids_using(temp_dir: Path) -> set[int]:
+    """Processes whose command line names the temp dir or that work inside it, and all their
+    descendants.
+
+    That is initdb (still writing when its owner died mid-start), its `postgres --boot` child
+    (orphaned if initdb was killed), pg_ctl, postgres and their children. Linux only (/proc);
+    elsewhere: none.
     """
     proc = Path("/proc")
     if not proc.is_dir():
@@ -80,7 +91,7 @@ def pids_using(temp_dir: Path) -> set[int]:
             parents[int(entry.name)] = _parent_pid((entry / "stat").read_text())
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
-        if needle in cmdline:
+        if needle in cmdline or _inside(entry, str(temp_dir)):
             found.add(int(entry.name))
     grown = True
     while grown:
