@@ -3,8 +3,11 @@ document, and a closed or full stdout (or --output) loses nothing else."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import resource
+import signal
 import stat
 import subprocess
 import sys
@@ -121,10 +124,34 @@ def test_prints_in_a_workload_never_reach_stdout(tmp_path: Path, mode: str, dsn:
     assert f"hello from a{'n async' if mode == 'chunked' else ' sync'} op" in result.stderr
 
 
-def _runner(*args: str, stdout: object) -> subprocess.Popen[str]:
+FULL_AT = 1024  # bytes: semaphores and lock files fit, a run document (~5 KB) does not
+
+
+def _limit_file_size() -> None:
+    """In the child: no regular file may grow past FULL_AT bytes, and a write past it fails with
+    EFBIG instead of killing the process. A full disk without touching the machine's /dev/full (a
+    test that once ran old code against it turned /dev/full into a regular file)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FULL_AT, resource.RLIM_INFINITY))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def _limit_zero() -> None:
+    """In the child: not one byte may go into a regular file (gettempdir's probe fails)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def _runner(*args: str, stdout: object, full_files: bool = False) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # args carry --dsn
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     return subprocess.Popen(
-        [sys.executable, "-m", "runner", *args], cwd=REPO, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env  # type: ignore[arg-type]
+        [sys.executable, "-m", "runner", *args],
+        cwd=REPO,
+        stdout=stdout,  # type: ignore[arg-type]
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=_limit_file_size if full_files else None,
     )
 
 
@@ -157,18 +184,34 @@ def test_jsonl_into_a_reader_that_leaves_stops_the_run_gracefully(tmp_path: Path
 
 
 def test_a_full_stdout_is_one_line_not_an_internal_error(tmp_path: Path, dsn: str) -> None:
-    out = tmp_path / "run.json"
-    with open("/dev/full", "w") as full:
-        proc = _runner("--workload", "noop", "--ops", "100", "--quiet", "--output", str(out), "--dsn", dsn, stdout=full)
+    out = tmp_path / "run.json"  # a FIFO: --output still works while regular files cannot grow
+    reader, received = _fifo_with_reader(out)
+    with open(tmp_path / "stdout", "w") as stdout:
+        proc = _runner("--workload", "noop", "--ops", "100", "--quiet", "--output", str(out), "--dsn", dsn, stdout=stdout, full_files=True)
         _, stderr = proc.communicate(timeout=120)
+    reader.join(10)
     assert proc.returncode == 6, stderr
-    assert "No space left on device" in stderr and "internal error" not in stderr
-    assert json.loads(out.read_text())["totals"]["ok"] == 100
+    assert "stdout" in stderr and os.strerror(errno.EFBIG) in stderr and "internal error" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert json.loads(received[0])["totals"]["ok"] == 100
 
 
-def test_a_failing_output_keeps_the_document_on_stdout(dsn: str) -> None:
-    result = run_runner("--workload", "noop", "--ops", "100", "--quiet", "--output", "/dev/full", dsn=dsn)
-    assert result.code == 6, result.stderr
-    assert result.doc is not None and result.doc["totals"]["ok"] == 100
-    assert "--output /dev/full: No space left on device" in result.stderr
-    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)  # written in place, never replaced
+def test_a_failing_output_keeps_the_document_on_stdout(tmp_path: Path, dsn: str) -> None:
+    out = tmp_path / "run.json"
+    proc = _runner("--workload", "noop", "--ops", "100", "--quiet", "--output", str(out), "--dsn", dsn, stdout=subprocess.PIPE, full_files=True)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 6, stderr
+    assert json.loads(stdout)["totals"]["ok"] == 100
+    assert f"--output {out}: {os.strerror(errno.EFBIG)}" in stderr
+    assert [p.name for p in tmp_path.iterdir()] == []  # no temp file left behind, nothing half-written
+
+
+def test_a_full_temp_dir_without_dsn_is_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["TMPDIR"] = str(tmp_path / "missing")  # gettempdir() falls back to /tmp, which is also "full"
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--workload", "noop", "--ops", "10", "--quiet"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, preexec_fn=_limit_zero,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.startswith("runner: error: embedded PostgreSQL: no room") and "internal error" not in proc.stderr

@@ -26,7 +26,7 @@ from runner.server.reaper import postmaster_pid
 
 TEMP_PREFIX = "runner-pg-"
 # Not under TEMP_PREFIX: it outlives every server on purpose (it serialises first-time initdb).
-INIT_LOCK_PATH = Path(tempfile.gettempdir()) / ".runner-initdb.lock"
+INIT_LOCK_NAME = ".runner-initdb.lock"
 DEFAULT_SETTINGS: Mapping[str, str] = {"max_connections": "2000"}
 START_TIMEOUT_S = 60
 REAPER_WAIT_S = 30
@@ -75,7 +75,9 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def _init_lock() -> Iterator[None]:
     """As root, two first starts race on `useradd pgserver`; serialise them across processes."""
-    with open(INIT_LOCK_PATH, "a") as lock_file:
+    # Looked up here, not at import: gettempdir() probes by writing a file, and a run with --dsn
+    # on a full disk must not fail before it starts.
+    with open(Path(tempfile.gettempdir()) / INIT_LOCK_NAME, "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield
@@ -100,7 +102,10 @@ def _start_reaper(temp_dir: Path, pgdata: Path) -> tuple[subprocess.Popen[bytes]
 
 def start_embedded(settings: Mapping[str, str] | None = None) -> EmbeddedServer:
     """Start a throwaway server listening on 127.0.0.1 (a free port) and a private socket dir."""
-    temp_dir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+    try:
+        temp_dir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+    except OSError as exc:  # gettempdir() found no writable dir: full, read-only or missing
+        raise DatabaseError(f"embedded PostgreSQL: no room for a data directory ({exc.strerror or exc}); free space in $TMPDIR or pass --dsn") from None
     pgdata = temp_dir / "data"
     socket_dir = temp_dir / "sock"
     socket_dir.mkdir()
