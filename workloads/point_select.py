@@ -60,20 +60,16 @@ def core_sync(handle: Handle, rng: random.Random) -> None:
 
 
 async def raw_async(handle: Handle, rng: random.Random) -> None:
-    async with handle.engine.connect() as conn:
-        raw = (await conn.get_raw_connection()).driver_connection
-        await raw.fetchrow(RAW_SQL["dollar"], _id(rng))
+    async with handle.raw() as conn:
+        await conn.fetchrow(RAW_SQL["dollar"], _id(rng))
 
 
 def raw_sync(handle: Handle, rng: random.Random) -> None:
-    conn = handle.engine.raw_connection()
-    try:
+    with handle.raw() as conn:
         with conn.cursor() as cur:
             cur.execute(RAW_SQL["format"], (_id(rng),))
             cur.fetchone()
         conn.rollback()
-    finally:
-        conn.close()
 
 
 WORKLOAD = register(

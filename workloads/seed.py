@@ -138,41 +138,34 @@ def build(name: str, description: str, indexed: bool) -> Workload:
             if ids:
                 conn.execute(b_select(ids)).all()
 
-    # --- raw: the driver itself, on a connection from the same pool ---
+    # --- raw: the driver itself (asyncpg's API, or DB-API in sync mode), no SQLAlchemy ---
 
     async def write_raw_async(handle: Handle, rng: random.Random) -> None:
-        async with handle.engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            async with raw.transaction():
-                rows = await raw.fetch(_a_insert("dollar"), *(_text(rng) for _ in CHILDREN_PER_A))
-                values = [v for pair in _b_rows([r[0] for r in rows], rng) for v in pair]
-                await raw.execute(_b_insert("dollar"), *values)
+        async with handle.raw() as conn, conn.transaction():
+            rows = await conn.fetch(_a_insert("dollar"), *(_text(rng) for _ in CHILDREN_PER_A))
+            values = [v for pair in _b_rows([r[0] for r in rows], rng) for v in pair]
+            await conn.execute(_b_insert("dollar"), *values)
 
     async def read_raw_async(handle: Handle, rng: random.Random) -> None:
-        async with handle.engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            await raw.execute("BEGIN")
+        async with handle.raw() as conn:
+            await conn.execute("BEGIN")
             try:
-                ids = [row[0] for row in await raw.fetch(A_SELECT_RAW)]
+                ids = [row[0] for row in await conn.fetch(A_SELECT_RAW)]
                 if ids:
-                    await raw.fetch(_b_select(len(ids), "dollar"), *ids)
+                    await conn.fetch(_b_select(len(ids), "dollar"), *ids)
             finally:
-                await raw.execute("ROLLBACK")
+                await conn.execute("ROLLBACK")
 
     def write_raw_sync(handle: Handle, rng: random.Random) -> None:
-        conn = handle.engine.raw_connection()
-        try:
+        with handle.raw() as conn:
             with conn.cursor() as cur:
                 cur.execute(_a_insert("format"), [_text(rng) for _ in CHILDREN_PER_A])
                 rows = _b_rows([r[0] for r in cur.fetchall()], rng)
                 cur.execute(_b_insert("format"), [v for r in rows for v in r])
             conn.commit()
-        finally:
-            conn.close()
 
     def read_raw_sync(handle: Handle, rng: random.Random) -> None:
-        conn = handle.engine.raw_connection()
-        try:
+        with handle.raw() as conn:
             with conn.cursor() as cur:
                 cur.execute(A_SELECT_RAW)
                 ids = [row[0] for row in cur.fetchall()]
@@ -180,8 +173,6 @@ def build(name: str, description: str, indexed: bool) -> Workload:
                     cur.execute(_b_select(len(ids), "format"), ids)
                     cur.fetchall()
             conn.rollback()
-        finally:
-            conn.close()
 
     return Workload(
         name=name,

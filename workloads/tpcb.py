@@ -123,23 +123,18 @@ def core_sync(handle: Handle, rng: random.Random) -> None:
 
 async def raw_async(handle: Handle, rng: random.Random) -> None:
     params = _params(rng)
-    async with handle.engine.connect() as conn:
-        raw = (await conn.get_raw_connection()).driver_connection
-        async with raw.transaction():
-            for sql, names in DOLLAR:
-                await raw.execute(sql, *(params[n] for n in names))
+    async with handle.raw() as conn, conn.transaction():
+        for sql, names in DOLLAR:
+            await conn.execute(sql, *(params[n] for n in names))
 
 
 def raw_sync(handle: Handle, rng: random.Random) -> None:
     params = _params(rng)
-    conn = handle.engine.raw_connection()
-    try:
+    with handle.raw() as conn:
         with conn.cursor() as cur:
             for sql in FORMAT:
                 cur.execute(sql, params)
         conn.commit()
-    finally:
-        conn.close()
 
 
 WORKLOAD = register(

@@ -18,33 +18,20 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 import uvloop
-from sqlalchemy import Connection as SyncConnection
-from sqlalchemy import create_engine
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import sessionmaker
-from sqlalchemy.pool import QueuePool
 
 from runner.concurrency import MODES, Knobs
 from runner.worker.channel import Channel, Emitter
-from runner.worker.engine import (
-    PreflightError,
-    check_descriptors,
-    engine_options,
-    engine_target,
-    preflight_async,
-    preflight_sync,
-    secrets,
-)
+from runner.worker.engine import AsyncEngineBackend, PreflightError, SyncEngineBackend, check_descriptors, secrets
 from runner.worker.plan import WorkerPlan
+from runner.worker.raw import AsyncRawBackend, SyncRawBackend
 from runner.worker.recorder import Recorder
-from workloads import Handle, Op, resolve
+from workloads import Op, resolve
 
 GO_POLL_S = 0.2
 STOP_POLL_S = 0.05
@@ -52,7 +39,6 @@ NS_PER_S = 1_000_000_000
 DATA_SEED_OFFSET = 1  # op data values have their own RNG, so they never shift the op sequence
 WARMUP_SEED_OFFSET = 2  # and so does warm-up: the measured sequence is the same without it
 ARRIVAL_SEED_OFFSET = 3
-DISPOSE_TIMEOUT_S = 5.0  # closing the pool must not hang a worker whose connections are stuck
 T = TypeVar("T")
 
 
@@ -124,37 +110,16 @@ def _measured_deadline(ctx: WorkerContext) -> int | None:
     return _deadline(ctx.go_ns, ctx.plan.config.duration_s)
 
 
-def _end_warmup(ctx: WorkerContext, pool: QueuePool) -> None:
+def _end_warmup(ctx: WorkerContext, checked_out: Callable[[], int]) -> None:
     """Warm-up is reported on its own, as one interval record of phase "warmup"."""
     ctx.channel.send(
         "interval",
         phase="warmup",
         t_ns=0,
         ops=ctx.recorder.take(),
-        pool_checked_out=pool.checkedout(),
+        pool_checked_out=checked_out(),
         schedule=ctx.recorder.take_schedule(),
     )
-
-
-# A backend flushes its statistics at most once a second; warm-up's must be in before the
-# parent's snapshot at the start barrier, or the measured deltas would include them (PG 15+).
-FLUSH_STATS_SQL = "SELECT pg_stat_force_next_flush()"
-
-
-async def _flush_server_stats(conn: AsyncConnection) -> None:
-    try:
-        await conn.exec_driver_sql(FLUSH_STATS_SQL)
-        await conn.rollback()  # idle again: the backend flushes now
-    except DBAPIError:  # before PostgreSQL 15: the function does not exist
-        await conn.rollback()
-
-
-def _flush_server_stats_sync(conn: SyncConnection) -> None:
-    try:
-        conn.exec_driver_sql(FLUSH_STATS_SQL)
-        conn.rollback()
-    except DBAPIError:
-        conn.rollback()
 
 
 async def _cancel_after_grace(ctx: WorkerContext) -> None:
@@ -175,14 +140,12 @@ async def _run_async(ctx: WorkerContext) -> int:
     mode = MODES[plan.config.mode]
     loop_class = type(asyncio.get_running_loop())
     ctx.loop = f"{loop_class.__module__}.{loop_class.__qualname__}"
-    url, connect_args = engine_target(plan)
-    engine = create_async_engine(url, connect_args=connect_args, **engine_options(plan))
+    backend = AsyncRawBackend(plan) if plan.config.layer == "raw" else AsyncEngineBackend(plan)
     try:
-        settings = await preflight_async(engine, plan)
-        handle = Handle(engine, async_sessionmaker(engine, expire_on_commit=False))
+        settings = await backend.preflight()
+        handle = backend.handle
         impls = {op.name: op.impl(plan.config.layer, True) for op in resolve(plan.config.workload).ops}
         data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
-        pool = cast(QueuePool, engine.sync_engine.pool)  # pool_size/max_overflow: always a QueuePool
 
         async def execute(op: Op, intended_ns: int | None = None) -> None:
             start = time.perf_counter_ns() if intended_ns is None else intended_ns
@@ -207,13 +170,10 @@ async def _run_async(ctx: WorkerContext) -> int:
         knobs = _knobs(ctx, plan.config.chunk)
         if _has_warmup(plan):
             await mode.issue(_warmup_stream(ctx), execute, knobs)
-            connections = [await engine.connect() for _ in range(pool.checkedin())]
-            for conn in connections:
-                await _flush_server_stats(conn)
-                await conn.close()
-            _end_warmup(ctx, pool)
+            await backend.flush_stats()
+            _end_warmup(ctx, backend.checked_out)
         await asyncio.to_thread(_wait_for_go, ctx, settings)
-        with _emitting(ctx, pool):
+        with _emitting(ctx, backend.checked_out):
             watcher = asyncio.create_task(_cancel_after_grace(ctx))
             try:
                 await mode.issue(_op_stream(ctx, False, _measured_deadline(ctx)), execute, knobs)
@@ -221,22 +181,17 @@ async def _run_async(ctx: WorkerContext) -> int:
                 watcher.cancel()
             return ctx.since_go_ns()
     finally:
-        try:
-            await asyncio.wait_for(engine.dispose(), DISPOSE_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            pass  # the process is about to end: the kernel closes what the pool could not
+        await backend.close()
 
 
 def _run_sync(ctx: WorkerContext) -> int:
     """The sync mode (threads); returns the end of the measured part since the release."""
     plan = ctx.plan
     mode = MODES[plan.config.mode]
-    url, connect_args = engine_target(plan)
-    engine = create_engine(url, connect_args=connect_args, **engine_options(plan))
+    backend = SyncRawBackend(plan) if plan.config.layer == "raw" else SyncEngineBackend(plan)
     try:
-        settings = preflight_sync(engine, plan)
-        pool = cast(QueuePool, engine.pool)
-        handle = Handle(engine, sessionmaker(engine))
+        settings = backend.preflight()
+        handle = backend.handle
         impls = {op.name: op.impl(plan.config.layer, False) for op in resolve(plan.config.workload).ops}
         data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
 
@@ -253,23 +208,20 @@ def _run_sync(ctx: WorkerContext) -> int:
         knobs = _knobs(ctx, plan.config.threads)
         if _has_warmup(plan):
             mode.issue(_warmup_stream(ctx), execute, knobs)
-            sync_connections = [engine.connect() for _ in range(pool.checkedin())]
-            for sync_conn in sync_connections:
-                _flush_server_stats_sync(sync_conn)
-                sync_conn.close()
-            _end_warmup(ctx, pool)
+            backend.flush_stats()
+            _end_warmup(ctx, backend.checked_out)
         _wait_for_go(ctx, settings)
-        with _emitting(ctx, pool):
+        with _emitting(ctx, backend.checked_out):
             mode.issue(_op_stream(ctx, False, _measured_deadline(ctx)), execute, knobs)
             return ctx.since_go_ns()
     finally:
-        engine.dispose()
+        backend.close()
 
 
 @contextmanager
-def _emitting(ctx: WorkerContext, pool: QueuePool) -> Iterator[None]:
+def _emitting(ctx: WorkerContext, checked_out: Callable[[], int]) -> Iterator[None]:
     """Interval records while the measured part runs; the last, partial one when it ends."""
-    emitter = Emitter(ctx.channel, ctx.recorder, pool.checkedout, ctx.plan.config.interval_s, ctx.since_go_ns, ctx.stop)
+    emitter = Emitter(ctx.channel, ctx.recorder, checked_out, ctx.plan.config.interval_s, ctx.since_go_ns, ctx.stop)
     emitter.start()
     try:
         yield

@@ -1,4 +1,5 @@
-"""The worker's engine: URL and connect arguments for its driver, pool options, and the preflight.
+"""The worker's engine (the orm and core layers): URL and connect arguments for its driver, pool
+options, the preflight, and the backends the worker body drives.
 
 The preflight runs before a worker says it is ready: it checks that the process may open as many
 descriptors as its pool needs, opens one real connection and reads back the session settings the
@@ -8,18 +9,27 @@ own message, instead of turning every op into an error whose reason nobody sees.
 
 from __future__ import annotations
 
+import asyncio
 import resource
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from runner.dsn import driver_args, parse_dsn
 from runner.worker.plan import WorkerPlan
 from runner.worker.recorder import error_class, error_message
+from workloads import Handle
 
+# A backend flushes its statistics at most once a second; warm-up's must be in before the
+# parent's snapshot at the start barrier, or the measured deltas would include them (PG 15+).
+FLUSH_STATS_SQL = "SELECT pg_stat_force_next_flush()"
+DISPOSE_TIMEOUT_S = 5.0  # closing the pool must not hang a worker whose connections are stuck
 FD_MARGIN = 64  # descriptors beyond the pool's connections: the driver, the channel, Python's files
 SETTINGS_QUERY = text("SELECT name, current_setting(name) FROM unnest(CAST(:names AS text[])) AS name")
 
@@ -87,7 +97,9 @@ def _settings(rows: Any) -> dict[str, str]:
     return {str(name): str(value) for name, value in rows}
 
 
-def _refusal(exc: Exception, plan: WorkerPlan) -> PreflightError:
+def refusal(exc: Exception, plan: WorkerPlan) -> PreflightError:
+    """A preflight failure as the worker reports it: the driver's class and message, and the fix
+    where it is known."""
     name = error_class(exc)
     hint = f": {POOLER_HINT}" if name in PREPARED_STATEMENT_ERRORS else ""
     return PreflightError(f"{name}: {error_message(exc, secrets(plan))}{hint}")
@@ -100,7 +112,7 @@ async def preflight_async(engine: AsyncEngine, plan: WorkerPlan) -> dict[str, st
             rows = (await conn.execute(SETTINGS_QUERY, {"names": sorted(plan.session_settings)})).all()
             await conn.rollback()
     except Exception as exc:  # any failure here means the worker cannot do its job
-        raise _refusal(exc, plan) from None
+        raise refusal(exc, plan) from None
     return _settings(rows)
 
 
@@ -110,5 +122,68 @@ def preflight_sync(engine: Engine, plan: WorkerPlan) -> dict[str, str]:
             rows = conn.execute(SETTINGS_QUERY, {"names": sorted(plan.session_settings)}).all()
             conn.rollback()
     except Exception as exc:
-        raise _refusal(exc, plan) from None
+        raise refusal(exc, plan) from None
     return _settings(rows)
+
+
+class AsyncEngineBackend:
+    """The orm and core layers in the async modes: an AsyncEngine with its QueuePool."""
+
+    def __init__(self, plan: WorkerPlan) -> None:
+        url, connect_args = engine_target(plan)
+        self._plan = plan
+        self._engine = create_async_engine(url, connect_args=connect_args, **engine_options(plan))
+        self._pool = cast(QueuePool, self._engine.sync_engine.pool)  # pool_size/max_overflow: always a QueuePool
+        self.handle = Handle(self._engine, async_sessionmaker(self._engine, expire_on_commit=False))
+
+    def checked_out(self) -> int:
+        return self._pool.checkedout()
+
+    async def preflight(self) -> dict[str, str]:
+        return await preflight_async(self._engine, self._plan)
+
+    async def flush_stats(self) -> None:
+        connections = [await self._engine.connect() for _ in range(self._pool.checkedin())]
+        for conn in connections:
+            try:
+                await conn.exec_driver_sql(FLUSH_STATS_SQL)
+                await conn.rollback()  # idle again: the backend flushes now
+            except DBAPIError:  # before PostgreSQL 15: the function does not exist
+                await conn.rollback()
+            await conn.close()
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self._engine.dispose(), DISPOSE_TIMEOUT_S)
+        except TimeoutError:
+            pass  # the process is about to end: the kernel closes what the pool could not
+
+
+class SyncEngineBackend:
+    """The orm and core layers in the sync mode."""
+
+    def __init__(self, plan: WorkerPlan) -> None:
+        url, connect_args = engine_target(plan)
+        self._plan = plan
+        self._engine = create_engine(url, connect_args=connect_args, **engine_options(plan))
+        self._pool = cast(QueuePool, self._engine.pool)
+        self.handle = Handle(self._engine, sessionmaker(self._engine))
+
+    def checked_out(self) -> int:
+        return self._pool.checkedout()
+
+    def preflight(self) -> dict[str, str]:
+        return preflight_sync(self._engine, self._plan)
+
+    def flush_stats(self) -> None:
+        connections = [self._engine.connect() for _ in range(self._pool.checkedin())]
+        for conn in connections:
+            try:
+                conn.exec_driver_sql(FLUSH_STATS_SQL)
+                conn.rollback()
+            except DBAPIError:
+                conn.rollback()
+            conn.close()
+
+    def close(self) -> None:
+        self._engine.dispose()

@@ -30,7 +30,7 @@ def test_the_index_is_what_seed_indexed_adds(dsn: str) -> None:
     assert indexed["server"]["stats"]["tables"]["b"]["idx_scan"] > 0
 
 
-@pytest.mark.parametrize(("mode", "layer"), [("chunked", "orm"), ("sync", "orm"), ("sync", "raw")])
+@pytest.mark.parametrize(("mode", "layer"), [("chunked", "orm"), ("sync", "orm"), ("sync", "raw"), ("window", "raw")])
 def test_psycopg3_driver(dsn: str, mode: str, layer: str) -> None:
     result = run_runner("--driver", "psycopg", "--mode", mode, "--layer", layer, "--ops", "100", "--quiet", dsn=dsn)
     assert result.code == 0, result.stderr
@@ -73,7 +73,6 @@ def test_a_bad_workload_file_is_one_line(tmp_path: Path, source: str | None, nee
         (["--layer", "assembly"], "unknown --layer"),
         (["--driver", "psycopg2"], "does not run the async modes"),
         (["--driver", "asyncpg", "--mode", "sync"], "does not run the sync modes"),
-        (["--driver", "psycopg", "--layer", "raw"], "written for asyncpg"),
     ],
 )
 def test_bad_layer_and_driver(args: list[str], needle: str) -> None:

@@ -1,0 +1,107 @@
+"""Parity per layer and driver: the runner against a hand-written script of the same thing (not a test).
+
+    python bench/parity.py [--workloads tpcb seed] [--cells ...] [--ops 8000] [--repeat 3]
+
+One embedded server. For every workload and cell, each round runs the runner and the matching
+bench/plain.py cell with the same op count and concurrency (40 in flight for the async cells,
+8 threads for psycopg2), alternating which goes first, each on freshly created and filled tables.
+Each cell starts with one unmeasured pass of each side (a quarter of the ops) to warm the server.
+Prints ops/s and client CPU per op (the runner's workers, the script's process) per round, the
+medians and runner/plain per cell (goal: every cell >= 0.98).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from runner.server.control import connect, control_engine, prepare_schema  # noqa: E402
+from runner.server.embedded import start_embedded  # noqa: E402
+from workloads import WORKLOADS  # noqa: E402
+
+ASYNC_IN_FLIGHT = 40
+SYNC_THREADS = 8
+# cell -> the runner's options for the same thing
+CELLS = {
+    "raw-asyncpg": ["--layer", "raw", "--driver", "asyncpg", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT)],
+    "raw-psycopg": ["--layer", "raw", "--driver", "psycopg", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT)],
+    "raw-psycopg2": ["--layer", "raw", "--driver", "psycopg2", "--mode", "sync", "--threads", str(SYNC_THREADS)],
+    "core": ["--layer", "core", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT)],
+    "orm": ["--layer", "orm", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT)],
+}
+
+
+def runner_rate(dsn: str, workload: str, cell: str, ops: int, seed: int) -> tuple[float, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", "runner", "--workload", workload, *CELLS[cell], "--ops", str(ops), "--seed", str(seed), "--quiet", "--dsn", dsn],
+        check=True, capture_output=True, text=True, cwd=REPO,
+    ).stdout
+    doc = json.loads(out)
+    assert doc["complete"] and not doc["totals"]["errors"], doc["totals"]["errors_by_class"]
+    cpu_s = sum(w["cpu_measured_s"] for w in doc["workers"])
+    return float(doc["totals"]["ops_per_s"]), cpu_s * 1e6 / doc["totals"]["ok"]
+
+
+def plain_rate(dsn: str, workload: str, cell: str, ops: int) -> tuple[float, float]:
+    with connect(control_engine(dsn), dsn) as conn:
+        prepare_schema(conn, WORKLOADS[workload])  # the same fresh tables the runner makes
+    concurrency = SYNC_THREADS if cell == "raw-psycopg2" else ASYNC_IN_FLIGHT
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "plain.py"), "--cell", cell, "--workload", workload, "--ops", str(ops),
+         "--concurrency", str(concurrency), "--dsn", dsn],
+        check=True, capture_output=True, text=True, cwd=REPO,
+    ).stdout
+    result = json.loads(out)
+    return float(result["ops_per_s"]), float(result["cpu_us_per_op"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", nargs="+", default=["tpcb", "seed"], choices=("tpcb", "seed"))
+    parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
+    parser.add_argument("--ops", type=int, default=8000)
+    parser.add_argument("--repeat", type=int, default=4)
+    args = parser.parse_args()
+    server = start_embedded()
+    results: dict[str, dict[str, dict[str, list[float]]]] = {}
+    try:
+        for workload in args.workloads:
+            for cell in args.cells:
+                rates: dict[str, list[float]] = {"runner": [], "plain": []}
+                cpu: dict[str, list[float]] = {"runner": [], "plain": []}
+                # One unmeasured pass of each side first: the server's caches and the first
+                # side of round 1 would otherwise pay for a cold start the other does not.
+                runner_rate(server.dsn, workload, cell, args.ops // 4, 99)
+                plain_rate(server.dsn, workload, cell, args.ops // 4)
+                for i in range(args.repeat):
+                    order = ["runner", "plain"] if i % 2 == 0 else ["plain", "runner"]
+                    for side in order:
+                        rate, us = runner_rate(server.dsn, workload, cell, args.ops, i) if side == "runner" else plain_rate(server.dsn, workload, cell, args.ops)
+                        rates[side].append(round(rate, 1))
+                        cpu[side].append(round(us, 1))
+                    print(f"{workload} {cell} round {i + 1}: runner {rates['runner'][-1]} ops/s {cpu['runner'][-1]} us/op, "
+                          f"plain {rates['plain'][-1]} ops/s {cpu['plain'][-1]} us/op", file=sys.stderr)
+                results.setdefault(workload, {})[cell] = {**rates, "runner_cpu": cpu["runner"], "plain_cpu": cpu["plain"]}
+    finally:
+        server.stop()
+    table = []
+    for workload, cells in results.items():
+        for cell, rates in cells.items():
+            runner, plain = statistics.median(rates["runner"]), statistics.median(rates["plain"])
+            table.append({"workload": workload, "cell": cell, "runner_median": runner, "plain_median": plain,
+                          "ratio": round(runner / plain, 3), "runner_rounds": rates["runner"], "plain_rounds": rates["plain"],
+                          "cpu_us_per_op_runner": statistics.median(rates["runner_cpu"]),
+                          "cpu_us_per_op_plain": statistics.median(rates["plain_cpu"])})
+    print(json.dumps({"ops": args.ops, "repeat": args.repeat, "load": os.getloadavg(), "cells": table}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""The raw layer: the driver itself, with no SQLAlchemy in the way.
+
+A raw op borrows one connection of the worker's driver from a slot pool (runner.worker.slots)
+for the length of the op: what a careful hand-written script does, a connection per in-flight
+slot, with the same sizing, session settings and preflight the other layers have.
+
+Async ops get asyncpg's connection API (fetch, fetchrow, fetchval, execute with $n parameters,
+transaction()); with --driver psycopg a thin adapter gives psycopg 3's async connection the same
+methods. Sync ops get a DB-API connection (psycopg2 or psycopg 3): cursor(), commit(), rollback().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from runner.dsn import driver_args
+from runner.worker.engine import DISPOSE_TIMEOUT_S, FLUSH_STATS_SQL, PreflightError, refusal
+from runner.worker.plan import WorkerPlan
+from runner.worker.slots import AsyncSlots, SyncSlots
+from workloads import Handle
+
+ConnectAsync = Callable[[], Awaitable[Any]]
+DOLLAR = re.compile(r"\$(\d+)")
+
+
+@functools.lru_cache(maxsize=1024)
+def format_params(sql: str) -> tuple[str, tuple[int, ...]]:
+    """`$n` placeholders -> psycopg's `%s`, with the order the arguments must be passed in."""
+    order = tuple(int(n) - 1 for n in DOLLAR.findall(sql))
+    if not order:  # no parameters: psycopg sends the text as it is, a literal % included
+        return sql, order
+    return DOLLAR.sub("%s", sql.replace("%", "%%")), order
+
+
+class PsycopgAsync:
+    """psycopg 3's async connection behind the asyncpg methods the raw ops use."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn  # autocommit: like asyncpg, a transaction only where one is begun
+
+    async def _cursor(self, sql: str, args: tuple[Any, ...]) -> Any:
+        text, order = format_params(sql)
+        return await self.conn.execute(text, [args[i] for i in order] if order else None)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        cursor = await self._cursor(sql, args)
+        return str(cursor.statusmessage or "")
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return list(await (await self._cursor(sql, args)).fetchall())
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await (await self._cursor(sql, args)).fetchone()
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+    def transaction(self) -> Any:
+        return self.conn.transaction()
+
+
+class AsyncDriver:
+    """How to open, check, restore and close one async driver's connections."""
+
+    def __init__(self, name: str, dsn: str, settings: dict[str, str], statement_cache: bool) -> None:
+        url, args, _ = driver_args(dsn, name)
+        self.name = name
+        self._url, self._args, self._settings, self._statement_cache = url, args, settings, statement_cache
+
+    async def connect(self) -> Any:
+        url = self._url
+        if self.name == "asyncpg":
+            import asyncpg
+
+            args = {k: v for k, v in self._args.items() if k != "prepared_statement_cache_size"}  # SQLAlchemy's, not asyncpg's
+            if not self._statement_cache:
+                args["statement_cache_size"] = 0
+            return await asyncpg.connect(
+                host=url.host, port=url.port, user=url.username, password=url.password, database=url.database,
+                server_settings=self._settings, **args,
+            )
+        import psycopg
+
+        conn = await psycopg.AsyncConnection.connect(
+            host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database, autocommit=True,
+            options=" ".join(f"-c {k}={v}" for k, v in self._settings.items()),
+            prepare_threshold=None if not self._statement_cache else 5, **self._args,
+        )
+        return PsycopgAsync(conn)
+
+    async def restore(self, conn: Any) -> bool:
+        try:
+            if self.name == "asyncpg":
+                if conn.is_closed():
+                    return False
+                if conn.is_in_transaction():
+                    await conn.execute("ROLLBACK")
+                return True
+            raw = conn.conn
+            if raw.closed:
+                return False
+            if raw.info.transaction_status != 0:  # psycopg.pq.TransactionStatus.IDLE
+                await raw.rollback()
+            return True
+        except Exception:  # unusable after all
+            return False
+
+    async def discard(self, conn: Any) -> None:
+        raw = conn if self.name == "asyncpg" else conn.conn
+        try:
+            if self.name == "asyncpg":
+                raw.terminate()  # no round trip: it may be mid-query, or dead
+            else:
+                await raw.close()
+        except Exception:  # already gone
+            pass
+
+    async def close(self, conn: Any) -> None:
+        try:
+            await (conn.close() if self.name == "asyncpg" else conn.conn.close())
+        except Exception:
+            pass
+
+    async def statement(self, conn: Any, sql: str) -> None:
+        try:
+            await conn.execute(sql)
+        except Exception:  # e.g. pg_stat_force_next_flush before PostgreSQL 15
+            await self.restore(conn)
+
+    async def settings(self, conn: Any, names: list[str]) -> dict[str, str]:
+        rows = await conn.fetch("SELECT name, current_setting(name) FROM unnest($1::text[]) AS name", names)
+        return {str(name): str(value) for name, value in rows}
+
+
+class SyncDriver:
+    """psycopg2 or psycopg 3 (sync): DB-API connections, a transaction begun by the first statement."""
+
+    def __init__(self, name: str, dsn: str, settings: dict[str, str], statement_cache: bool) -> None:
+        url, args, _ = driver_args(dsn, name)
+        self.name = name
+        self._kwargs = {
+            "host": url.host, "port": url.port, "user": url.username, "password": url.password,
+            "options": " ".join(f"-c {k}={v}" for k, v in settings.items()), **args,
+        }
+        self._kwargs = {k: v for k, v in self._kwargs.items() if v is not None}
+        self._database = url.database
+        self._statement_cache = statement_cache
+
+    def connect(self) -> Any:
+        if self.name == "psycopg2":
+            import psycopg2
+
+            return psycopg2.connect(dbname=self._database, **self._kwargs)
+        import psycopg
+
+        return psycopg.connect(dbname=self._database, prepare_threshold=None if not self._statement_cache else 5, **self._kwargs)
+
+    def restore(self, conn: Any) -> bool:
+        try:
+            if conn.closed:
+                return False
+            conn.rollback()
+            return True
+        except Exception:
+            return False
+
+    def close(self, conn: Any) -> None:
+        try:
+            conn.close()
+        except Exception:
+            pass
+
+    def statement(self, conn: Any, sql: str) -> None:
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+            conn.rollback()
+        except Exception:
+            self.restore(conn)
+
+    def settings(self, conn: Any, names: list[str]) -> dict[str, str]:
+        with conn.cursor() as cur:
+            cur.execute("SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name", (names,))
+            rows = cur.fetchall()
+        conn.rollback()
+        return {str(name): str(value) for name, value in rows}
+
+
+def _settings_names(plan: WorkerPlan) -> list[str]:
+    return sorted(plan.session_settings)
+
+
+def _session_settings(plan: WorkerPlan) -> dict[str, str]:
+    return {**plan.session_settings, "application_name": f"runner-worker-{plan.worker_id}"}
+
+
+class AsyncRawBackend:
+    """The raw layer in the async modes: asyncpg, or psycopg 3 behind asyncpg's methods."""
+
+    def __init__(self, plan: WorkerPlan) -> None:
+        config = plan.config
+        self._plan = plan
+        self._driver = AsyncDriver(config.worker_driver, plan.dsn, _session_settings(plan), config.statement_cache)
+        self._slots = AsyncSlots(self._driver, plan.pool_size, config.max_overflow, config.pool_timeout_s)
+        self.handle = Handle(None, None, self._slots.lease)
+
+    def checked_out(self) -> int:
+        return self._slots.checked_out
+
+    async def preflight(self) -> dict[str, str]:
+        try:
+            async with self._slots.lease() as conn:
+                return await self._driver.settings(conn, _settings_names(self._plan))
+        except PreflightError:
+            raise
+        except Exception as exc:  # any failure here means the worker cannot do its job
+            raise refusal(exc, self._plan) from None
+
+    async def flush_stats(self) -> None:
+        await self._slots.each_idle(FLUSH_STATS_SQL)
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self._slots.close(), DISPOSE_TIMEOUT_S)
+        except TimeoutError:
+            pass
+
+
+class SyncRawBackend:
+    """The raw layer in the sync mode: psycopg2 or psycopg 3 DB-API connections."""
+
+    def __init__(self, plan: WorkerPlan) -> None:
+        config = plan.config
+        self._plan = plan
+        self._driver = SyncDriver(config.worker_driver, plan.dsn, _session_settings(plan), config.statement_cache)
+        self._slots = SyncSlots(self._driver, plan.pool_size, config.max_overflow, config.pool_timeout_s, config.threads)
+        self.handle = Handle(None, None, self._slots.lease)
+
+    def checked_out(self) -> int:
+        return self._slots.checked_out()
+
+    def preflight(self) -> dict[str, str]:
+        try:
+            with self._slots.lease(pin=False) as conn:
+                return self._driver.settings(conn, _settings_names(self._plan))
+        except Exception as exc:
+            raise refusal(exc, self._plan) from None
+
+    def flush_stats(self) -> None:
+        self._slots.each_idle(FLUSH_STATS_SQL)
+
+    def close(self) -> None:
+        self._slots.close()

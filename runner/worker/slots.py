@@ -1,0 +1,250 @@
+"""The raw layer's slot pools: up to --pool-size (+ --max-overflow) driver connections per worker,
+opened on first use, lent out one op at a time, first in, first out, waited for up to
+--pool-timeout (then TimeoutError, as SQLAlchemy's pool says it).
+
+It is written here rather than taken from a driver: asyncpg's own pool runs a reset query on
+every release (one more round trip per op, which a hand-written script would not pay), psycopg2's
+does not wait when it is empty, and one small pool keeps the semantics identical across drivers,
+which is the point of comparing them. After a failed op the connection is rolled back if it is
+still usable and dropped if not (a killed backend, a cancelled op), so a pg_terminate_backend
+costs one op, not the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from typing import Any, Protocol
+
+
+class AsyncOpener(Protocol):
+    """How to open, restore and close one async driver's connections (runner.worker.raw)."""
+
+    async def connect(self) -> Any: ...
+    async def restore(self, conn: Any) -> bool: ...
+    async def discard(self, conn: Any) -> None: ...
+    async def close(self, conn: Any) -> None: ...
+    async def statement(self, conn: Any, sql: str) -> None: ...
+
+
+class SyncOpener(Protocol):
+    def connect(self) -> Any: ...
+    def restore(self, conn: Any) -> bool: ...
+    def close(self, conn: Any) -> None: ...
+    def statement(self, conn: Any, sql: str) -> None: ...
+
+
+class AsyncLease:
+    """`async with pool.lease() as conn:` one op's connection."""
+
+    __slots__ = ("_pool", "_conn")
+
+    def __init__(self, pool: AsyncSlots) -> None:
+        self._pool = pool
+        self._conn: Any = None
+
+    async def __aenter__(self) -> Any:
+        self._conn = await self._pool.acquire()
+        return self._conn
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is None:
+            self._pool.give_back(self._conn)
+        else:
+            await self._pool.recover(self._conn, cancelled=issubclass(kind, asyncio.CancelledError))
+
+
+class AsyncSlots:
+    """The async slot pool; one per worker, used from its event loop only."""
+
+    def __init__(self, driver: AsyncOpener, size: int, overflow: int, timeout_s: float) -> None:
+        self._driver, self._size, self._capacity, self._timeout_s = driver, size, size + overflow, timeout_s
+        self._idle: deque[Any] = deque()
+        self._waiters: deque[asyncio.Future[Any]] = deque()
+        self._opened = 0
+        self.checked_out = 0
+
+    def lease(self) -> AsyncLease:
+        return AsyncLease(self)
+
+    async def acquire(self) -> Any:
+        self.checked_out += 1
+        try:
+            if self._idle:
+                return self._idle.popleft()
+            if self._opened < self._capacity:
+                self._opened += 1
+                try:
+                    return await self._driver.connect()
+                except BaseException:
+                    self._opened -= 1
+                    raise
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                return await asyncio.wait_for(waiter, self._timeout_s)
+            except TimeoutError:
+                raise TimeoutError(f"no connection free within --pool-timeout {self._timeout_s:g} s") from None
+        except BaseException:
+            self.checked_out -= 1
+            raise
+
+    def give_back(self, conn: Any) -> None:
+        self.checked_out -= 1
+        while self._waiters:  # the longest waiter gets it; a cancelled one (timed out) is skipped
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)  # still lent: the waiter counted itself when it began to wait
+                return
+        if len(self._idle) >= self._size:  # an overflow connection: closed, as SQLAlchemy's QueuePool does
+            self._opened -= 1
+            asyncio.get_running_loop().create_task(self._driver.close(conn))
+            return
+        self._idle.append(conn)
+
+    async def recover(self, conn: Any, cancelled: bool) -> None:
+        """After a failed op: keep the connection if a rollback makes it usable again."""
+        if not cancelled and await self._driver.restore(conn):
+            self.give_back(conn)
+            return
+        self.checked_out -= 1
+        self._opened -= 1
+        await self._driver.discard(conn)
+
+    async def each_idle(self, sql: str) -> None:
+        """Run `sql` once on every idle connection (warm-up's statistics flush)."""
+        for conn in list(self._idle):
+            await self._driver.statement(conn, sql)
+
+    async def close(self) -> None:
+        while self._idle:
+            await self._driver.close(self._idle.popleft())
+
+
+class SyncLease:
+    __slots__ = ("_pool", "_conn", "_pin")
+
+    def __init__(self, pool: SyncSlots, pin: bool) -> None:
+        self._pool = pool
+        self._conn: Any = None
+        self._pin = pin
+
+    def __enter__(self) -> Any:
+        self._conn = self._pool.acquire()
+        return self._conn
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is None:
+            self._pool.give_back(self._conn, self._pin)
+        else:
+            self._pool.recover(self._conn, self._pin)
+
+
+class _Pinned:
+    """One thread's own connection slot (see SyncSlots)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+
+
+class SyncSlots:
+    """The sync slot pool, shared by the worker's threads.
+
+    When the pool has a connection for every thread (the default: --pool-size is --threads), a
+    thread keeps the connection it used last: an op then takes no lock at all, as a hand-written
+    script with a connection per thread takes none. With fewer connections than threads they
+    are shared through one condition variable, first in, first out.
+    """
+
+    def __init__(self, driver: SyncOpener, size: int, overflow: int, timeout_s: float, threads: int) -> None:
+        self._driver, self._size, self._capacity, self._timeout_s = driver, size, size + overflow, timeout_s
+        self._pinned = size >= threads
+        self._local = threading.local()
+        self._slots: list[_Pinned] = []  # every thread's slot, to count the idle ones
+        self._idle: deque[Any] = deque()
+        self._ready = threading.Condition()
+        self._opened = 0
+
+    def lease(self, pin: bool = True) -> SyncLease:
+        """One op's connection; `pin=False` for a thread that runs no ops (the preflight's), whose
+        connection must go back to the shared queue, not stay with it."""
+        return SyncLease(self, pin)
+
+    def _slot(self) -> _Pinned:
+        slot: _Pinned | None = getattr(self._local, "slot", None)
+        if slot is None:
+            slot = self._local.slot = _Pinned()
+            with self._ready:
+                self._slots.append(slot)
+        return slot
+
+    def checked_out(self) -> int:
+        """Connections lent out now (read once per interval, so counted, not tracked per op)."""
+        with self._ready:
+            return self._opened - len(self._idle) - sum(1 for slot in self._slots if slot.conn is not None)
+
+    def acquire(self) -> Any:
+        if self._pinned:
+            slot = self._slot()
+            if slot.conn is not None:
+                conn, slot.conn = slot.conn, None
+                return conn
+        with self._ready:
+            if self._idle:
+                return self._idle.popleft()
+            if self._opened >= self._capacity:
+                if not self._ready.wait_for(lambda: self._idle, self._timeout_s):
+                    raise TimeoutError(f"no connection free within --pool-timeout {self._timeout_s:g} s")
+                return self._idle.popleft()
+            self._opened += 1
+        try:
+            return self._driver.connect()
+        except BaseException:
+            self._forget()
+            raise
+
+    def _forget(self) -> None:
+        """A connection that was never opened, or is closed and not coming back."""
+        with self._ready:
+            self._opened -= 1
+
+    def give_back(self, conn: Any, pin: bool = True) -> None:
+        if self._pinned and pin:
+            slot = self._slot()
+            if slot.conn is None:
+                slot.conn = conn
+                return
+        with self._ready:
+            overflow = len(self._idle) >= self._size
+            if not overflow:
+                self._idle.append(conn)
+                self._ready.notify()
+                return
+            self._opened -= 1
+        self._driver.close(conn)  # an overflow connection: closed, as SQLAlchemy's QueuePool does
+
+    def recover(self, conn: Any, pin: bool = True) -> None:
+        if self._driver.restore(conn):
+            self.give_back(conn, pin)
+            return
+        self._forget()
+        self._driver.close(conn)
+
+    def each_idle(self, sql: str) -> None:
+        """Run `sql` once on every idle connection (warm-up's statistics flush; no op is running)."""
+        with self._ready:
+            conns = list(self._idle) + [slot.conn for slot in self._slots if slot.conn is not None]
+        for conn in conns:
+            self._driver.statement(conn, sql)
+
+    def close(self) -> None:
+        with self._ready:
+            conns = list(self._idle) + [slot.conn for slot in self._slots if slot.conn is not None]
+            self._idle.clear()
+            for slot in self._slots:
+                slot.conn = None
+        for conn in conns:
+            self._driver.close(conn)

@@ -1,0 +1,130 @@
+"""The raw layer is the driver itself: its own slot pool (no SQLAlchemy), with the same sizing,
+settings, preflight and fault handling as the other layers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from runner.config import Config
+from runner.worker.plan import WorkerPlan
+from runner.worker.raw import AsyncRawBackend, SyncRawBackend, format_params
+from tests.conftest import query, run_runner
+from tests.test_faults import _finish, _nothing_lost, _start
+
+RAW_DRIVERS = [["--driver", "asyncpg"], ["--driver", "psycopg"], ["--mode", "sync", "--driver", "psycopg2", "--threads", "4"],
+               ["--mode", "sync", "--driver", "psycopg", "--threads", "4"]]
+
+
+def _plan(dsn: str, **options: Any) -> WorkerPlan:
+    config = Config(layer="raw", dsn=dsn, ops=10, **options)
+    return WorkerPlan(0, config, dsn, 10, 0, 1, 3, 0, {})
+
+
+def test_format_params_reorders_and_escapes() -> None:
+    assert format_params("SELECT $2, $1 WHERE x LIKE 'a%'") == ("SELECT %s, %s WHERE x LIKE 'a%%'", (1, 0))
+    assert format_params("SELECT 1 WHERE x LIKE 'a%'") == ("SELECT 1 WHERE x LIKE 'a%'", ())  # no parameters: as it is
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+def test_the_async_slot_pool_has_no_engine_and_keeps_its_size(dsn: str, driver: str) -> None:
+    backend = AsyncRawBackend(_plan(dsn, driver=driver))
+    assert backend.handle.engine is None and backend.handle.sessions is None  # no SQLAlchemy at all
+
+    async def go() -> tuple[int, int, list[Any]]:
+        settings = await backend.preflight()
+        async def op() -> Any:
+            async with backend.handle.raw() as conn:
+                await asyncio.sleep(0.05)
+                return await conn.fetchval("SELECT pg_backend_pid()")
+        pids = await asyncio.gather(*(op() for _ in range(9)))  # 9 ops, pool of 3: they queue
+        peak = backend.checked_out()
+        await backend.close()
+        return len(set(pids)), peak, [settings]
+
+    distinct, peak, _ = asyncio.run(go())
+    assert distinct == 3 and peak == 0  # three connections served nine ops; all returned
+
+
+def test_the_sync_slot_pool_times_out_like_sqlalchemys(dsn: str) -> None:
+    backend = SyncRawBackend(_plan(dsn, mode="sync", pool_timeout_s=0.2))
+    with backend.handle.raw(), backend.handle.raw(), backend.handle.raw():
+        start = time.monotonic()
+        with pytest.raises(TimeoutError, match="--pool-timeout"):
+            with backend.handle.raw():
+                pass
+        assert time.monotonic() - start >= 0.19
+        assert backend.checked_out() == 3
+    assert backend.checked_out() == 0
+    backend.close()
+
+
+SLEEPER = """
+from sqlalchemy import MetaData, text
+from workloads import SCHEMA, Op, Workload, register
+
+async def orm(handle, rng):
+    async with handle.sessions() as session:
+        await session.execute(text("SELECT pg_sleep(0.01)"))
+
+def orm_sync(handle, rng):
+    with handle.sessions() as session:
+        session.execute(text("SELECT pg_sleep(0.01)"))
+
+async def raw(handle, rng):
+    async with handle.raw() as conn:
+        await conn.fetchval("SELECT pg_sleep($1)", 0.01 if rng.random() < 0.5 else 0.0)
+
+def raw_sync(handle, rng):
+    with handle.raw() as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_sleep(%s)", (0.01 if rng.random() < 0.5 else 0.0,))
+        conn.rollback()
+
+register(Workload("sleeper", "half the ops sleep 10 ms", MetaData(schema=SCHEMA),
+                  (Op("sleep", "read", 1.0, (orm, orm_sync), raw=(raw, raw_sync)),)))
+"""
+
+
+@pytest.mark.parametrize("args", RAW_DRIVERS, ids=lambda a: " ".join(a))
+def test_raw_reads_back_session_settings_and_counts_timeouts(dsn: str, args: list[str], tmp_path: Any) -> None:
+    path = tmp_path / "sleeper.py"
+    path.write_text(SLEEPER)
+    result = run_runner("--workload", str(path), "--layer", "raw", *args, "--ops", "40", "--op-timeout", "0.005", "--quiet", dsn=dsn)
+    assert result.code in (0, 5), result.stderr
+    doc = result.doc
+    assert doc is not None and doc["complete"] is True
+    assert doc["server"]["settings"]["statement_timeout"] == "5ms"  # from the raw worker's own connection
+    # The driver's own class: QueryCanceledError (asyncpg, psycopg2) or QueryCanceled (psycopg 3).
+    canceled = [name for name in doc["totals"]["errors_by_class"] if name.startswith("QueryCanceled")]
+    assert len(canceled) == 1 and doc["totals"]["errors_by_class"][canceled[0]] > 0
+    assert "canceling statement" in doc["totals"]["error_samples"][canceled[0]]
+    assert 0 < doc["totals"]["ok"] < 40  # the ops that did not sleep finished
+
+
+@pytest.mark.parametrize("args", RAW_DRIVERS[:1] + RAW_DRIVERS[2:3], ids=lambda a: " ".join(a))
+def test_raw_survives_killed_connections(dsn: str, args: list[str]) -> None:
+    ops = 40_000 if "sync" in args else 6000  # long enough to still be running after start-up
+    parent, _ = _start(dsn, "--layer", "raw", *args, "--procs", "2", "--chunk", "10", "--ops", str(ops), "--quiet")
+    killed = 0
+    for _ in range(3):
+        killed += int(query(dsn, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'runner-worker-%'"))
+        time.sleep(0.7)
+    code, doc, stderr = _finish(parent)
+    assert killed > 0
+    assert code in (0, 5), stderr
+    totals = doc["totals"]
+    assert totals["ok"] + totals["errors"] == ops and totals["ok"] > totals["errors"]  # the slots were replaced
+    assert totals["errors"] <= killed
+    _nothing_lost(doc, dsn)
+
+
+def test_raw_preflight_refuses_a_worker_that_cannot_connect(pgbouncer: Any) -> None:
+    # PgBouncer refuses the startup parameter libpq drivers carry session settings in.
+    result = run_runner("--layer", "raw", "--mode", "sync", "--op-timeout", "5", "--ops", "10", dsn=pgbouncer())
+    assert result.code == 3, result.stderr
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "worker 0 cannot start" in line and "unsupported startup parameter" in line
