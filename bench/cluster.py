@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
@@ -32,6 +33,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from runner.measure.anatomy import Anatomy  # noqa: E402
 from runner.measure.collector import Collector  # noqa: E402
 from runner.measure.histogram import LatencyHistogram  # noqa: E402
 from runner.measure.records import WIRE_VERSION, decode, encode  # noqa: E402
@@ -119,12 +121,20 @@ def ray_cost(args: argparse.Namespace) -> dict[str, Any]:
 def _synthetic_interval(worker: int, seq: int, rng: random.Random) -> bytes:
     ops = {}
     for name in ("read", "write"):
-        hist = LatencyHistogram()
+        hist, anatomy = LatencyHistogram(), Anatomy()
         for _ in range(250):
-            hist.record(int(rng.lognormvariate(15.5, 0.6)))  # ~5 ms median, a long tail
-        ops[name] = {"ok": 250, "errors": {}, "error_samples": {}, "dropped": 0, "unfinished": 0, "hist": hist.to_dict()}
+            latency = int(rng.lognormvariate(15.5, 0.6))  # ~5 ms median, a long tail
+            hist.record(latency)
+            db = latency // 3
+            anatomy.record(SimpleNamespace(statements=2, rows=3, streamed=0, db_ns=db, pool_wait_ns=db // 10, texts={"SELECT a": 1, "SELECT b": 1}), latency)
+        ops[name] = {
+            "ok": 250, "errors": {}, "error_samples": {}, "dropped": 0, "unfinished": 0, "hist": hist.to_dict(), "anatomy": anatomy.to_dict(),
+        }
+    lag = LatencyHistogram()
+    for _ in range(100):  # the probe's 100 ticks a second
+        lag.record(int(rng.expovariate(1 / 200_000)))
     record = {"v": WIRE_VERSION, "kind": "interval", "worker": worker, "seq": seq, "phase": "measure",
-              "t_ns": seq * 1_000_000_000, "ops": ops, "pool_checked_out": 40, "schedule": {"late_ops": 0, "max_lag_ns": 0}}
+              "t_ns": seq * 1_000_000_000, "ops": ops, "pool_checked_out": 40, "schedule": {"late_ops": 0, "max_lag_ns": 0}, "tick_lag": lag}
     return encode(record)  # type: ignore[arg-type]
 
 

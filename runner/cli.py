@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import traceback
+from typing import Any
 
 import click
 
@@ -75,6 +76,19 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option("--op-timeout", "op_timeout_s", type=float, default=None, help="Cancel a statement after this many seconds (statement_timeout).")
 @click.option("--max-errors", default=None, help="End the run early after this many failed ops (100) or this share of them (5%).")
 @click.option("--repeat", type=int, default=1, show_default=True, help="Run the same configuration N times; report min/median/max.")
+@click.option(
+    "--anatomy/--no-anatomy",
+    default=True,
+    show_default=True,
+    help="Per op type: statements and rows per op, pool wait, database time and Python time (README: what it costs).",
+)
+@click.option(
+    "--exemplars",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Keep the N slowest ops per op type with their statements and parameters (.exemplars; see `runner explain`).",
+)
 @click.option(
     "--statement-cache",
     type=click.Choice(["on", "off"]),
@@ -196,13 +210,33 @@ def compare_cmd(a: str, b: str) -> int:
     return int(ExitCode.OK)
 
 
-def _single(results: list[tuple[str, dict[str, object]]]) -> tuple[str, dict[str, object]]:
+def _single(results: list[tuple[str, dict[str, Any]]], command: str = "compare") -> tuple[str, dict[str, Any]]:
     if len(results) != 1:
-        raise UsageError(f"{results[0][0].split(':')[0]} holds {len(results)} results: compare takes one per file")
+        raise UsageError(f"{results[0][0].split(':')[0]} holds {len(results)} results: {command} takes one per file")
     return results[0]
 
 
-SUBCOMMANDS = {"report": report_cmd, "compare": compare_cmd}
+@click.command("explain", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("file")
+@click.option("--dsn", envvar="DATABASE_URL", default=None, help="The server the run used (default: $DATABASE_URL).")
+@click.option("--analyze", is_flag=True, help="EXPLAIN (ANALYZE, BUFFERS), in a transaction that is rolled back.")
+def explain_cmd(file: str, dsn: str | None, analyze: bool) -> int:
+    """The plans of the statements the slowest ops sent (a run with --exemplars N)."""
+    from runner.analysis.explain import explain, render
+    from runner.analysis.results import load
+    from runner.dsn import driver_args
+
+    if dsn is None:
+        raise UsageError("runner explain needs --dsn (or DATABASE_URL): the server the run used, its tables still there")
+    driver_args(dsn, "psycopg2")  # a malformed DSN is one line, exit 2
+    name, doc = _single(load([file]), "explain")
+    entries = explain(doc, dsn, analyze)
+    click.echo(json.dumps({"file": name, "analyze": analyze, "plans": entries}))
+    click.echo(render(entries), err=True)
+    return int(ExitCode.OK)
+
+
+SUBCOMMANDS = {"report": report_cmd, "compare": compare_cmd, "explain": explain_cmd}
 
 
 def main(argv: list[str] | None = None) -> None:

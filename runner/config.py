@@ -103,6 +103,8 @@ class Config:
     statement_cache: bool = True  # --statement-cache off: no prepared-statement cache (transaction poolers)
     max_client_connections: int | None = None  # the preflight's budget instead of the server's (a pooler)
     cluster: str = "local"  # local processes, or ray (private), ray:auto, ray:HOST:PORT
+    anatomy: bool = True  # --no-anatomy: no per-op statements, pool wait, db and python times
+    exemplars: int = 0  # --exemplars N: keep the N slowest ops per op type with their statements
 
     def __post_init__(self) -> None:
         # Local imports: the registries import SQLAlchemy's ORM, which Config's users load anyway.
@@ -172,6 +174,11 @@ class Config:
             raise UsageError(f"unknown --cluster {self.cluster!r}: local, ray, ray:auto or ray:HOST:PORT")
         if self.max_client_connections is not None and self.max_client_connections < 1:
             raise UsageError(f"--max-client-connections must be at least 1, got {self.max_client_connections}")
+        if self.exemplars < 0:
+            raise UsageError(f"--exemplars must not be negative, got {self.exemplars}")
+        if self.exemplars and (not self.anatomy or self.layer == "raw"):
+            why = "--no-anatomy" if not self.anatomy else "--layer raw"
+            raise UsageError(f"--exemplars needs the statements SQLAlchemy sends, which {why} does not see")
         if self.mode not in MODES:
             raise UsageError(f"unknown --mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if not is_path(self.workload) and self.workload not in WORKLOADS:

@@ -111,7 +111,9 @@ def test_op_timeout_cancels_statements_and_max_errors_ends_the_run(dsn: str) -> 
     assert result.doc is not None
     assert "--max-errors" in result.doc["stop_reason"]
     assert result.doc["totals"]["errors_by_class"].get("QueryCanceledError", 0) >= 20
-    assert "statement timeout" in result.doc["totals"]["error_samples"]["QueryCanceledError"]  # the reason, kept
+    # The reason, kept: the driver's own message. Which cancellation comes first varies: a cancel
+    # request for a timed-out op can reach the server during the connection's next statement.
+    assert "canceling statement due to" in result.doc["totals"]["error_samples"]["QueryCanceledError"]
     assert result.doc["totals"]["not_started"] > 0
     _nothing_lost(result.doc, dsn)
 

@@ -10,8 +10,12 @@ from importlib import metadata
 from typing import Any
 
 from runner import __version__
+from runner.analysis.client import bottleneck, worker_load
+from runner.analysis.statements import match_ops
 from runner.config import Config
+from runner.measure.anatomy import anatomy_line, repeat_warning
 from runner.measure.collector import VANISHED, Collector, OpTotals, WorkerState
+from runner.measure.exemplars import slowest
 from runner.measure.sample import Sample
 from runner.measure.timeline import build_timeline
 from runner.server.sampler import ConnectionSampler
@@ -57,6 +61,7 @@ def _op_summary(totals: OpTotals, wall_s: float) -> dict[str, Any]:
         "ops_per_s": _rate(totals.ok, wall_s),
         "latency_ms": totals.hist.summary_ms(),
         "latency_overflow": totals.hist.overflow,
+        "anatomy": None if totals.anatomy is None else totals.anatomy.summary(),
     }
 
 
@@ -95,6 +100,7 @@ def _worker_summary(worker: WorkerState) -> dict[str, Any]:
         "cpu_sys_s": round(worker.cpu_sys_s, 3),
         "cpu_measured_s": round(worker.cpu_measured_s, 3),
         "max_rss_kb": worker.max_rss_kb,
+        **worker_load(worker),
     }
 
 
@@ -154,6 +160,16 @@ def connection_series(samples: list[Sample], start_ns: int) -> list[list[float]]
     return series
 
 
+def _match_top_statements(server: dict[str, Any], collector: Collector) -> None:
+    """pg_stat_statements' top statements, each with the op types that sent it (from the anatomy)."""
+    top = server.get("stats", {}).get("top_statements")
+    if not top:
+        return
+    texts = {name: list(t.anatomy.texts) for name, t in collector.by_op.items() if t.anatomy is not None}
+    for entry, ops in zip(top, match_ops(top, texts), strict=True):
+        entry["ops"] = ops
+
+
 def build(
     config: Config,
     server: dict[str, Any],
@@ -186,9 +202,12 @@ def build(
     unfinished = sum(w.unfinished for w in workers)
     offered = round(config.rate_per_s * config.duration_s) if config.rate_per_s and config.duration_s else config.ops or 0
     complete = stop_reason is None and mismatch is None and all(w.status == "done" for w in workers)
+    _match_top_statements(server, collector)
+    by_op = {name: _op_summary(t, wall_s) for name, t in sorted(collector.by_op.items())}
+    repeats = [w for name, op in by_op.items() if op["anatomy"] and (w := repeat_warning(name, op["anatomy"]))]
     return {
         "schema_version": SCHEMA_VERSION,
-        "warnings": pools.warnings + ([mismatch] if mismatch else []),
+        "warnings": pools.warnings + ([mismatch] if mismatch else []) + repeats,
         "complete": complete,
         "stop_reason": stop_reason or mismatch,
         "config": config.to_report(),
@@ -224,7 +243,7 @@ def build(
             "start_spread_ms": _start_spread_ms(workers),
             "wall_s": round(wall_s, 6),
             "ops_per_s": _rate(ok, wall_s),
-            "by_op": {name: _op_summary(t, wall_s) for name, t in sorted(collector.by_op.items())},
+            "by_op": by_op,
             "connections": {
                 "server_peak": sampler.peak,
                 "series": connection_series(sampler.samples, collector.go_ns),
@@ -240,8 +259,9 @@ def build(
             "errors": sum(t.error_count for t in collector.warmup_by_op.values()),
             "by_op": {name: _op_summary(t, 0.0) for name, t in sorted(collector.warmup_by_op.items())},
         },
+        "exemplars": slowest({w.worker_id: w.exemplars for w in workers}, config.exemplars) if config.exemplars else None,
         "timeline": build_timeline(collector, sampler.samples),
-        "client": client_resources(workers),
+        "client": {**client_resources(workers), "bottleneck": bottleneck(workers, config.mode != "sync")},
         "workers": [_worker_summary(w) for w in workers],
         "hosts": host_summary(workers),
         "database": database,
@@ -332,7 +352,12 @@ def human_summary(doc: dict[str, Any]) -> str:
     )
     for name, op in totals["by_op"].items():
         lines.append(row(f"  {name}", op["ops"], "", op["ops_per_s"], op["latency_ms"], "", op["errors"]))
+    anatomies = {name: op["anatomy"] for name, op in totals["by_op"].items() if op.get("anatomy")}
+    lines += [anatomy_line(name, summary) for name, summary in anatomies.items()]
     lines.append(_busier_side(doc))
+    verdict = doc["client"].get("bottleneck", {}).get("verdict")
+    if verdict:
+        lines.append(f"client: {verdict}")
     lines += _placement(doc)
     lines += insights(server.get("stats", {}))
     lines += _schedule(totals)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
+from runner.measure.anatomy import Anatomy
 from runner.measure.histogram import LatencyHistogram
 from runner.measure.records import IntervalRecord, OpDelta, Record, WireError
 
@@ -21,8 +23,9 @@ class OpTotals:
     hist: LatencyHistogram = field(default_factory=LatencyHistogram)
     dropped: int = 0
     unfinished: int = 0
+    anatomy: Anatomy | None = None  # None: --no-anatomy, or no op of this type succeeded
 
-    def add(self, delta: OpDelta, hist: LatencyHistogram | None) -> None:
+    def add(self, delta: OpDelta, hist: LatencyHistogram | None, anatomy: Anatomy | None = None) -> None:
         """Add an interval's delta; `hist` None: counts only (a worker's own totals)."""
         self.ok += delta["ok"]
         self.dropped += delta["dropped"]
@@ -32,6 +35,13 @@ class OpTotals:
             self.error_samples.setdefault(name, message)
         if hist is not None:
             self.hist.merge(hist)
+        if anatomy is not None:
+            self.merge_anatomy(anatomy)
+
+    def merge_anatomy(self, anatomy: Anatomy) -> None:
+        if self.anatomy is None:
+            self.anatomy = Anatomy()
+        self.anatomy.merge(anatomy)
 
     @property
     def error_count(self) -> int:
@@ -76,6 +86,8 @@ class WorkerState:
     max_rss_kb: int = 0
     exitcode: int | None = None
     by_op: dict[str, OpTotals] = field(default_factory=dict)
+    tick_lag: LatencyHistogram = field(default_factory=LatencyHistogram)  # its probe timer's lateness
+    exemplars: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # its slowest ops (--exemplars)
     next_seq: int = 0
     last_t_ns: int = 0  # end of the latest measured interval this worker reported
 
@@ -130,6 +142,7 @@ class Collector:
             worker.cpu_user_s, worker.cpu_sys_s = record["cpu_user_s"], record["cpu_sys_s"]
             worker.max_rss_kb = record["max_rss_kb"]
             worker.cpu_measured_s = record["cpu_measured_s"]
+            worker.exemplars = record["exemplars"]
 
     def _add_interval(self, worker: WorkerState, record: IntervalRecord) -> None:
         if record["phase"] == "warmup":
@@ -144,11 +157,13 @@ class Collector:
             slot = self.timeline.setdefault(self.slot_of(record["t_ns"]), TimelineSlot())
             slot.t_ns = max(slot.t_ns, record["t_ns"])
             slot.pool_checked_out += record["pool_checked_out"]
+            worker.tick_lag.merge(LatencyHistogram.from_dict(record["tick_lag"]))
             targets = [slot.by_op]
         for name, delta in record["ops"].items():
             hist = LatencyHistogram.from_dict(delta["hist"])  # decoded once: the collector's hot path
+            anatomy = Anatomy.from_dict(delta["anatomy"]) if delta["anatomy"] else None
             for totals in targets:
-                _totals(totals, name).add(delta, hist)
+                _totals(totals, name).add(delta, hist, anatomy)
             if record["phase"] != "warmup":
                 # The run's and each worker's counts as they come; the run's histograms are the
                 # slots' added up once, at the end (close), not once per record.
@@ -162,10 +177,13 @@ class Collector:
     def close(self) -> None:
         """Derive the run's latency histograms from the timeline's, once, after the last record."""
         for name, totals in self.by_op.items():
-            totals.hist = LatencyHistogram()
+            totals.hist, totals.anatomy = LatencyHistogram(), None
             for slot in self.timeline.values():
-                if name in slot.by_op:
-                    totals.hist.merge(slot.by_op[name].hist)
+                slotted = slot.by_op.get(name)
+                if slotted is not None:
+                    totals.hist.merge(slotted.hist)
+                    if slotted.anatomy is not None:
+                        totals.merge_anatomy(slotted.anatomy)
 
     def slot(self, index: int) -> TimelineSlot:
         """Timeline slot `index`; an empty one (ending at its nominal time) if no record landed in it."""

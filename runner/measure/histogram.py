@@ -36,6 +36,11 @@ class LatencyHistogram:
             self.overflow += 1
             self.overflow_max_ns = max(self.overflow_max_ns, latency_ns)
 
+    def record_zeros(self, count: int) -> None:
+        """`count` values of 0 at once (an op that waited for no pool or sent no statement)."""
+        if count:
+            self._hdr.record_value(0, count)
+
     @property
     def count(self) -> int:
         """Every recorded value, including those out of range."""

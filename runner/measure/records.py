@@ -27,6 +27,7 @@ class OpDelta(TypedDict):
     errors: dict[str, int]  # exception class name -> count
     error_samples: dict[str, str]  # exception class name -> its first message in the interval
     hist: dict[str, Any]  # LatencyHistogram.to_dict()
+    anatomy: dict[str, Any] | None  # Anatomy.to_dict() of the successful ops; None with --no-anatomy
 
 
 class StartRecord(TypedDict):
@@ -60,6 +61,7 @@ class IntervalRecord(TypedDict):
     ops: dict[str, OpDelta]
     pool_checked_out: int
     schedule: dict[str, int]  # open loop: late_ops, max_lag_ns (zeros otherwise)
+    tick_lag: dict[str, Any]  # LatencyHistogram.to_dict(): how late the worker's 10 ms probe timer fired
 
 
 class FinalRecord(TypedDict):
@@ -74,6 +76,7 @@ class FinalRecord(TypedDict):
     cpu_sys_s: float
     cpu_measured_s: float  # CPU of the measured part only (from the start barrier to the end)
     max_rss_kb: int
+    exemplars: dict[str, list[dict[str, Any]]]  # --exemplars: op -> its slowest ops (runner.measure.exemplars)
 
 
 Record = StartRecord | GoRecord | IntervalRecord | FinalRecord

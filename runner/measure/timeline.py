@@ -32,9 +32,22 @@ def build_timeline(collector: Collector, samples: list[Sample]) -> list[dict[str
     return entries
 
 
+def _anatomy_entry(totals: OpTotals) -> dict[str, Any] | None:
+    """The interval's anatomy, cut to what a plot over time needs."""
+    if totals.anatomy is None:
+        return None
+    full = totals.anatomy.summary()
+    return {
+        "statements_per_op": full["statements_per_op"],
+        "pool_wait_p99_ms": full["pool_wait_ms"]["p99"],
+        "db_p50_ms": full["db_ms"]["p50"] if full["db_ms"] else None,
+        "python_p50_ms": full["python_ms"]["p50"] if full["python_ms"] else None,
+    }
+
+
 def _op_entry(totals: OpTotals) -> dict[str, Any]:
     summary = totals.hist.summary_ms()  # once: it walks the histogram for every quantile
-    return {"ops": totals.ok + totals.error_count, "p50_ms": summary["p50"], "p99_ms": summary["p99"]}
+    return {"ops": totals.ok + totals.error_count, "p50_ms": summary["p50"], "p99_ms": summary["p99"], "anatomy": _anatomy_entry(totals)}
 
 
 def timeline_entry(slot: TimelineSlot, samples: list[Sample], previous_ns: int, go_ns: int) -> dict[str, Any]:

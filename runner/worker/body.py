@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 import uvloop
 
 from runner.concurrency import MODES, Knobs
+from runner.worker.anatomy import CURRENT, OpTrace, ThreadProbe, probe_loop
 from runner.worker.channel import Channel, Emitter
 from runner.worker.engine import AsyncEngineBackend, PreflightError, SyncEngineBackend, check_descriptors, secrets
 from runner.worker.plan import WorkerPlan
@@ -112,6 +113,7 @@ def _measured_deadline(ctx: WorkerContext) -> int | None:
 
 def _end_warmup(ctx: WorkerContext, checked_out: Callable[[], int]) -> None:
     """Warm-up is reported on its own, as one interval record of phase "warmup"."""
+    ctx.recorder.take_exemplars()  # the slowest ops are the measured part's
     ctx.channel.send(
         "interval",
         phase="warmup",
@@ -119,6 +121,7 @@ def _end_warmup(ctx: WorkerContext, checked_out: Callable[[], int]) -> None:
         ops=ctx.recorder.take(),
         pool_checked_out=checked_out(),
         schedule=ctx.recorder.take_schedule(),
+        tick_lag=ctx.recorder.take_tick_lag(),
     )
 
 
@@ -146,6 +149,7 @@ async def _run_async(ctx: WorkerContext) -> int:
         handle = backend.handle
         impls = {op.name: op.impl(plan.config.layer, True) for op in resolve(plan.config.workload).ops}
         data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
+        anatomy, sees_statements, keeps_calls = plan.config.anatomy, plan.config.layer != "raw", plan.config.exemplars > 0
 
         async def execute(op: Op, intended_ns: int | None = None) -> None:
             start = time.perf_counter_ns() if intended_ns is None else intended_ns
@@ -156,6 +160,8 @@ async def _run_async(ctx: WorkerContext) -> int:
             assert task is not None
             ctx.inflight[task] = op
             error = None
+            trace = OpTrace(sees_statements, keeps_calls) if anatomy else None
+            token = CURRENT.set(trace)  # the task's own context: ops in other tasks never see it
             try:
                 await impls[op.name](handle, data_rng)
             except asyncio.CancelledError:  # only _cancel_after_grace cancels an op
@@ -165,7 +171,8 @@ async def _run_async(ctx: WorkerContext) -> int:
                 error = exc
             finally:
                 del ctx.inflight[task]
-            ctx.recorder.record(op.name, time.perf_counter_ns() - start, error)
+                CURRENT.reset(token)
+            ctx.recorder.record(op.name, time.perf_counter_ns() - start, error, trace)
 
         knobs = _knobs(ctx, plan.config.chunk)
         if _has_warmup(plan):
@@ -175,10 +182,12 @@ async def _run_async(ctx: WorkerContext) -> int:
         await asyncio.to_thread(_wait_for_go, ctx, settings)
         with _emitting(ctx, backend.checked_out):
             watcher = asyncio.create_task(_cancel_after_grace(ctx))
+            probe = asyncio.create_task(probe_loop(ctx.recorder))
             try:
                 await mode.issue(_op_stream(ctx, False, _measured_deadline(ctx)), execute, knobs)
             finally:
                 watcher.cancel()
+                probe.cancel()
             return ctx.since_go_ns()
     finally:
         await backend.close()
@@ -194,16 +203,21 @@ def _run_sync(ctx: WorkerContext) -> int:
         handle = backend.handle
         impls = {op.name: op.impl(plan.config.layer, False) for op in resolve(plan.config.workload).ops}
         data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
+        anatomy, sees_statements, keeps_calls = plan.config.anatomy, plan.config.layer != "raw", plan.config.exemplars > 0
 
         def execute(op: Op) -> None:
             start = time.perf_counter_ns()
             error = None
+            trace = OpTrace(sees_statements, keeps_calls) if anatomy else None
+            token = CURRENT.set(trace)  # a thread's own context: no other op sees it
             try:
                 # Sharing one Random between threads is safe: each draw is one C call under the GIL.
                 impls[op.name](handle, data_rng)
             except Exception as exc:
                 error = exc
-            ctx.recorder.record(op.name, time.perf_counter_ns() - start, error)
+            finally:
+                CURRENT.reset(token)
+            ctx.recorder.record(op.name, time.perf_counter_ns() - start, error, trace)
 
         knobs = _knobs(ctx, plan.config.threads)
         if _has_warmup(plan):
@@ -212,7 +226,12 @@ def _run_sync(ctx: WorkerContext) -> int:
             _end_warmup(ctx, backend.checked_out)
         _wait_for_go(ctx, settings)
         with _emitting(ctx, backend.checked_out):
-            mode.issue(_op_stream(ctx, False, _measured_deadline(ctx)), execute, knobs)
+            probe = ThreadProbe(ctx.recorder)
+            probe.start()
+            try:
+                mode.issue(_op_stream(ctx, False, _measured_deadline(ctx)), execute, knobs)
+            finally:
+                probe.stop()
             return ctx.since_go_ns()
     finally:
         backend.close()
@@ -272,7 +291,7 @@ def run_loop(main: Coroutine[Any, Any, T], loop: str) -> T:
 
 def run_worker(plan: WorkerPlan, channel: Channel, go: Waitable, stop: threading.Event, node: str | None = None) -> None:
     """The worker from its first connection to its final record; never raises."""
-    ctx = WorkerContext(plan, channel, Recorder(secrets(plan)), stop, go, node)
+    ctx = WorkerContext(plan, channel, Recorder(secrets(plan), plan.config.exemplars), stop, go, node)
     status, reason, end_ns = "done", None, 0
     try:
         check_descriptors(plan)
@@ -297,4 +316,5 @@ def run_worker(plan: WorkerPlan, channel: Channel, go: Waitable, stop: threading
         cpu_sys_s=usage.ru_stime,
         cpu_measured_s=usage.ru_utime + usage.ru_stime - (ctx.cpu_at_go_s or usage.ru_utime + usage.ru_stime),
         max_rss_kb=usage.ru_maxrss,
+        exemplars=ctx.recorder.take_exemplars(),
     )

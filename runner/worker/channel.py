@@ -75,6 +75,7 @@ class Emitter:
             ops=ops,
             pool_checked_out=self._pool_gauge(),
             schedule=self._recorder.take_schedule(),
+            tick_lag=self._recorder.take_tick_lag(),
         )
         if not sent:
             self._stop.set()

@@ -19,9 +19,10 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import Pool, QueuePool
 
 from runner.dsn import driver_args, parse_dsn
+from runner.worker.anatomy import TimedAsyncQueuePool, TimedQueuePool, instrument
 from runner.worker.plan import WorkerPlan
 from runner.worker.recorder import error_class, error_message
 from workloads import Handle
@@ -75,9 +76,11 @@ def engine_target(plan: WorkerPlan) -> tuple[URL, dict[str, Any]]:
     return url, args
 
 
-def engine_options(plan: WorkerPlan) -> dict[str, Any]:
+def engine_options(plan: WorkerPlan, poolclass: type[Pool]) -> dict[str, Any]:
+    """Pool sizing; with --anatomy the pool class that times each checkout."""
     config = plan.config
-    return {"pool_size": plan.pool_size, "max_overflow": config.max_overflow, "pool_timeout": config.pool_timeout_s}
+    options = {"pool_size": plan.pool_size, "max_overflow": config.max_overflow, "pool_timeout": config.pool_timeout_s}
+    return {**options, "poolclass": poolclass} if config.anatomy else options
 
 
 def check_descriptors(plan: WorkerPlan) -> None:
@@ -132,7 +135,9 @@ class AsyncEngineBackend:
     def __init__(self, plan: WorkerPlan) -> None:
         url, connect_args = engine_target(plan)
         self._plan = plan
-        self._engine = create_async_engine(url, connect_args=connect_args, **engine_options(plan))
+        self._engine = create_async_engine(url, connect_args=connect_args, **engine_options(plan, TimedAsyncQueuePool))
+        if plan.config.anatomy:
+            instrument(self._engine.sync_engine)
         self._pool = cast(QueuePool, self._engine.sync_engine.pool)  # pool_size/max_overflow: always a QueuePool
         self.handle = Handle(self._engine, async_sessionmaker(self._engine, expire_on_commit=False))
 
@@ -165,7 +170,9 @@ class SyncEngineBackend:
     def __init__(self, plan: WorkerPlan) -> None:
         url, connect_args = engine_target(plan)
         self._plan = plan
-        self._engine = create_engine(url, connect_args=connect_args, **engine_options(plan))
+        self._engine = create_engine(url, connect_args=connect_args, **engine_options(plan, TimedQueuePool))
+        if plan.config.anatomy:
+            instrument(self._engine)
         self._pool = cast(QueuePool, self._engine.pool)
         self.handle = Handle(self._engine, sessionmaker(self._engine))
 

@@ -10,6 +10,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
+from runner.measure.anatomy import Anatomy, Trace
+from runner.measure.exemplars import Exemplars
 from runner.measure.histogram import LatencyHistogram
 from runner.measure.records import OpDelta
 
@@ -27,6 +29,8 @@ class _OpInterval:
     errors: Counter[str] = field(default_factory=Counter)
     samples: dict[str, str] = field(default_factory=dict)  # error class -> its first message
     hist: LatencyHistogram = field(default_factory=LatencyHistogram)
+    anatomy: Anatomy | None = None  # made by the first traced op
+
 
 
 def _driver_error(exc: BaseException) -> BaseException:
@@ -54,20 +58,28 @@ def error_message(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
 
 
 class Recorder:
-    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+    def __init__(self, secrets: tuple[str, ...] = (), exemplars: int = 0) -> None:
         self._secrets = secrets  # never in a sample message
+        self._exemplars = Exemplars(exemplars) if exemplars else None
         self._lock = threading.Lock()
         self._ops: dict[str, _OpInterval] = {}
         self._late = 0
         self._max_lag_ns = 0
+        self._tick_lag = LatencyHistogram()
 
-    def record(self, op: str, latency_ns: int, error: BaseException | None) -> None:
-        """Count one finished op; only successful ops enter the latency histogram."""
+    def record(self, op: str, latency_ns: int, error: BaseException | None, trace: Trace | None = None) -> None:
+        """Count one finished op; only successful ops enter the latency histogram and the anatomy."""
         if error is None:
             with self._lock:
                 stats = self._stats(op)
                 stats.ok += 1
                 stats.hist.record(latency_ns)
+                if trace is not None:
+                    if stats.anatomy is None:
+                        stats.anatomy = Anatomy()
+                    stats.anatomy.record(trace, latency_ns)
+            if self._exemplars is not None and trace is not None and trace.calls is not None:
+                self._exemplars.offer(op, latency_ns, trace.calls)
             return
         name = error_class(error)
         with self._lock:
@@ -100,6 +112,20 @@ class Recorder:
             if lag_ns > LATE_NS:
                 self._late += 1
 
+    def take_exemplars(self) -> dict[str, list[dict[str, object]]]:
+        """The slowest ops kept so far (and forget them: after warm-up, the measured part's only)."""
+        return self._exemplars.take() if self._exemplars is not None else {}
+
+    def tick_lag(self, lag_ns: int) -> None:
+        """How late the worker's 10 ms probe timer fired (runner.worker.anatomy)."""
+        with self._lock:
+            self._tick_lag.record(lag_ns)
+
+    def take_tick_lag(self) -> dict[str, object]:
+        with self._lock:
+            hist, self._tick_lag = self._tick_lag, LatencyHistogram()
+        return hist.to_dict()
+
     def take_schedule(self) -> dict[str, int]:
         with self._lock:
             schedule = {"late_ops": self._late, "max_lag_ns": self._max_lag_ns}
@@ -118,6 +144,7 @@ class Recorder:
                 "dropped": s.dropped,
                 "unfinished": s.unfinished,
                 "hist": s.hist.to_dict(),
+                "anatomy": None if s.anatomy is None else s.anatomy.to_dict(),
             }
             for name, s in ops.items()
         }

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 from typing import Any, Protocol
+
+from runner.worker.anatomy import CURRENT
 
 
 class AsyncOpener(Protocol):
@@ -45,7 +48,13 @@ class AsyncLease:
         self._conn: Any = None
 
     async def __aenter__(self) -> Any:
+        trace = CURRENT.get()
+        if trace is None:
+            self._conn = await self._pool.acquire()
+            return self._conn
+        start = time.perf_counter_ns()  # the op's pool wait, as the timed QueuePool measures it
         self._conn = await self._pool.acquire()
+        trace.pool_wait_ns += time.perf_counter_ns() - start
         return self._conn
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
@@ -131,7 +140,13 @@ class SyncLease:
         self._pin = pin
 
     def __enter__(self) -> Any:
+        trace = CURRENT.get()
+        if trace is None:
+            self._conn = self._pool.acquire()
+            return self._conn
+        start = time.perf_counter_ns()
         self._conn = self._pool.acquire()
+        trace.pool_wait_ns += time.perf_counter_ns() - start
         return self._conn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:

@@ -1,0 +1,177 @@
+"""What one op type's successful ops were made of: statements and rows per op, and histograms of
+pool wait, database time and the rest (Python: ORM, session, object loading).
+
+Recorded in the worker per interval, sent as a delta, merged by the collector by adding, as the
+latency histograms are. `python` is the op's latency minus its pool wait and database time, so
+the three parts add up to the latency of each op.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from runner.measure.histogram import LatencyHistogram
+
+NS_PER_MS = 1_000_000
+MAX_TEXTS = 32  # distinct statement texts kept per op type and interval (ORM SQL is cached: few)
+TEXT_CHARS = 160  # a statement is named by its first characters
+REPEAT_WARNING = 5.0  # a statement sent this many times per op on average: likely N+1
+PARTS = ("pool_wait", "db", "python")
+
+
+class Trace(Protocol):
+    """One op's figures as the worker's instrumentation collected them."""
+
+    statements: int
+    rows: int
+    streamed: int
+    db_ns: int
+    pool_wait_ns: int
+    texts: dict[str, int] | None
+    calls: list[tuple[str, Any]] | None  # --exemplars: (statement, parameters) in order
+
+
+def _short(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= TEXT_CHARS else flat[: TEXT_CHARS - 3] + "..."
+
+
+@dataclass
+class Anatomy:
+    ops: int = 0  # successful ops traced
+    statements: int = 0
+    statements_max: int = 0
+    rows: int = 0  # returned by statements whose rows the driver buffered at execution
+    streamed: int = 0  # statements read through a server-side cursor: their rows are not counted
+    db_timed: bool = True  # False: the layer cannot see its statements (raw): db and python unknown
+    texts: Counter[str] = field(default_factory=Counter)  # statement (shortened) -> times sent
+    hists: dict[str, LatencyHistogram] = field(default_factory=lambda: {part: LatencyHistogram() for part in PARTS})
+    zeros: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARTS, 0))  # not yet in hists
+
+    def record(self, trace: Trace, latency_ns: int) -> None:
+        # The worker's hot path: a part that is 0 (no pool checkout, no statement: the no-op
+        # workload, a raw op's db) is only counted here and enters its histogram in bulk.
+        self.ops += 1
+        statements = trace.statements
+        self.statements += statements
+        if statements > self.statements_max:
+            self.statements_max = statements
+        self.rows += trace.rows
+        self.streamed += trace.streamed
+        pool_ns, db_ns = trace.pool_wait_ns, trace.db_ns
+        hists, zeros = self.hists, self.zeros
+        if pool_ns:
+            hists["pool_wait"].record(pool_ns)
+        else:
+            zeros["pool_wait"] += 1
+        texts = trace.texts
+        if texts is None:  # the raw layer: only the pool wait is seen
+            self.db_timed = False
+            return
+        if db_ns:
+            hists["db"].record(db_ns)
+        else:
+            zeros["db"] += 1
+        hists["python"].record(max(0, latency_ns - db_ns - pool_ns))
+        kept = self.texts
+        for text, count in texts.items():
+            if text in kept or len(kept) < MAX_TEXTS:
+                kept[text] += count
+
+    def _flush_zeros(self) -> None:
+        for part, count in self.zeros.items():
+            self.hists[part].record_zeros(count)
+        self.zeros = dict.fromkeys(PARTS, 0)
+
+    def merge(self, other: Anatomy) -> None:
+        self._flush_zeros()
+        other._flush_zeros()
+        self.ops += other.ops
+        self.statements += other.statements
+        self.statements_max = max(self.statements_max, other.statements_max)
+        self.rows += other.rows
+        self.streamed += other.streamed
+        self.db_timed = self.db_timed and other.db_timed
+        for text, count in other.texts.items():
+            if text in self.texts or len(self.texts) < MAX_TEXTS:
+                self.texts[text] += count
+        for part in PARTS:
+            self.hists[part].merge(other.hists[part])
+
+    def to_dict(self) -> dict[str, Any]:
+        self._flush_zeros()
+        return {
+            "ops": self.ops,
+            "statements": self.statements,
+            "statements_max": self.statements_max,
+            "rows": self.rows,
+            "streamed": self.streamed,
+            "db_timed": self.db_timed,
+            "texts": {_short(text): count for text, count in self.texts.items()},
+            **{part: self.hists[part].to_dict() for part in PARTS},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Anatomy:
+        return cls(
+            ops=data["ops"],
+            statements=data["statements"],
+            statements_max=data["statements_max"],
+            rows=data["rows"],
+            streamed=data["streamed"],
+            db_timed=data["db_timed"],
+            texts=Counter(data["texts"]),
+            hists={part: LatencyHistogram.from_dict(data[part]) for part in PARTS},
+        )
+
+    def most_repeated(self) -> tuple[str, float] | None:
+        """The statement sent most often, and how many times per op on average."""
+        if not self.texts or not self.ops:
+            return None
+        text, count = self.texts.most_common(1)[0]
+        return text, count / self.ops
+
+    def summary(self) -> dict[str, Any]:
+        """The report's figures: per-op means and each part's quantiles in milliseconds."""
+        self._flush_zeros()
+        repeated = self.most_repeated()
+        seen = self.db_timed and self.ops > 0
+        return {
+            "ops": self.ops,
+            "statements_per_op": round(self.statements / self.ops, 3) if seen else None,
+            "statements_max": self.statements_max if seen else None,
+            "rows_per_op": round(self.rows / self.ops, 3) if seen else None,
+            "streamed_per_op": round(self.streamed / self.ops, 3) if seen else None,
+            "most_repeated": None if repeated is None else {"statement": repeated[0], "per_op": round(repeated[1], 3)},
+            **{
+                f"{part}_ms": self.hists[part].summary_ms() if self.db_timed or part == "pool_wait" else None
+                for part in PARTS
+            },
+        }
+
+
+def anatomy_line(op: str, summary: dict[str, Any]) -> str:
+    """One line of the human summary for one op type."""
+    if summary["db_ms"] is None:
+        parts = [f"{op}: pool wait p99 {summary['pool_wait_ms']['p99']:.2f} ms", "statements, db and python not seen (raw layer)"]
+    else:
+        parts = [
+            f"{op}: {summary['statements_per_op']:.1f} statements/op",
+            f"pool wait p99 {summary['pool_wait_ms']['p99']:.2f} ms",
+            f"db p50 {summary['db_ms']['p50']:.2f} ms",
+            f"python p50 {summary['python_ms']['p50']:.2f} ms",
+        ]
+    return "anatomy " + ", ".join(parts)
+
+
+def repeat_warning(op: str, summary: dict[str, Any]) -> str | None:
+    """The N+1 signature: one statement sent many times by each op."""
+    repeated = summary["most_repeated"]
+    if repeated is None or repeated["per_op"] < REPEAT_WARNING:
+        return None
+    return (
+        f"{op} sends one statement {repeated['per_op']:.1f} times per op ({summary['statements_per_op']:.1f} statements/op), "
+        f"likely N+1 (lazy loading): {repeated['statement']}"
+    )

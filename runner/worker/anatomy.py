@@ -1,0 +1,133 @@
+"""Inside an op: SQLAlchemy's own events and a timed pool, attributed to the op that caused them,
+and a probe of how late the worker's timers fire (is the client the bottleneck?).
+
+The op being run is a context variable: asyncio gives every task its own context, threads have
+their own, and SQLAlchemy's greenlets run in their task's context (greenlet's gr_context), so
+an event handler always finds the op whose statement it sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection, QueuePool
+
+from runner.measure.exemplars import Call
+from runner.worker.recorder import Recorder
+
+TICK_S = 0.01  # the lag probe's timer: 100 wake-ups a second, a negligible load
+TICK_NS = int(TICK_S * 1e9)
+
+
+class OpTrace:
+    """One op's figures. `texts` None: the layer cannot see its statements (raw)."""
+
+    __slots__ = ("statements", "rows", "streamed", "db_ns", "pool_wait_ns", "texts", "started_ns", "calls")
+
+    def __init__(self, sees_statements: bool, keeps_calls: bool = False) -> None:
+        self.statements = 0
+        self.rows = 0
+        self.streamed = 0
+        self.db_ns = 0
+        self.pool_wait_ns = 0
+        self.texts: dict[str, int] | None = {} if sees_statements else None
+        self.started_ns = 0  # the statement in progress (an op's statements run one at a time)
+        self.calls: list[Call] | None = [] if keeps_calls else None  # --exemplars: what it sent
+
+
+CURRENT: ContextVar[OpTrace | None] = ContextVar("runner_op_trace", default=None)
+
+
+def _before_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    trace = CURRENT.get()
+    if trace is not None:
+        trace.started_ns = time.perf_counter_ns()
+
+
+def _after_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    trace = CURRENT.get()
+    if trace is None or trace.texts is None:
+        return
+    trace.db_ns += time.perf_counter_ns() - trace.started_ns
+    trace.statements += 1
+    trace.texts[statement] = trace.texts.get(statement, 0) + 1
+    if trace.calls is not None:
+        # An executemany keeps its first parameter set; insertmanyvalues batches arrive with
+        # executemany set but one flat list for their rewritten statement, kept whole.
+        if executemany and parameters and isinstance(parameters[0], list | tuple | dict):
+            parameters = parameters[0]
+        trace.calls.append((statement, parameters))
+    if cursor.description is None:  # a statement that returns no rows
+        return
+    if getattr(context, "_is_server_side", False):  # session.stream(), yield_per: rows come later, unseen
+        trace.streamed += 1
+        return
+    count = cursor.rowcount
+    if count < 0:  # a driver that does not report it: SQLAlchemy's asyncpg adapter holds the rows
+        count = len(getattr(cursor, "_rows", ()))
+    trace.rows += count
+
+
+def instrument(engine: Engine) -> None:
+    """Time every statement the engine sends (an AsyncEngine: pass its sync_engine)."""
+    event.listen(engine, "before_cursor_execute", _before_cursor_execute)
+    event.listen(engine, "after_cursor_execute", _after_cursor_execute)
+
+
+class _Timed:
+    """From asking the pool for a connection to having it: the queue, a new connection's connect
+    and the checkout handlers. Pool.connect() is the one public door every checkout goes through."""
+
+    def connect(self) -> PoolProxiedConnection:
+        trace = CURRENT.get()
+        if trace is None:
+            return super().connect()  # type: ignore[misc, no-any-return]
+        start = time.perf_counter_ns()
+        try:
+            return super().connect()  # type: ignore[misc, no-any-return]
+        finally:
+            trace.pool_wait_ns += time.perf_counter_ns() - start
+
+
+class TimedQueuePool(_Timed, QueuePool):
+    pass
+
+
+class TimedAsyncQueuePool(_Timed, AsyncAdaptedQueuePool):
+    pass
+
+
+async def probe_loop(recorder: Recorder) -> None:
+    """How late a 10 ms timer fires on this event loop: a busy loop makes every op wait too."""
+    while True:
+        start = time.perf_counter_ns()
+        await asyncio.sleep(TICK_S)
+        recorder.tick_lag(max(0, time.perf_counter_ns() - start - TICK_NS))
+
+
+class ThreadProbe:
+    """The same in the sync mode: a thread's 10 ms sleep, late by the wait for the GIL (and a core)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lag-probe", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            start = time.perf_counter_ns()
+            if self._stop.wait(TICK_S):
+                return
+            self._recorder.tick_lag(max(0, time.perf_counter_ns() - start - TICK_NS))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()

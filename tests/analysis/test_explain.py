@@ -1,0 +1,78 @@
+"""--exemplars keeps the slowest ops with their statements; `runner explain` shows their plans."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, query, run_runner
+
+
+def _explain(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runner", "explain", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def kept(dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seed run's document with 2 exemplars per op type (warm-up first: the empty table's
+    first reads would otherwise be the slowest, with no B to load)."""
+    out = tmp_path_factory.mktemp("exemplars") / "run.json"
+    result = run_runner("--ops", "600", "--warmup", "200", "--exemplars", "2", "--seed", "5", "--output", str(out), dsn=dsn)
+    assert result.code == 0, result.stderr
+    return out
+
+
+def test_the_slowest_ops_are_kept_with_their_statements(kept: Path) -> None:
+    doc = json.loads(kept.read_text())
+    reads, writes = doc["exemplars"]["read"], doc["exemplars"]["write"]
+    assert len(reads) == 2 and len(writes) == 2
+    assert reads[0]["latency_ms"] >= reads[1]["latency_ms"] >= 0
+    assert reads[0]["latency_ms"] <= doc["totals"]["by_op"]["read"]["latency_ms"]["max"] * 1.01  # the slowest, measured part
+    statements = [call["statement"] for call in reads[0]["statements"]]
+    assert len(statements) == 2 and "FROM runner.a" in statements[0] and "FROM runner.b" in statements[1]
+    assert reads[0]["statements"][1]["parameters"]  # the A ids the selectinload asked for
+    assert all(isinstance(e["worker"], int) for e in reads)
+
+
+def test_explain_shows_the_seq_scan_the_summary_hints_at(kept: Path, dsn: str) -> None:
+    result = _explain(str(kept), "--dsn", dsn)
+    assert result.returncode == 0, result.stderr
+    plans = json.loads(result.stdout)["plans"]
+    b_read = [p for p in plans if p["op"] == "read" and "FROM runner.b" in p["statement"]]
+    assert len(b_read) == 1 and any("Seq Scan on b" in line for line in b_read[0]["plan"])
+    assert "Seq Scan on b" in result.stderr
+
+
+def test_explain_analyze_runs_writes_and_rolls_them_back(kept: Path, dsn: str) -> None:
+    before = query(dsn, "SELECT count(*) FROM runner.a")
+    result = _explain(str(kept), "--analyze", "--dsn", dsn)
+    assert result.returncode == 0, result.stderr
+    plans = json.loads(result.stdout)["plans"]
+    assert any("actual time" in line for p in plans for line in p["plan"])
+    assert any(p["op"] == "write" for p in plans)
+    assert query(dsn, "SELECT count(*) FROM runner.a") == before  # the explained INSERTs left nothing
+
+
+def test_explain_refuses_what_it_cannot_do(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "plain.json"
+    assert run_runner("--ops", "50", "--output", str(out), "--quiet", dsn=dsn).code == 0
+    no_exemplars = _explain(str(out), "--dsn", dsn)
+    assert no_exemplars.returncode == 2 and no_exemplars.stderr.strip() == (
+        "runner: error: the result holds no exemplars: run with --exemplars N (e.g. --exemplars 3)"
+    )
+    env_free = subprocess.run(
+        [sys.executable, "-m", "runner", "explain", str(out)], cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in __import__("os").environ.items() if k != "DATABASE_URL"},
+    )
+    assert env_free.returncode == 2 and "needs --dsn" in env_free.stderr and len(env_free.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["--no-anatomy"], ["--layer", "raw"], ["--exemplars", "-1"]])
+def test_exemplars_need_the_statements(args: list[str]) -> None:
+    extra = [] if "--exemplars" in args else ["--exemplars", "2"]
+    result = run_runner("--ops", "10", *extra, *args)
+    assert result.code == 2 and "--exemplars" in result.stderr and "Traceback" not in result.stderr
