@@ -90,6 +90,13 @@ def _fail(message: str, code: ExitCode) -> int:
     help="Keep the N slowest ops per op type with their statements and parameters (.exemplars; see `runner explain`).",
 )
 @click.option(
+    "--prepare",
+    type=click.Choice(["auto", "never", "always"]),
+    default="auto",
+    show_default=True,
+    help="Server-side prepared statements: psycopg 3 prepares after 5 executions (auto), never, or at once (always); asyncpg: never = --statement-cache off.",
+)
+@click.option(
     "--statement-cache",
     type=click.Choice(["on", "off"]),
     default="on",

@@ -17,6 +17,11 @@ LOOPS = ("uvloop", "asyncio")
 ASYNC_DRIVERS = ("asyncpg", "psycopg")
 SYNC_DRIVERS = ("psycopg2", "psycopg")
 ARRIVALS = ("uniform", "poisson")
+PREPARE = ("auto", "never", "always")
+# psycopg 3's prepare_threshold per --prepare: executions of a statement before it is prepared
+# (None: never). asyncpg always prepares; "never" there means no statement cache (each
+# statement prepared for one execution, so no plan is reused).
+PSYCOPG_PREPARE_THRESHOLD: dict[str, int | None] = {"auto": 5, "never": None, "always": 0}
 CLUSTER = re.compile(r"^(local|ray|ray:auto|ray:[A-Za-z0-9_.\-\[\]:]+:\d+)$")
 MIN_INTERVAL_S = 0.1  # finer intervals are mostly timer jitter, and the sampler looks every 0.1 s
 # The open loop's default --max-inflight per worker: above capacity, ops due beyond this many in
@@ -101,6 +106,7 @@ class Config:
     debug: bool = False
     wait_for_lock: bool = False  # queue behind another run on the same schema instead of refusing
     statement_cache: bool = True  # --statement-cache off: no prepared-statement cache (transaction poolers)
+    prepare: str = "auto"  # --prepare auto|never|always: server-side prepared statements where the driver allows
     max_client_connections: int | None = None  # the preflight's budget instead of the server's (a pooler)
     cluster: str = "local"  # local processes, or ray (private), ray:auto, ray:HOST:PORT
     anatomy: bool = True  # --no-anatomy: no per-op statements, pool wait, db and python times
@@ -198,6 +204,7 @@ class Config:
         if self.driver is not None and self.driver not in drivers:
             kind = "async" if is_async else "sync"
             raise UsageError(f"--driver {self.driver} does not run the {kind} modes: choose one of {', '.join(drivers)}")
+        self._check_prepare()
         if self.dsn is not None:
             driver_args(self.dsn, "psycopg2")  # the parent's own connections
             driver_args(self.dsn, self.worker_driver)
@@ -216,6 +223,23 @@ class Config:
         from runner.concurrency import MODES
 
         return self.driver or (ASYNC_DRIVERS if MODES[self.mode].is_async else SYNC_DRIVERS)[0]
+
+    def _check_prepare(self) -> None:
+        """--prepare and --statement-cache say one thing: "never" is the cache off, and back."""
+        if self.prepare not in PREPARE:
+            raise UsageError(f"unknown --prepare {self.prepare!r}: choose one of {', '.join(PREPARE)}")
+        if not self.statement_cache:
+            if self.prepare == "always":
+                raise UsageError("--prepare always and --statement-cache off contradict each other")
+            object.__setattr__(self, "prepare", "never")
+        elif self.prepare == "never":
+            object.__setattr__(self, "statement_cache", False)
+        if self.prepare == "always" and self.worker_driver == "psycopg2":
+            raise UsageError("--prepare always: psycopg2 sends every statement as text and cannot prepare one; use --driver psycopg")
+
+    @property
+    def psycopg_prepare_threshold(self) -> int | None:
+        return PSYCOPG_PREPARE_THRESHOLD[self.prepare]
 
     def to_report(self) -> dict[str, Any]:
         """Every option as reported in `.config`, with the DSN's password masked."""

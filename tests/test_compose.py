@@ -35,3 +35,24 @@ def test_the_readme_shows_the_profile() -> None:
     readme = (REPO / "README.md").read_text()
     assert "docker compose --profile cluster up -d" in readme
     assert "--cluster ray:auto --procs 4 --dsn postgresql://bench:bench@postgres:5432/bench" in readme
+
+
+def test_the_pooler_profile_is_pgbouncer_in_transaction_mode() -> None:
+    bouncer = COMPOSE["services"]["pgbouncer"]
+    assert bouncer["profiles"] == ["pooler"]
+    env = bouncer["environment"]
+    assert env["POOL_MODE"] == "transaction" and env["DATABASE_URL"].endswith("@postgres:5432/bench")
+    assert "extra_float_digits" in env["IGNORE_STARTUP_PARAMETERS"]  # what asyncpg and psycopg send at startup
+    assert bouncer["ports"] == ["127.0.0.1:6432:5432"]
+    assert bouncer["depends_on"]["postgres"]["condition"] == "service_healthy"
+    readme = (REPO / "README.md").read_text()
+    assert "docker compose --profile pooler up -d" in readme
+    assert "--dsn postgresql://bench:bench@127.0.0.1:6432/bench --statement-cache off" in readme
+
+
+def test_postgres_preloads_and_creates_pg_stat_statements() -> None:
+    postgres = COMPOSE["services"]["postgres"]
+    assert "shared_preload_libraries=pg_stat_statements" in postgres["command"]
+    (config,) = postgres["configs"]
+    assert config["target"].startswith("/docker-entrypoint-initdb.d/") and config["target"].endswith(".sql")
+    assert "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" in COMPOSE["configs"][config["source"]]["content"]

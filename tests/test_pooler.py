@@ -59,3 +59,11 @@ def test_max_client_connections_tells_the_preflight_the_poolers_limit(pgbouncer:
     result = run_runner("--procs", "2", "--chunk", "20", "--ops", "200", "--max-client-connections", "30", dsn=dsn)
     assert result.code == 3, result.stderr
     assert "40 exceed" in result.stderr and "--max-client-connections" in result.stderr
+
+
+def test_prepare_never_runs_psycopg_through_the_pooler(pgbouncer: Start) -> None:
+    dsn = pgbouncer(ignore="extra_float_digits,options")  # psycopg sends its settings as `options`
+    never = run_runner("--driver", "psycopg", "--chunk", "8", "--ops", "400", "--prepare", "never", "--quiet", dsn=dsn)
+    assert never.code == 0, never.stderr
+    assert never.doc is not None and never.doc["config"]["prepare"] == "never" and never.doc["config"]["statement_cache"] is False
+    assert never.doc["database"]["rows"] == never.doc["database"]["expected_rows"]

@@ -71,8 +71,8 @@ def engine_target(plan: WorkerPlan) -> tuple[URL, dict[str, Any]]:
             args["prepared_statement_name_func"] = lambda: f"__runner_{uuid.uuid4().hex}__"
         return url, args
     args["options"] = " ".join(f"-c {k}={v}" for k, v in settings.items())  # libpq drivers
-    if driver == "psycopg" and not config.statement_cache:
-        args["prepare_threshold"] = None  # psycopg 3 never prepares
+    if driver == "psycopg":
+        args["prepare_threshold"] = config.psycopg_prepare_threshold
     return url, args
 
 

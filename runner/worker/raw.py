@@ -69,10 +69,11 @@ class PsycopgAsync:
 class AsyncDriver:
     """How to open, check, restore and close one async driver's connections."""
 
-    def __init__(self, name: str, dsn: str, settings: dict[str, str], statement_cache: bool) -> None:
+    def __init__(self, name: str, dsn: str, settings: dict[str, str], statement_cache: bool, prepare_threshold: int | None) -> None:
         url, args, _ = driver_args(dsn, name)
         self.name = name
         self._url, self._args, self._settings, self._statement_cache = url, args, settings, statement_cache
+        self._prepare_threshold = prepare_threshold
 
     async def connect(self) -> Any:
         url = self._url
@@ -91,7 +92,7 @@ class AsyncDriver:
         conn = await psycopg.AsyncConnection.connect(
             host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database, autocommit=True,
             options=" ".join(f"-c {k}={v}" for k, v in self._settings.items()),
-            prepare_threshold=None if not self._statement_cache else 5, **self._args,
+            prepare_threshold=self._prepare_threshold, **self._args,
         )
         return PsycopgAsync(conn)
 
@@ -142,7 +143,7 @@ class AsyncDriver:
 class SyncDriver:
     """psycopg2 or psycopg 3 (sync): DB-API connections, a transaction begun by the first statement."""
 
-    def __init__(self, name: str, dsn: str, settings: dict[str, str], statement_cache: bool) -> None:
+    def __init__(self, name: str, dsn: str, settings: dict[str, str], prepare_threshold: int | None) -> None:
         url, args, _ = driver_args(dsn, name)
         self.name = name
         self._kwargs = {
@@ -151,7 +152,7 @@ class SyncDriver:
         }
         self._kwargs = {k: v for k, v in self._kwargs.items() if v is not None}
         self._database = url.database
-        self._statement_cache = statement_cache
+        self._prepare_threshold = prepare_threshold
 
     def connect(self) -> Any:
         if self.name == "psycopg2":
@@ -160,7 +161,7 @@ class SyncDriver:
             return psycopg2.connect(dbname=self._database, **self._kwargs)
         import psycopg
 
-        return psycopg.connect(dbname=self._database, prepare_threshold=None if not self._statement_cache else 5, **self._kwargs)
+        return psycopg.connect(dbname=self._database, prepare_threshold=self._prepare_threshold, **self._kwargs)
 
     def restore(self, conn: Any) -> bool:
         try:
@@ -207,7 +208,7 @@ class AsyncRawBackend:
     def __init__(self, plan: WorkerPlan) -> None:
         config = plan.config
         self._plan = plan
-        self._driver = AsyncDriver(config.worker_driver, plan.dsn, _session_settings(plan), config.statement_cache)
+        self._driver = AsyncDriver(config.worker_driver, plan.dsn, _session_settings(plan), config.statement_cache, config.psycopg_prepare_threshold)
         self._slots = AsyncSlots(self._driver, plan.pool_size, config.max_overflow, config.pool_timeout_s)
         self.handle = Handle(None, None, self._slots.lease)
 
@@ -239,7 +240,7 @@ class SyncRawBackend:
     def __init__(self, plan: WorkerPlan) -> None:
         config = plan.config
         self._plan = plan
-        self._driver = SyncDriver(config.worker_driver, plan.dsn, _session_settings(plan), config.statement_cache)
+        self._driver = SyncDriver(config.worker_driver, plan.dsn, _session_settings(plan), config.psycopg_prepare_threshold)
         self._slots = SyncSlots(self._driver, plan.pool_size, config.max_overflow, config.pool_timeout_s, config.threads)
         self.handle = Handle(None, None, self._slots.lease)
 
