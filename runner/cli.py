@@ -90,6 +90,12 @@ def _fail(message: str, code: ExitCode) -> int:
     help="Keep the N slowest ops per op type with their statements and parameters (.exemplars; see `runner explain`).",
 )
 @click.option(
+    "--check",
+    "checks",
+    multiple=True,
+    help="Repeatable pass/fail condition over the run's figures, e.g. 'read.p99 < 50ms' or 'ops_per_s >= 800' (exit 7 if one fails).",
+)
+@click.option(
     "--prepare",
     type=click.Choice(["auto", "never", "always"]),
     default="auto",
@@ -122,6 +128,7 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.version_option(__version__, prog_name="runner")
 def cli(**options: object) -> int:
     """Run a SQLAlchemy workload against PostgreSQL and report what it did, as JSON on stdout."""
+    from runner.analysis.checks import failed_lines
     from runner.analysis.report import print_summary
     from runner.output import ResultStream, check_writable, dumps, result_line, write_output
     from runner.run import Interrupted, run
@@ -172,6 +179,8 @@ def cli(**options: object) -> int:
             click.echo(f"runner: warning: {warning}", err=True)
         if not outcome.report["complete"]:
             click.echo(f"runner: INCOMPLETE: {outcome.report['stop_reason']}", err=True)
+    for line in failed_lines(outcome.report["checks"] or [], median=config.repeat > 1):
+        click.echo(f"runner: {line}", err=True)
     return int(code)
 
 
@@ -188,7 +197,7 @@ def _delivery_errors(stdout_error: str | None, output_error: str | None, output:
 
 @click.command("report", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("files", nargs=-1, required=True)
-@click.option("--out", default="runner-report", show_default=True, help="Folder for the plots and summary.md.")
+@click.option("-o", "--out", default="runner-report", show_default=True, help="Folder for the plots and summary.md.")
 def report_cmd(files: tuple[str, ...], out: str) -> int:
     """Plots and a Markdown summary for result files (run documents or sweep JSON lines)."""
     from pathlib import Path
@@ -205,16 +214,23 @@ def report_cmd(files: tuple[str, ...], out: str) -> int:
 @click.command("compare", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("a")
 @click.argument("b")
-def compare_cmd(a: str, b: str) -> int:
+@click.option("--fail-if", "fail_if", multiple=True, help="Repeatable: exit 7 when B is past this change from A and beyond the spread, e.g. 'ops_per_s < -5%'.")
+def compare_cmd(a: str, b: str, fail_if: tuple[str, ...]) -> int:
     """Two results side by side: deltas in %, and whether each is beyond the runs' spread."""
-    from runner.analysis.compare import compare, render
+    from runner.analysis.compare import compare, fail_ifs, parse_fail_if, render
     from runner.analysis.results import load
 
+    for text in fail_if:  # a bad expression is one line before anything is read
+        parse_fail_if(text)
     (name_a, doc_a), (name_b, doc_b) = _single(load([a])), _single(load([b]))
     rows = compare(doc_a, doc_b)
-    click.echo(json.dumps({"a": name_a, "b": name_b, "rows": rows}))
+    judged = fail_ifs(fail_if, rows)
+    click.echo(json.dumps({"a": name_a, "b": name_b, "rows": rows, "fail_if": judged}))
     click.echo(render(rows, name_a, name_b), err=True)
-    return int(ExitCode.OK)
+    for result in judged:
+        if result["fail"]:
+            click.echo(f"runner: compare failed: {result['fail_if']}: {result['metric']} changed {result['delta_pct']:+.1f}%, beyond the spread", err=True)
+    return int(ExitCode.CHECKS if any(r["fail"] for r in judged) else ExitCode.OK)
 
 
 def _single(results: list[tuple[str, dict[str, Any]]], command: str = "compare") -> tuple[str, dict[str, Any]]:

@@ -106,6 +106,7 @@ class Config:
     debug: bool = False
     wait_for_lock: bool = False  # queue behind another run on the same schema instead of refusing
     statement_cache: bool = True  # --statement-cache off: no prepared-statement cache (transaction poolers)
+    checks: tuple[str, ...] = ()  # --check EXPR, repeatable (runner.analysis.checks)
     prepare: str = "auto"  # --prepare auto|never|always: server-side prepared statements where the driver allows
     max_client_connections: int | None = None  # the preflight's budget instead of the server's (a pooler)
     cluster: str = "local"  # local processes, or ray (private), ray:auto, ray:HOST:PORT
@@ -205,6 +206,10 @@ class Config:
             kind = "async" if is_async else "sync"
             raise UsageError(f"--driver {self.driver} does not run the {kind} modes: choose one of {', '.join(drivers)}")
         self._check_prepare()
+        from runner.analysis.checks import parse_check
+
+        for text in self.checks:  # parsed now: a bad expression ends the run before it starts
+            parse_check(text, tuple(op.name for op in workload.ops))
         if self.dsn is not None:
             driver_args(self.dsn, "psycopg2")  # the parent's own connections
             driver_args(self.dsn, self.worker_driver)

@@ -15,6 +15,7 @@ class ExitCode(enum.IntEnum):
     INCOMPLETE = 4  # a worker died or the run was cut short: partial results printed
     OP_ERRORS = 5  # the run finished but some ops failed (counted per class in the output)
     OUTPUT = 6  # the results could not be written: stdout closed or full, or --output failed
+    CHECKS = 7  # the run completed but a --check failed
     INTERRUPTED = 130  # SIGINT (Ctrl-C): partial results printed
     TERMINATED = 143  # SIGTERM: partial results printed
 

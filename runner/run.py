@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from runner.analysis.checks import parse_check
 from runner.analysis.repeat import combine
 from runner.analysis.report import build
 from runner.config import Config
@@ -132,9 +133,20 @@ def _exit_code(doc: dict[str, Any], signal_exit: ExitCode | None) -> ExitCode:
         return signal_exit
     if not doc["complete"]:
         return ExitCode.INCOMPLETE
+    if doc["checks"] is not None:  # with --check, the checks judge the run (errors too: `errors == 0`)
+        return ExitCode.CHECKS if any(not c["pass"] for c in doc["checks"]) else ExitCode.OK
     if doc["totals"]["errors"]:
         return ExitCode.OP_ERRORS
     return ExitCode.OK
+
+
+def _judge(config: Config, doc: dict[str, Any]) -> None:
+    """`.checks`: every --check against the document (with --repeat, the median run's)."""
+    if not config.checks:
+        doc["checks"] = None
+        return
+    ops = tuple(op.name for op in resolve(config.workload).ops)
+    doc["checks"] = [parse_check(text, ops).evaluate(doc) for text in config.checks]
 
 
 def run(config: Config, stream: ResultStream | None = None) -> Outcome:
@@ -180,6 +192,7 @@ def _run(config: Config, cluster: Cluster, stream: ResultStream | None) -> Outco
     doc = docs[0] if config.repeat == 1 else combine(docs)
     if config.repeat > 1 and len(docs) < config.repeat and doc["complete"]:
         doc["complete"], doc["stop_reason"] = False, f"{len(docs)} of {config.repeat} repeats ran"
+    _judge(config, doc)
     signal_exit = INTERRUPT_EXIT[signal.Signals(signals.received[0])] if signals.received else None
     return Outcome(doc, _exit_code(doc, signal_exit))
 

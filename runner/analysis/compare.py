@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from runner.errors import UsageError
 
 # (name, path into .totals, path into .repeat, higher is better)
 Metric = tuple[str, tuple[str, ...], tuple[str, ...] | None, bool]
@@ -67,3 +70,38 @@ def render(rows: list[dict[str, Any]], name_a: str, name_b: str) -> str:
         delta = f"{row['delta_pct']:+.1f}%" if row["delta_pct"] is not None else "n/a"
         lines.append(f"{row['metric']:<28} {row['a']:>12.2f} {row['b']:>12.2f} {delta:>9}  {row['verdict']}")
     return "\n".join(lines)
+
+
+FAIL_IF = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*([<>])\s*([+-]?\d+(?:\.\d+)?)\s*%\s*$")
+FIGURE_METRICS = {"ops_per_s": "ops/s", "wall_s": "wall s", "connections.peak": "peak server connections", "errors": "errors"}
+
+
+def parse_fail_if(text: str) -> tuple[str, str, float]:
+    """`'ops_per_s < -5%'` -> ("ops/s", "<", -5.0); `'read.p99 > +10%'` -> ("read p99 ms", ">", 10.0)."""
+    match = FAIL_IF.match(text)
+    if match is None:
+        raise UsageError(f"--fail-if {text!r}: write FIGURE < -N% or FIGURE > +N%, e.g. 'ops_per_s < -5%' or 'read.p99 > +10%'")
+    figure, side, number = match.groups()
+    op, _, quantile = figure.partition(".")
+    metric = FIGURE_METRICS.get(figure) or (f"{op} {quantile} ms" if quantile in ("p50", "p99") else None)
+    if metric is None:
+        raise UsageError(f"--fail-if {text!r}: unknown figure {figure!r}: one of {', '.join(FIGURE_METRICS)}, or OP.p50, OP.p99")
+    return metric, side, float(number)
+
+
+def fail_ifs(texts: tuple[str, ...], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each --fail-if against the compared rows: it fails only past its threshold *and* beyond
+    both results' spread, so noise never fails a build."""
+    by_metric = {row["metric"]: row for row in rows}
+    results = []
+    for text in texts:
+        metric, side, threshold = parse_fail_if(text)
+        row = by_metric.get(metric)
+        if row is None:
+            raise UsageError(f"--fail-if {text!r}: the two results have no {metric!r} in common")
+        if row["significant"] is None:
+            raise UsageError(f"--fail-if {text!r}: needs --repeat runs on both sides to know the spread (e.g. --repeat 3)")
+        delta = row["delta_pct"]
+        past = delta is not None and (delta < threshold if side == "<" else delta > threshold)
+        results.append({"fail_if": text, "metric": metric, "delta_pct": delta, "beyond_spread": row["significant"], "fail": bool(past and row["significant"])})
+    return results

@@ -40,6 +40,15 @@ def test_compare_flags_a_real_difference_and_not_a_repeat(dsn: str, tmp_path: Pa
     same = {r["metric"]: r for r in compare(json.loads(fast.read_text()), json.loads(again.read_text()))}
     # The same configuration twice: peak connections cannot differ beyond the noise.
     assert same["peak server connections"]["significant"] is False
+    # --fail-if: the raw layer's runs turned into ORM runs is a regression past -5 %, beyond the spread.
+    regression = run_runner("compare", str(fast), str(slow), "--fail-if", "ops_per_s < -5%", "--fail-if", "read.p99 > +1000000%")
+    assert regression.code == 7, regression.stderr
+    assert regression.doc is not None and [r["fail"] for r in regression.doc["fail_if"]] == [True, False]
+    assert "runner: compare failed: ops_per_s < -5%: ops/s changed -" in regression.stderr
+    # A change within the spread never fails, whatever the threshold says.
+    noise = run_runner("compare", str(fast), str(again), "--fail-if", "connections.peak > +0%", "--fail-if", "connections.peak < -0%")
+    assert noise.code == 0, noise.stderr
+    assert noise.doc is not None and not any(r["fail"] for r in noise.doc["fail_if"])
 
 
 def test_compare_without_repeats_says_it_cannot_tell(dsn: str, tmp_path: Path) -> None:
@@ -50,6 +59,10 @@ def test_compare_without_repeats_says_it_cannot_tell(dsn: str, tmp_path: Path) -
     assert compared is not None
     rows = compared["rows"]
     assert all(row["significant"] is None and "use --repeat" in row["verdict"] for row in rows)
+    blind = run_runner("compare", str(a), str(b), "--fail-if", "ops_per_s < -5%")
+    assert blind.code == 2 and "needs --repeat runs on both sides" in blind.stderr and len(blind.stderr.strip().splitlines()) == 1
+    bad = run_runner("compare", str(a), str(b), "--fail-if", "ops_per_s < 5")
+    assert bad.code == 2 and "write FIGURE < -N%" in bad.stderr
 
 
 def test_report_writes_plots_and_a_summary(dsn: str, tmp_path: Path) -> None:
@@ -76,3 +89,21 @@ def test_report_and_compare_refuse_what_is_not_a_result(tmp_path: Path) -> None:
     for args in (["report", str(junk)], ["compare", str(junk), str(junk)]):
         proc = run_runner(*args)
         assert proc.code == 2 and proc.stderr.count("\n") == 1 and "not" in proc.stderr
+
+
+def test_report_reads_pretty_documents_appended_one_after_another(dsn: str, tmp_path: Path) -> None:
+    appended = tmp_path / "results.json"  # what `python -m runner ... >> results.json` makes
+    for chunk in (5, 20):
+        result = run_runner("--chunk", str(chunk), "--ops", "100", "--quiet", dsn=dsn)
+        with appended.open("a") as handle:
+            handle.write(result.stdout)  # the pretty, multi-line document as printed
+    assert appended.read_text().count('"schema_version"') == 2
+    out = tmp_path / "report"
+    proc = run_runner("report", str(appended), "-o", str(out))
+    assert proc.code == 0, proc.stderr
+    summary = (out / "summary.md").read_text()
+    assert summary.count("| chunked K=") == 2
+    broken = tmp_path / "broken.json"
+    broken.write_text(appended.read_text() + "{oops\n")
+    proc = run_runner("report", str(broken))
+    assert proc.code == 2 and f"{broken}:" in proc.stderr and "is not JSON" in proc.stderr
