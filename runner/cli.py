@@ -96,6 +96,12 @@ def _fail(message: str, code: ExitCode) -> int:
     help="Repeatable pass/fail condition over the run's figures, e.g. 'read.p99 < 50ms' or 'ops_per_s >= 800' (exit 7 if one fails).",
 )
 @click.option(
+    "--prometheus-port",
+    type=int,
+    default=None,
+    help="Serve the run's live metrics for Prometheus on 127.0.0.1:PORT/metrics (needs the prometheus extra).",
+)
+@click.option(
     "--prepare",
     type=click.Choice(["auto", "never", "always"]),
     default="auto",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import re
 import secrets
 from dataclasses import dataclass
@@ -107,6 +108,7 @@ class Config:
     wait_for_lock: bool = False  # queue behind another run on the same schema instead of refusing
     statement_cache: bool = True  # --statement-cache off: no prepared-statement cache (transaction poolers)
     checks: tuple[str, ...] = ()  # --check EXPR, repeatable (runner.analysis.checks)
+    prometheus_port: int | None = None  # --prometheus-port: serve live metrics on 127.0.0.1
     prepare: str = "auto"  # --prepare auto|never|always: server-side prepared statements where the driver allows
     max_client_connections: int | None = None  # the preflight's budget instead of the server's (a pooler)
     cluster: str = "local"  # local processes, or ray (private), ray:auto, ray:HOST:PORT
@@ -206,6 +208,11 @@ class Config:
             kind = "async" if is_async else "sync"
             raise UsageError(f"--driver {self.driver} does not run the {kind} modes: choose one of {', '.join(drivers)}")
         self._check_prepare()
+        if self.prometheus_port is not None:
+            if not 1 <= self.prometheus_port <= 65535:
+                raise UsageError(f"--prometheus-port must be between 1 and 65535, got {self.prometheus_port}")
+            if importlib.util.find_spec("prometheus_client") is None:
+                raise UsageError("--prometheus-port needs prometheus_client: pip install 'runner[prometheus]'")
         from runner.analysis.checks import parse_check
 
         for text in self.checks:  # parsed now: a bad expression ends the run before it starts

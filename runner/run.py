@@ -16,6 +16,7 @@ from runner.config import Config
 from runner.errors import DatabaseError, ExitCode
 from runner.live import Live
 from runner.measure.collector import VANISHED, Collector
+from runner.measure.exporter import Exporter
 from runner.output import ResultStream
 from runner.server.control import (
     cancel_statements,
@@ -126,6 +127,25 @@ def error_budget_spent(config: Config, collector: Collector) -> str | None:
     if config.max_error_ratio is not None and finished >= MIN_OPS_FOR_RATIO and errors / finished >= config.max_error_ratio:
         return f"--max-errors reached: {errors} of {finished} ops failed ({errors / finished:.1%})"
     return None
+
+
+def _exporter(config: Config, collector: Collector, sampler: ConnectionSampler) -> Exporter | None:
+    """--prometheus-port: live metrics for the length of one measured run."""
+    if config.prometheus_port is None:
+        return None
+
+    def gauges() -> dict[str, float]:
+        latest = collector.timeline[max(collector.timeline)] if collector.timeline else None
+        samples = sampler.samples
+        return {
+            "pool_checked_out": float(latest.pool_checked_out if latest else 0),
+            "server_connections": float(samples[-1].total if samples else 0),
+            "workers_running": float(sum(not w.finished for w in collector.workers)),
+        }
+
+    exporter = Exporter(config.prometheus_port, gauges)
+    collector.observer = exporter.observe
+    return exporter
 
 
 def _exit_code(doc: dict[str, Any], signal_exit: ExitCode | None) -> ExitCode:
@@ -282,12 +302,15 @@ def _measure(
         return None
 
     supervisor.on_go = on_go
+    exporter = _exporter(config, collector, sampler)
     sampler.start()
     try:
         supervisor.run(on_tick=on_tick)
     finally:
         sampler.stop()
         live.close()
+        if exporter is not None:
+            exporter.close()
     if supervisor.refused is not None:
         raise DatabaseError(supervisor.refused)
     server = setup.server

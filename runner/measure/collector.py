@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +123,7 @@ class Collector:
         self.timeline: dict[int, TimelineSlot] = {}
         self.late_ops = 0  # open loop: ops issued more than 1 ms behind their schedule
         self.max_lag_ns = 0
+        self.observer: Callable[[str, OpDelta, LatencyHistogram], None] | None = None  # --prometheus-port
 
     def add(self, record: Record) -> None:
         worker = self.workers[record["worker"]]
@@ -165,6 +167,8 @@ class Collector:
             for totals in targets:
                 _totals(totals, name).add(delta, hist, anatomy)
             if record["phase"] != "warmup":
+                if self.observer is not None:
+                    self.observer(name, delta, hist)
                 # The run's and each worker's counts as they come; the run's histograms are the
                 # slots' added up once, at the end (close), not once per record.
                 _totals(self.by_op, name).add(delta, None)

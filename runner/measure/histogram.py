@@ -73,6 +73,17 @@ class LatencyHistogram:
         """Mean of the tracked values (overflowed values are reported apart, by count)."""
         return float(self._hdr.get_mean_value()) if self._hdr.get_total_count() else 0.0
 
+    def cumulative(self, bounds_ns: list[int]) -> list[int]:
+        """How many values are at or below each bound (a Prometheus histogram's buckets), each
+        recorded value taken at the top of its HdrHistogram bucket (within 1 %)."""
+        counts = [0] * len(bounds_ns)
+        if self._hdr.get_total_count():
+            for item in self._hdr.get_recorded_iterator():
+                for i, bound in enumerate(bounds_ns):
+                    if item.value_iterated_to <= bound:
+                        counts[i] += item.count_added_in_this_iter_step
+        return counts
+
     def summary_ms(self) -> dict[str, float]:
         """mean, p50, p90, p99, p99.9 and max in milliseconds."""
         out = {"mean": self.mean_ns() / NS_PER_MS}

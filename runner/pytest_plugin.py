@@ -1,0 +1,125 @@
+"""A pytest plugin (installed with the package, entry point `pytest11`): run a workload on the
+embedded server from a team's own test suite and assert on the result.
+
+    def test_reads_stay_fast(runner_run):
+        result = runner_run(workload="myapp/bench.py", ops=2000, chunk=20)
+        assert result.complete and result.errors == 0
+        assert result.by_op["read"].p99_ms < 50
+
+`runner_server` (session scope) is one embedded PostgreSQL for the whole test session, removed at
+its end; `runner_run` runs `python -m runner` against it in a subprocess (the run's own signal
+handlers and worker processes stay out of pytest's) and returns a `RunResult`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+RUN_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """One op type's figures, latencies in milliseconds (`.totals.by_op.<op>`)."""
+
+    ops: int
+    ok: int
+    errors: int
+    ops_per_s: float
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @classmethod
+    def from_summary(cls, op: dict[str, Any]) -> OpResult:
+        latency = op["latency_ms"]
+        return cls(
+            op["ops"], op["ok"], op["errors"], op["ops_per_s"],
+            latency["mean"], latency["p50"], latency["p90"], latency["p99"], latency["max"],
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: its exit code, its whole document, and the figures most tests want."""
+
+    exit_code: int
+    doc: dict[str, Any]
+    stderr: str
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.doc["complete"])
+
+    @property
+    def ops_per_s(self) -> float:
+        return float(self.doc["totals"]["ops_per_s"])
+
+    @property
+    def errors(self) -> int:
+        return int(self.doc["totals"]["errors"])
+
+    @property
+    def by_op(self) -> dict[str, OpResult]:
+        return {name: OpResult.from_summary(op) for name, op in self.doc["totals"]["by_op"].items()}
+
+
+def _flags(options: dict[str, Any]) -> list[str]:
+    """`ops=200, layer="raw", check=["errors == 0"], quiet=True` -> `--ops 200 --layer raw --check ... --quiet`."""
+    args: list[str] = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, list | tuple):
+            for item in value:
+                args += [flag, str(item)]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def run_workload(dsn: str, **options: Any) -> RunResult:
+    """`python -m runner` with these options against `dsn`; a run that printed no document fails the test."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", *_flags({"quiet": True, **options}), "--dsn", dsn],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env,
+    )
+    if not proc.stdout.strip():
+        pytest.fail(f"runner printed no result (exit {proc.returncode}): {proc.stderr.strip()}", pytrace=False)
+    return RunResult(proc.returncode, json.loads(proc.stdout), proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def runner_server() -> Iterator[Any]:
+    """One embedded PostgreSQL for the test session (`.dsn`), removed however the session ends."""
+    from runner.server.embedded import start_embedded
+
+    server = start_embedded()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def runner_run(runner_server: Any) -> Callable[..., RunResult]:
+    """`runner_run(workload=..., ops=..., **any option)` -> RunResult, on the session's server."""
+
+    def run(**options: Any) -> RunResult:
+        return run_workload(runner_server.dsn, **options)
+
+    return run

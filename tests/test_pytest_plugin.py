@@ -1,0 +1,41 @@
+"""The pytest plugin, as a team would use it in its own suite (pytest's own pytester runs it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.pytest_plugin import _flags
+
+pytest_plugins = ("pytester",)
+
+SUITE = '''
+def test_reads_stay_fast(runner_run):
+    result = runner_run(workload="seed", ops=200, chunk=10, check=["errors == 0"])
+    assert result.exit_code == 0 and result.complete and result.errors == 0
+    assert set(result.by_op) == {"read", "write"}
+    assert 0 < result.by_op["read"].p50_ms <= result.by_op["read"].p99_ms < 60_000
+    assert result.doc["checks"][0]["pass"] is True
+
+
+def test_a_threshold_that_cannot_hold_fails(runner_run):
+    result = runner_run(workload="noop", ops=100)
+    assert result.by_op["noop"].p99_ms < 0  # fails: shows the assertion works on real figures
+
+
+def test_the_server_is_shared(runner_server, runner_run):
+    assert runner_run(workload="noop", ops=10).doc["server"]["embedded"] is False  # given as --dsn
+    assert runner_server.dsn.startswith("postgresql://")
+'''
+
+
+def test_the_plugin_runs_a_workload_in_a_users_suite(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_bench=SUITE)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)  # the plugin came from its entry point: no conftest here
+    result.stdout.fnmatch_lines(["*assert *.p99_ms < 0*"])
+
+
+def test_options_become_flags() -> None:
+    assert _flags({"ops": 200, "layer": "raw", "check": ["a", "b"], "quiet": True, "debug": False, "rate": None}) == [
+        "--ops", "200", "--layer", "raw", "--check", "a", "--check", "b", "--quiet",
+    ]
