@@ -90,6 +90,11 @@ def _fail(message: str, code: ExitCode) -> int:
     help="Keep the N slowest ops per op type with their statements and parameters (.exemplars; see `runner explain`).",
 )
 @click.option(
+    "--stages",
+    default=None,
+    help="Steps of DURATION:TARGET, e.g. '30s:100/s,ramp:60s:400/s,30s:100/s' (open-loop rate) or '30s:10,30s:40' (window ops in flight).",
+)
+@click.option(
     "--check",
     "checks",
     multiple=True,
@@ -145,8 +150,14 @@ def cli(**options: object) -> int:
     max_errors, max_error_ratio = parse_max_errors(options.pop("max_errors"))  # type: ignore[arg-type]
     pg_settings = parse_pg_settings(options.pop("pg_settings"))  # type: ignore[arg-type]
     statement_cache = options.pop("statement_cache") == "on"
+    from runner.concurrency.stages import parse_stages
+
+    stages_text = options.pop("stages")
+    stage_kind, stages = parse_stages(stages_text) if isinstance(stages_text, str) else (None, ())
     config = Config(
         **options,  # type: ignore[arg-type]
+        stages=stages,
+        stage_kind=stage_kind,
         statement_cache=statement_cache,
         warmup_ops=warmup_ops,
         warmup_s=warmup_s,

@@ -107,6 +107,8 @@ class Config:
     debug: bool = False
     wait_for_lock: bool = False  # queue behind another run on the same schema instead of refusing
     statement_cache: bool = True  # --statement-cache off: no prepared-statement cache (transaction poolers)
+    stages: tuple[tuple[str, float, float], ...] = ()  # --stages: (hold|ramp, seconds, target)
+    stage_kind: str | None = None  # "rate" (ops/s across workers) or "concurrency" (in flight per worker)
     checks: tuple[str, ...] = ()  # --check EXPR, repeatable (runner.analysis.checks)
     prometheus_port: int | None = None  # --prometheus-port: serve live metrics on 127.0.0.1
     prepare: str = "auto"  # --prepare auto|never|always: server-side prepared statements where the driver allows
@@ -120,6 +122,7 @@ class Config:
         from runner.concurrency import MODES
         from workloads import LAYERS, WORKLOADS, WorkloadFileError, is_path, resolve
 
+        self._apply_stages()
         if self.procs < 1 or self.procs > MAX_PROCS:
             raise UsageError(f"--procs must be between 1 and {MAX_PROCS}, got {self.procs}")
         if self.chunk < 1:
@@ -235,6 +238,29 @@ class Config:
         from runner.concurrency import MODES
 
         return self.driver or (ASYNC_DRIVERS if MODES[self.mode].is_async else SYNC_DRIVERS)[0]
+
+    def _apply_stages(self) -> None:
+        """--stages sets the length (their sum) and the load: the open loop at the highest rate
+        (the workers follow the steps), or window mode as wide as the most ops in flight."""
+        if not self.stages:
+            return
+        if self.stage_kind not in ("rate", "concurrency"):
+            raise UsageError("--stages: say what the targets are (stage_kind rate or concurrency)")
+        if self.duration_s is not None or self.ops is not None or self.rate_per_s is not None:
+            raise UsageError("--stages sets the run's length and load itself: leave out --duration, --ops and --rate")
+        from runner.concurrency.stages import total_s
+
+        object.__setattr__(self, "duration_s", round(total_s(self.stages), 6))
+        top = max(target for _, _, target in self.stages)
+        if self.stage_kind == "rate":
+            if self.mode not in ("chunked", "open"):
+                raise UsageError("--stages with rates (100/s) runs the open loop: leave --mode out")
+            object.__setattr__(self, "rate_per_s", top)
+        else:
+            if self.mode not in ("chunked", "window"):
+                raise UsageError("--stages with ops in flight (30s:10) runs window mode: leave --mode out")
+            object.__setattr__(self, "mode", "window")
+            object.__setattr__(self, "chunk", int(top))
 
     def _check_prepare(self) -> None:
         """--prepare and --statement-cache say one thing: "never" is the cache off, and back."""

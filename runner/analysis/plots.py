@@ -65,12 +65,21 @@ def _connection_points(doc: dict[str, Any]) -> list[tuple[float, float]]:
     return _timeline_points(doc, lambda e: e["server_connections"]["total"])
 
 
+def stage_boundaries(doc: dict[str, Any]) -> list[float]:
+    """The start of every --stages step after the first (seconds since the start barrier)."""
+    return [stage["start_s"] for stage in (doc.get("stages") or [])[1:]]
+
+
 def _over_time(plt: Any, results: list[tuple[str, dict[str, Any]]], points: Any, ylabel: str, title: str, path: Path) -> None:
     """Every run on one graph over time (the seed's DBeaver picture)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    boundaries: set[float] = set()
     for name, doc in results:
         xy = points(doc)
         ax.plot([p[0] for p in xy], [p[1] for p in xy], label=_label(name, doc))
+        boundaries.update(stage_boundaries(doc))
+    for x in sorted(boundaries):  # --stages: where each step begins
+        ax.axvline(x, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("seconds since the start barrier")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -12,12 +12,13 @@ from typing import Any
 from runner import __version__
 from runner.analysis.client import bottleneck, worker_load
 from runner.analysis.statements import match_ops
+from runner.concurrency.stages import boundaries, offered_ops
 from runner.config import Config
 from runner.measure.anatomy import anatomy_line, repeat_warning
 from runner.measure.collector import VANISHED, Collector, OpTotals, WorkerState
 from runner.measure.exemplars import slowest
 from runner.measure.sample import Sample
-from runner.measure.timeline import build_timeline
+from runner.measure.timeline import build_timeline, stage_summaries
 from runner.server.sampler import ConnectionSampler
 from runner.server.stats import insights
 from runner.transport.pools import PoolPlan
@@ -201,6 +202,9 @@ def build(
     dropped = sum(w.dropped for w in workers)
     unfinished = sum(w.unfinished for w in workers)
     offered = round(config.rate_per_s * config.duration_s) if config.rate_per_s and config.duration_s else config.ops or 0
+    bounds = boundaries(config.stages) if config.stages else None
+    if config.stages and config.stage_kind == "rate":
+        offered = offered_ops(config.stages)
     complete = stop_reason is None and mismatch is None and all(w.status == "done" for w in workers)
     _match_top_statements(server, collector)
     by_op = {name: _op_summary(t, wall_s) for name, t in sorted(collector.by_op.items())}
@@ -260,7 +264,8 @@ def build(
             "by_op": {name: _op_summary(t, 0.0) for name, t in sorted(collector.warmup_by_op.items())},
         },
         "exemplars": slowest({w.worker_id: w.exemplars for w in workers}, config.exemplars) if config.exemplars else None,
-        "timeline": build_timeline(collector, sampler.samples),
+        "timeline": build_timeline(collector, sampler.samples, bounds),
+        "stages": stage_summaries(collector, config.stages, bounds) if bounds else None,
         "client": {**client_resources(workers), "bottleneck": bottleneck(workers, config.mode != "sync")},
         "workers": [_worker_summary(w) for w in workers],
         "hosts": host_summary(workers),

@@ -27,6 +27,11 @@ class Knobs:
     seed: int = 0  # open loop: the RNG for Poisson gaps
     on_drop: Callable[[Op], None] = lambda op: None  # open loop: an op --max-inflight refused
     on_lag: Callable[[int], None] = lambda lag_ns: None  # open loop: how late an op was issued
+    # --stages: the open loop's next intended perf_counter_ns time after one, `amount` ops of
+    # schedule later (None: past the last step), and window mode's lanes allowed to run now.
+    # None: the fixed --rate / --chunk.
+    next_intended: Callable[[int, float], int | None] | None = None
+    lanes_now: Callable[[], int] | None = None
 
 
 @dataclass(frozen=True)

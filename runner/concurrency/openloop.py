@@ -20,8 +20,14 @@ async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
     in_flight: set[asyncio.Task[None]] = set()
     intended_ns = time.perf_counter_ns()
     for op in ops:
-        gap_ns = rng.expovariate(1.0) * mean_gap_ns if knobs.arrival == "poisson" else mean_gap_ns
-        intended_ns += int(gap_ns)
+        amount = rng.expovariate(1.0) if knobs.arrival == "poisson" else 1.0  # ops of schedule to the next
+        if knobs.next_intended is not None:  # --stages: a rate that changes over time
+            following = knobs.next_intended(intended_ns, amount)
+            if following is None:  # the schedule has no more ops before its end
+                break
+            intended_ns = following
+        else:
+            intended_ns += int(amount * mean_gap_ns)
         delay_ns = intended_ns - time.perf_counter_ns()
         if delay_ns > 0:
             await asyncio.sleep(delay_ns / NS_PER_S)

@@ -8,15 +8,27 @@ from collections.abc import Iterator
 from runner.concurrency import AsyncExecute, Knobs, Mode, register
 from workloads import Op
 
+STAGE_POLL_S = 0.01  # --stages: how often a resting lane looks whether it may run
+
 
 async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
     width = knobs.width
-    async def lane() -> None:
+    exhausted = False
+
+    async def lane(index: int) -> None:
+        nonlocal exhausted
         # The lanes share one iterator: advancing it never awaits, so no two lanes take one op.
-        for op in ops:
+        while not exhausted:
+            # --stages: lanes beyond the stage's ops in flight rest until it allows them.
+            while knobs.lanes_now is not None and index >= knobs.lanes_now() and not exhausted:
+                await asyncio.sleep(STAGE_POLL_S)
+            op = next(ops, None)
+            if op is None:
+                exhausted = True  # the share is done, the deadline passed or a stop: resting lanes end too
+                return
             await execute(op)
 
-    await asyncio.gather(*(lane() for _ in range(width)))
+    await asyncio.gather(*(lane(i) for i in range(width)))
 
 
 MODE = register(

@@ -20,16 +20,60 @@ def _states(samples: list[Sample]) -> dict[str, int]:
     }
 
 
-def build_timeline(collector: Collector, samples: list[Sample]) -> list[dict[str, Any]]:
+def build_timeline(collector: Collector, samples: list[Sample], bounds: list[tuple[float, float]] | None = None) -> list[dict[str, Any]]:
     """Every slot from the first to the last, timed from the start barrier (the moment the
-    workers were released). A slot no record landed in is kept, with zero ops: a stall shows."""
+    workers were released). A slot no record landed in is kept, with zero ops: a stall shows.
+    With --stages (`bounds`: each step's start and end in seconds), each entry names its step."""
     entries = []
     previous_ns = 0
     for index in range(1, max(collector.timeline, default=0) + 1):
         slot = collector.slot(index)
-        entries.append(timeline_entry(slot, samples, previous_ns, collector.go_ns))
+        entry = timeline_entry(slot, samples, previous_ns, collector.go_ns)
+        if bounds:
+            entry["stage"] = stage_of(bounds, _middle_s(collector, slot))
+        entries.append(entry)
         previous_ns = slot.t_ns
     return entries
+
+
+def _middle_s(collector: Collector, slot: TimelineSlot) -> float:
+    """The middle of the interval that ended at the slot's time: where its ops mostly ran."""
+    return max(0.0, (slot.t_ns - collector.interval_ns / 2) / NS_PER_S)
+
+
+def stage_of(bounds: list[tuple[float, float]], t_s: float) -> int:
+    """The step an interval ending `t_s` after the barrier belongs to (the last one after the end)."""
+    for index, (_, end) in enumerate(bounds):
+        if t_s <= end + 1e-6:
+            return index
+    return len(bounds) - 1
+
+
+def _stage_op(totals: OpTotals) -> dict[str, Any]:
+    summary = totals.hist.summary_ms()
+    return {"ops": totals.ok + totals.error_count, "p50_ms": summary["p50"], "p99_ms": summary["p99"]}
+
+
+def stage_summaries(collector: Collector, stages: tuple[tuple[str, float, float], ...], bounds: list[tuple[float, float]]) -> list[dict[str, Any]]:
+    """Per step: the intervals that ended in it, added up (ops, rates, per-op latency)."""
+    merged: list[dict[str, OpTotals]] = [{} for _ in bounds]
+    for slot in collector.timeline.values():
+        by_op = merged[stage_of(bounds, _middle_s(collector, slot))]
+        for name, totals in slot.by_op.items():
+            target = by_op.setdefault(name, OpTotals())
+            target.ok += totals.ok
+            target.errors.update(totals.errors)
+            target.hist.merge(totals.hist)
+    out = []
+    for index, ((kind, seconds, goal), (start, end), by_op) in enumerate(zip(stages, bounds, merged, strict=True)):
+        ok = sum(t.ok for t in by_op.values())
+        errors = sum(t.error_count for t in by_op.values())
+        out.append({
+            "index": index, "kind": kind, "target": goal, "start_s": round(start, 6), "end_s": round(end, 6),
+            "ops": ok + errors, "ok": ok, "errors": errors, "ops_per_s": round(ok / seconds, 3),
+            "by_op": {name: _stage_op(t) for name, t in sorted(by_op.items())},
+        })
+    return out
 
 
 def _anatomy_entry(totals: OpTotals) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 import uvloop
 
 from runner.concurrency import MODES, Knobs
+from runner.concurrency.stages import next_arrival, target_at
 from runner.worker.anatomy import CURRENT, OpTrace, ThreadProbe, probe_loop
 from runner.worker.channel import Channel, Emitter
 from runner.worker.engine import AsyncEngineBackend, PreflightError, SyncEngineBackend, check_descriptors, secrets
@@ -85,11 +86,29 @@ def _deadline(start_ns: int, seconds: float | None) -> int | None:
     return None if not seconds else start_ns + int(seconds * NS_PER_S)
 
 
+def _stage_s(ctx: WorkerContext, at_ns: int) -> float:
+    """Seconds since the release at a perf_counter_ns time (0 before it: warm-up runs the first stage)."""
+    return max(0.0, (at_ns - ctx.go_ns) / NS_PER_S) if ctx.go_ns else 0.0
+
+
 def _knobs(ctx: WorkerContext, width: int) -> Knobs:
     config = ctx.plan.config
+    if config.stages and config.rate_per_s is None:  # ops in flight per stage (window)
+        return Knobs(width, lanes_now=lambda: round(target_at(config.stages, _stage_s(ctx, time.perf_counter_ns()))))
     if config.rate_per_s is None:
         return Knobs(width)
+    next_intended = None
+    if config.stages:
+
+        def next_intended(at_ns: int, amount: float) -> int | None:
+            """This worker's share of the steps' schedule, from its release (in warm-up every
+            gap is the schedule's first one)."""
+            start_ns = ctx.go_ns or at_ns
+            following = next_arrival(config.stages, (at_ns - start_ns) / NS_PER_S, amount, 1 / config.procs)
+            return None if following is None else start_ns + int(following * NS_PER_S)
+
     return Knobs(
+        next_intended=next_intended,
         width=config.inflight_cap,
         rate_per_s=config.rate_per_s / config.procs,
         arrival=config.arrival,

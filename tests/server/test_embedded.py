@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,13 +55,20 @@ def test_start_and_stop_leave_nothing() -> None:
 
 
 def test_default_run_uses_an_embedded_server_and_removes_it() -> None:
-    before = set(glob.glob(TEMP_GLOB))
-    result = run_runner("--ops", "80", "--quiet")
-    assert result.code == 0, result.stderr
-    assert result.doc is not None and result.doc["server"]["embedded"] is True
-    assert result.doc["server"]["settings"]["max_connections"] == "2000"
-    assert result.doc["totals"]["ok"] == 80
-    assert set(glob.glob(TEMP_GLOB)) - before == set()
+    # A temp dir of its own (TMPDIR), so another run on the machine cannot blur what this one left;
+    # world-traversable, since as root the server runs as the wheel's own user.
+    tmp = Path(tempfile.mkdtemp(prefix="runner-test-tmp-", dir="/tmp"))
+    tmp.chmod(0o755)
+    try:
+        result = run_runner("--ops", "80", "--quiet", env={"TMPDIR": str(tmp)})
+        assert result.code == 0, result.stderr
+        assert result.doc is not None and result.doc["server"]["embedded"] is True
+        assert result.doc["server"]["settings"]["max_connections"] == "2000"
+        assert result.doc["totals"]["ok"] == 80
+        assert (tmp / ".runner-initdb.lock").exists()  # the run did work in this TMPDIR...
+        assert list(tmp.glob(f"{TEMP_PREFIX}*")) == []  # ...and its server's data dir is gone
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_sigkill_of_the_parent_removes_server_and_workers() -> None:
