@@ -17,7 +17,7 @@ import psutil
 import pytest
 from sqlalchemy import create_engine, text
 
-from runner.server.embedded import TEMP_PREFIX, EmbeddedServer, start_embedded
+from runner.server.embedded import TEMP_PREFIX, EmbeddedServer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,12 +103,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[EmbeddedServer]:
-    embedded = start_embedded()
-    try:
-        yield embedded
-    finally:
-        embedded.stop()
+def server(runner_server: EmbeddedServer) -> EmbeddedServer:
+    """The session's embedded server: the package's own pytest plugin's (runner.pytest_plugin),
+    so this suite uses the fixture it ships."""
+    return runner_server
 
 
 @pytest.fixture(scope="session")
