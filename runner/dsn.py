@@ -99,6 +99,11 @@ def mask_dsn(dsn: str | None) -> str | None:
         return "<unparseable DSN>"
 
 
+def settings_options(settings: dict[str, str]) -> str:
+    """Settings as libpq's `options` startup parameter (`-c name=value ...`): options_settings' inverse."""
+    return " ".join(f"-c {name}={value}" for name, value in settings.items())
+
+
 def options_settings(options: str) -> dict[str, str]:
     """libpq's `options` (`-c name=value -c ...` or `--name=value`) as settings."""
     settings: dict[str, str] = {}

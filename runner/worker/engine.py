@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import Pool, QueuePool
 
-from runner.dsn import driver_args, parse_dsn
+from runner.dsn import driver_args, parse_dsn, settings_options
 from runner.worker.anatomy import TimedAsyncQueuePool, TimedQueuePool, instrument
 from runner.worker.plan import WorkerPlan
 from runner.worker.recorder import error_class, error_message
@@ -70,7 +70,7 @@ def engine_target(plan: WorkerPlan) -> tuple[URL, dict[str, Any]]:
             args.update(statement_cache_size=0, prepared_statement_cache_size=0)
             args["prepared_statement_name_func"] = lambda: f"__runner_{uuid.uuid4().hex}__"
         return url, args
-    args["options"] = " ".join(f"-c {k}={v}" for k, v in settings.items())  # libpq drivers
+    args["options"] = settings_options(settings)  # libpq drivers
     if driver == "psycopg":
         args["prepare_threshold"] = config.psycopg_prepare_threshold
     return url, args

@@ -17,7 +17,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from runner.dsn import driver_args
+from runner.dsn import driver_args, settings_options
 from runner.worker.engine import DISPOSE_TIMEOUT_S, FLUSH_STATS_SQL, PreflightError, refusal
 from runner.worker.plan import WorkerPlan
 from runner.worker.slots import AsyncSlots, SyncSlots
@@ -91,7 +91,7 @@ class AsyncDriver:
 
         conn = await psycopg.AsyncConnection.connect(
             host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database, autocommit=True,
-            options=" ".join(f"-c {k}={v}" for k, v in self._settings.items()),
+            options=settings_options(self._settings),
             prepare_threshold=self._prepare_threshold, **self._args,
         )
         return PsycopgAsync(conn)
@@ -148,7 +148,7 @@ class SyncDriver:
         self.name = name
         self._kwargs = {
             "host": url.host, "port": url.port, "user": url.username, "password": url.password,
-            "options": " ".join(f"-c {k}={v}" for k, v in settings.items()), **args,
+            "options": settings_options(settings), **args,
         }
         self._kwargs = {k: v for k, v in self._kwargs.items() if v is not None}
         self._database = url.database
