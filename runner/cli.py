@@ -141,6 +141,7 @@ def cli(**options: object) -> int:
     """Run a SQLAlchemy workload against PostgreSQL and report what it did, as JSON on stdout."""
     from runner.analysis.checks import failed_lines
     from runner.analysis.report import print_summary
+    from runner.concurrency.stages import parse_stages
     from runner.output import ResultStream, check_writable, dumps, result_line, write_output
     from runner.run import Interrupted, run
 
@@ -150,8 +151,6 @@ def cli(**options: object) -> int:
     max_errors, max_error_ratio = parse_max_errors(options.pop("max_errors"))  # type: ignore[arg-type]
     pg_settings = parse_pg_settings(options.pop("pg_settings"))  # type: ignore[arg-type]
     statement_cache = options.pop("statement_cache") == "on"
-    from runner.concurrency.stages import parse_stages
-
     stages_text = options.pop("stages")
     stage_kind, stages = parse_stages(stages_text) if isinstance(stages_text, str) else (None, ())
     config = Config(

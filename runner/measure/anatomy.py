@@ -75,6 +75,10 @@ class Anatomy:
         else:
             zeros["db"] += 1
         hists["python"].record(max(0, latency_ns - db_ns - pool_ns))
+        self._keep(texts)
+
+    def _keep(self, texts: dict[str, int]) -> None:
+        """Add statement counts; past MAX_TEXTS distinct statements, only those already kept."""
         kept = self.texts
         for text, count in texts.items():
             if text in kept or len(kept) < MAX_TEXTS:
@@ -94,9 +98,7 @@ class Anatomy:
         self.rows += other.rows
         self.streamed += other.streamed
         self.db_timed = self.db_timed and other.db_timed
-        for text, count in other.texts.items():
-            if text in self.texts or len(self.texts) < MAX_TEXTS:
-                self.texts[text] += count
+        self._keep(other.texts)
         for part in PARTS:
             self.hists[part].merge(other.hists[part])
 

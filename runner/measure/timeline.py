@@ -49,8 +49,9 @@ def stage_of(bounds: list[tuple[float, float]], t_s: float) -> int:
     return len(bounds) - 1
 
 
-def _stage_op(totals: OpTotals) -> dict[str, Any]:
-    summary = totals.hist.summary_ms()
+def _latency_entry(totals: OpTotals) -> dict[str, Any]:
+    """One op type's ops, p50 and p99 (a timeline entry's and a step's)."""
+    summary = totals.hist.summary_ms()  # once: it walks the histogram for every quantile
     return {"ops": totals.ok + totals.error_count, "p50_ms": summary["p50"], "p99_ms": summary["p99"]}
 
 
@@ -71,7 +72,7 @@ def stage_summaries(collector: Collector, stages: tuple[tuple[str, float, float]
         out.append({
             "index": index, "kind": kind, "target": goal, "start_s": round(start, 6), "end_s": round(end, 6),
             "ops": ok + errors, "ok": ok, "errors": errors, "ops_per_s": round(ok / seconds, 3),
-            "by_op": {name: _stage_op(t) for name, t in sorted(by_op.items())},
+            "by_op": {name: _latency_entry(t) for name, t in sorted(by_op.items())},
         })
     return out
 
@@ -90,8 +91,7 @@ def _anatomy_entry(totals: OpTotals) -> dict[str, Any] | None:
 
 
 def _op_entry(totals: OpTotals) -> dict[str, Any]:
-    summary = totals.hist.summary_ms()  # once: it walks the histogram for every quantile
-    return {"ops": totals.ok + totals.error_count, "p50_ms": summary["p50"], "p99_ms": summary["p99"], "anatomy": _anatomy_entry(totals)}
+    return {**_latency_entry(totals), "anatomy": _anatomy_entry(totals)}
 
 
 def timeline_entry(slot: TimelineSlot, samples: list[Sample], previous_ns: int, go_ns: int) -> dict[str, Any]:

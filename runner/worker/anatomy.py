@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection, QueuePool
 
+from runner.config import Config
 from runner.measure.exemplars import Call
 from runner.worker.recorder import Recorder
 
 TICK_S = 0.01  # the lag probe's timer: 100 wake-ups a second, a negligible load
 TICK_NS = int(TICK_S * 1e9)
+T = TypeVar("T")
 
 
 class OpTrace:
@@ -41,6 +44,15 @@ class OpTrace:
 
 
 CURRENT: ContextVar[OpTrace | None] = ContextVar("runner_op_trace", default=None)
+
+
+def trace_factory(config: Config) -> Callable[[], OpTrace | None]:
+    """What each op of this run is traced with: nothing (--no-anatomy), or a fresh OpTrace that
+    sees statements unless the layer is raw and keeps them with --exemplars."""
+    if not config.anatomy:
+        return lambda: None
+    sees_statements, keeps_calls = config.layer != "raw", config.exemplars > 0
+    return lambda: OpTrace(sees_statements, keeps_calls)
 
 
 def _before_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
@@ -79,19 +91,36 @@ def instrument(engine: Engine) -> None:
     event.listen(engine, "after_cursor_execute", _after_cursor_execute)
 
 
+def pool_wait(acquire: Callable[[], T]) -> T:
+    """`acquire()`, its time added to the current op's pool wait: from asking a pool for a
+    connection to having it (the queue, a new connection's connect, the checkout handlers)."""
+    trace = CURRENT.get()
+    if trace is None:
+        return acquire()
+    start = time.perf_counter_ns()
+    try:
+        return acquire()
+    finally:
+        trace.pool_wait_ns += time.perf_counter_ns() - start
+
+
+async def pool_wait_async(acquire: Callable[[], Awaitable[T]]) -> T:
+    """pool_wait for a pool that is awaited (the raw layer's async slots)."""
+    trace = CURRENT.get()
+    if trace is None:
+        return await acquire()
+    start = time.perf_counter_ns()
+    try:
+        return await acquire()
+    finally:
+        trace.pool_wait_ns += time.perf_counter_ns() - start
+
+
 class _Timed:
-    """From asking the pool for a connection to having it: the queue, a new connection's connect
-    and the checkout handlers. Pool.connect() is the one public door every checkout goes through."""
+    """SQLAlchemy's pools, timed: Pool.connect() is the one public door every checkout goes through."""
 
     def connect(self) -> PoolProxiedConnection:
-        trace = CURRENT.get()
-        if trace is None:
-            return super().connect()  # type: ignore[misc, no-any-return]
-        start = time.perf_counter_ns()
-        try:
-            return super().connect()  # type: ignore[misc, no-any-return]
-        finally:
-            trace.pool_wait_ns += time.perf_counter_ns() - start
+        return pool_wait(super().connect)  # type: ignore[misc]
 
 
 class TimedQueuePool(_Timed, QueuePool):

@@ -27,7 +27,7 @@ import uvloop
 
 from runner.concurrency import MODES, Knobs
 from runner.concurrency.stages import next_arrival, target_at
-from runner.worker.anatomy import CURRENT, OpTrace, ThreadProbe, probe_loop
+from runner.worker.anatomy import CURRENT, ThreadProbe, probe_loop, trace_factory
 from runner.worker.channel import Channel, Emitter
 from runner.worker.engine import AsyncEngineBackend, PreflightError, SyncEngineBackend, check_descriptors, secrets
 from runner.worker.plan import WorkerPlan
@@ -168,7 +168,7 @@ async def _run_async(ctx: WorkerContext) -> int:
         handle = backend.handle
         impls = {op.name: op.impl(plan.config.layer, True) for op in resolve(plan.config.workload).ops}
         data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
-        anatomy, sees_statements, keeps_calls = plan.config.anatomy, plan.config.layer != "raw", plan.config.exemplars > 0
+        new_trace = trace_factory(plan.config)
 
         async def execute(op: Op, intended_ns: int | None = None) -> None:
             start = time.perf_counter_ns() if intended_ns is None else intended_ns
@@ -179,7 +179,7 @@ async def _run_async(ctx: WorkerContext) -> int:
             assert task is not None
             ctx.inflight[task] = op
             error = None
-            trace = OpTrace(sees_statements, keeps_calls) if anatomy else None
+            trace = new_trace()
             token = CURRENT.set(trace)  # the task's own context: ops in other tasks never see it
             try:
                 await impls[op.name](handle, data_rng)
@@ -222,12 +222,12 @@ def _run_sync(ctx: WorkerContext) -> int:
         handle = backend.handle
         impls = {op.name: op.impl(plan.config.layer, False) for op in resolve(plan.config.workload).ops}
         data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
-        anatomy, sees_statements, keeps_calls = plan.config.anatomy, plan.config.layer != "raw", plan.config.exemplars > 0
+        new_trace = trace_factory(plan.config)
 
         def execute(op: Op) -> None:
             start = time.perf_counter_ns()
             error = None
-            trace = OpTrace(sees_statements, keeps_calls) if anatomy else None
+            trace = new_trace()
             token = CURRENT.set(trace)  # a thread's own context: no other op sees it
             try:
                 # Sharing one Random between threads is safe: each draw is one C call under the GIL.

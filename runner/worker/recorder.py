@@ -32,7 +32,6 @@ class _OpInterval:
     anatomy: Anatomy | None = None  # made by the first traced op
 
 
-
 def _driver_error(exc: BaseException) -> BaseException:
     """The driver's own exception where SQLAlchemy wrapped one (e.g. TooManyConnectionsError)."""
     inner: BaseException = getattr(exc, "orig", None) or exc

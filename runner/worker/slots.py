@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import deque
 from typing import Any, Protocol
 
-from runner.worker.anatomy import CURRENT
+from runner.worker.anatomy import pool_wait, pool_wait_async
 
 
 class AsyncOpener(Protocol):
@@ -48,13 +47,7 @@ class AsyncLease:
         self._conn: Any = None
 
     async def __aenter__(self) -> Any:
-        trace = CURRENT.get()
-        if trace is None:
-            self._conn = await self._pool.acquire()
-            return self._conn
-        start = time.perf_counter_ns()  # the op's pool wait, as the timed QueuePool measures it
-        self._conn = await self._pool.acquire()
-        trace.pool_wait_ns += time.perf_counter_ns() - start
+        self._conn = await pool_wait_async(self._pool.acquire)  # the op's pool wait, as for SQLAlchemy's pool
         return self._conn
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
@@ -140,13 +133,7 @@ class SyncLease:
         self._pin = pin
 
     def __enter__(self) -> Any:
-        trace = CURRENT.get()
-        if trace is None:
-            self._conn = self._pool.acquire()
-            return self._conn
-        start = time.perf_counter_ns()
-        self._conn = self._pool.acquire()
-        trace.pool_wait_ns += time.perf_counter_ns() - start
+        self._conn = pool_wait(self._pool.acquire)
         return self._conn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
