@@ -26,7 +26,7 @@ def _bindable(statement: str, parameters: Any) -> tuple[str, Any]:
         if order:
             return text, [parameters[i] if i < len(parameters) else None for i in order]
     if not parameters:
-        return statement.replace("%%", "%") if "%%" in statement else statement, None
+        return statement.replace("%%", "%"), None  # no parameters: psycopg2 sends the text as it is
     return statement, parameters
 
 

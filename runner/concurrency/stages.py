@@ -47,43 +47,31 @@ def total_s(stages: tuple[Stage, ...]) -> float:
     return sum(seconds for _, seconds, _ in stages)
 
 
-def boundaries(stages: tuple[Stage, ...]) -> list[tuple[float, float]]:
-    """(start, end) in seconds since the start barrier, per step."""
-    out, start = [], 0.0
-    for _, seconds, _ in stages:
-        out.append((start, start + seconds))
-        start += seconds
-    return out
-
-
-def target_at(stages: tuple[Stage, ...], t_s: float) -> float:
-    """The target `t_s` seconds after the start barrier (the last step's after the end)."""
-    previous, start = 0.0, 0.0
-    for kind, seconds, target in stages:
-        if t_s < start + seconds:
-            if kind == "ramp":
-                return previous + (target - previous) * (t_s - start) / seconds
-            return target
-        previous, start = target, start + seconds
-    return stages[-1][2]
-
-
-def offered_ops(stages: tuple[Stage, ...]) -> int:
-    """Ops a rate schedule makes due: the area under it."""
-    previous, area = 0.0, 0.0
-    for kind, seconds, target in stages:
-        area += (previous + target) / 2 * seconds if kind == "ramp" else target * seconds
-        previous = target
-    return round(area)
-
-
 def _segments(stages: tuple[Stage, ...]) -> list[tuple[float, float, float, float]]:
-    """(start, end, rate at start, rate at end) per step."""
+    """(start, end, target at start, target at end) per step: the one walk the others read."""
     out, previous, start = [], 0.0, 0.0
     for kind, seconds, target in stages:
         out.append((start, start + seconds, previous if kind == "ramp" else target, target))
         previous, start = target, start + seconds
     return out
+
+
+def boundaries(stages: tuple[Stage, ...]) -> list[tuple[float, float]]:
+    """(start, end) in seconds since the start barrier, per step."""
+    return [(start, end) for start, end, _, _ in _segments(stages)]
+
+
+def target_at(stages: tuple[Stage, ...], t_s: float) -> float:
+    """The target `t_s` seconds after the start barrier (the last step's after the end)."""
+    for start, end, target0, target1 in _segments(stages):
+        if t_s < end:
+            return target0 + (target1 - target0) * (t_s - start) / (end - start)
+    return stages[-1][2]
+
+
+def offered_ops(stages: tuple[Stage, ...]) -> int:
+    """Ops a rate schedule makes due: the area under it."""
+    return round(sum((target0 + target1) / 2 * (end - start) for start, end, target0, target1 in _segments(stages)))
 
 
 def next_arrival(stages: tuple[Stage, ...], t_s: float, amount: float, scale: float) -> float | None:
