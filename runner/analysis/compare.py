@@ -11,13 +11,17 @@ from runner.errors import UsageError
 Metric = tuple[str, tuple[str, ...], tuple[str, ...] | None, bool]
 
 
+# The run-wide rows, by the figure name --fail-if uses for them (the --check names).
+RUN_METRICS: dict[str, Metric] = {
+    "ops_per_s": ("ops/s", ("ops_per_s",), ("ops_per_s",), True),
+    "wall_s": ("wall s", ("wall_s",), ("wall_s",), False),
+    "connections.peak": ("peak server connections", ("connections", "server_peak"), ("server_peak",), False),
+    "errors": ("errors", ("errors",), None, False),
+}
+
+
 def _metrics(a: dict[str, Any], b: dict[str, Any]) -> list[Metric]:
-    metrics: list[Metric] = [
-        ("ops/s", ("ops_per_s",), ("ops_per_s",), True),
-        ("wall s", ("wall_s",), ("wall_s",), False),
-        ("peak server connections", ("connections", "server_peak"), ("server_peak",), False),
-        ("errors", ("errors",), None, False),
-    ]
+    metrics = list(RUN_METRICS.values())
     for op in sorted(set(a["totals"]["by_op"]) & set(b["totals"]["by_op"])):
         for q in ("p50", "p99"):
             metrics.append((f"{op} {q} ms", ("by_op", op, "latency_ms", q), ("by_op", op, q), False))
@@ -73,9 +77,6 @@ def render(rows: list[dict[str, Any]], name_a: str, name_b: str) -> str:
 
 
 FAIL_IF = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*([<>])\s*([+-]?\d+(?:\.\d+)?)\s*%\s*$")
-FIGURE_METRICS = {"ops_per_s": "ops/s", "wall_s": "wall s", "connections.peak": "peak server connections", "errors": "errors"}
-
-
 def parse_fail_if(text: str) -> tuple[str, str, float]:
     """`'ops_per_s < -5%'` -> ("ops/s", "<", -5.0); `'read.p99 > +10%'` -> ("read p99 ms", ">", 10.0)."""
     match = FAIL_IF.match(text)
@@ -83,9 +84,9 @@ def parse_fail_if(text: str) -> tuple[str, str, float]:
         raise UsageError(f"--fail-if {text!r}: write FIGURE < -N% or FIGURE > +N%, e.g. 'ops_per_s < -5%' or 'read.p99 > +10%'")
     figure, side, number = match.groups()
     op, _, quantile = figure.partition(".")
-    metric = FIGURE_METRICS.get(figure) or (f"{op} {quantile} ms" if quantile in ("p50", "p99") else None)
+    metric = RUN_METRICS[figure][0] if figure in RUN_METRICS else (f"{op} {quantile} ms" if quantile in ("p50", "p99") else None)
     if metric is None:
-        raise UsageError(f"--fail-if {text!r}: unknown figure {figure!r}: one of {', '.join(FIGURE_METRICS)}, or OP.p50, OP.p99")
+        raise UsageError(f"--fail-if {text!r}: unknown figure {figure!r}: one of {', '.join(RUN_METRICS)}, or OP.p50, OP.p99")
     return metric, side, float(number)
 
 
