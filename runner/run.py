@@ -169,52 +169,74 @@ def _judge(config: Config, doc: dict[str, Any]) -> None:
     doc["checks"] = [parse_check(text, ops).evaluate(doc) for text in config.checks]
 
 
-def run(config: Config, stream: ResultStream | None = None) -> Outcome:
-    """--repeat runs of one configuration on one server, each on freshly created tables."""
+@dataclass
+class Bench:
+    """One server, one schema lock, one set of signal handlers: several measured runs on them
+    (--repeat's runs, or the capacity search's steps)."""
+
+    dsn: str
+    embedded: EmbeddedServer | None
+    signals: Signals
+    cluster: Cluster
+    stream: ResultStream | None
+
+    def measure(self, config: Config) -> dict[str, Any]:
+        """One measured run of `config` (same server and workload as the bench was opened for)."""
+        return _measure(config, self.dsn, self.embedded, self.signals, self.stream, self.cluster.transport())
+
+    def signal_exit(self) -> ExitCode | None:
+        return INTERRUPT_EXIT[signal.Signals(self.signals.received[0])] if self.signals.received else None
+
+
+@contextmanager
+def bench(config: Config, stream: ResultStream | None = None) -> Iterator[Bench]:
+    """The server (embedded unless --dsn), the schema lock and the cluster, for as long as the
+    block runs; everything is released and removed however it ends."""
     # Before the run's own signal handlers: ray.init replaces the driver's SIGTERM handler.
     cluster = open_cluster(config)
     try:
-        return _run(config, cluster, stream)
+        with _signals() as signals:
+            embedded: EmbeddedServer | None = None
+            lock = None
+            try:
+
+                def open_server() -> str:
+                    nonlocal embedded, lock
+                    if config.dsn is None:
+                        embedded = start_embedded(dict(config.pg_settings))
+                    dsn = config.dsn or embedded.dsn  # type: ignore[union-attr]
+                    lock = lock_schema(dsn, SCHEMA, config.wait_for_lock)
+                    return dsn
+
+                dsn = _interruptible(signals, open_server)
+                yield Bench(dsn, embedded, signals, cluster, stream)
+            finally:
+                if lock is not None:
+                    release_lock(lock)
+                if embedded is not None:
+                    embedded.stop()
     finally:
         cluster.close()
 
 
-def _run(config: Config, cluster: Cluster, stream: ResultStream | None) -> Outcome:
-    embedded: EmbeddedServer | None = None
-    lock = None
+def run(config: Config, stream: ResultStream | None = None) -> Outcome:
+    """--repeat runs of one configuration on one server, each on freshly created tables."""
     docs: list[dict[str, Any]] = []
-    with _signals() as signals:
-        try:
-
-            def open_server() -> str:
-                nonlocal embedded, lock
-                if config.dsn is None:
-                    embedded = start_embedded(dict(config.pg_settings))
-                dsn = config.dsn or embedded.dsn  # type: ignore[union-attr]
-                lock = lock_schema(dsn, SCHEMA, config.wait_for_lock)
-                return dsn
-
-            dsn = _interruptible(signals, open_server)
-            for _ in range(config.repeat):
-                try:
-                    docs.append(_measure(config, dsn, embedded, signals, stream, cluster.transport()))
-                except Interrupted:
-                    if not docs:
-                        raise
-                    break  # between repeats: report the runs that finished
-                if signals.received or not docs[-1]["complete"]:
-                    break
-        finally:
-            if lock is not None:
-                release_lock(lock)
-            if embedded is not None:
-                embedded.stop()
+    with bench(config, stream) as opened:
+        for _ in range(config.repeat):
+            try:
+                docs.append(opened.measure(config))
+            except Interrupted:
+                if not docs:
+                    raise
+                break  # between repeats: report the runs that finished
+            if opened.signals.received or not docs[-1]["complete"]:
+                break
     doc = docs[0] if config.repeat == 1 else combine(docs)
     if config.repeat > 1 and len(docs) < config.repeat and doc["complete"]:
         doc["complete"], doc["stop_reason"] = False, f"{len(docs)} of {config.repeat} repeats ran"
     _judge(config, doc)
-    signal_exit = INTERRUPT_EXIT[signal.Signals(signals.received[0])] if signals.received else None
-    return Outcome(doc, _exit_code(doc, signal_exit))
+    return Outcome(doc, _exit_code(doc, opened.signal_exit()))
 
 
 @dataclass
