@@ -25,11 +25,12 @@ Examples:
   python -m runner --repeat 5 --ops 5000 --output a.json
   runner compare a.json b.json                    deltas, and whether they exceed the noise
   runner report sweep.jsonl --out report/         plots and a Markdown summary
+  runner capacity --slo 'read.p99 < 50ms'          the highest rate that meets an SLO
 
 \b
 Exit codes: 0 ok, 1 internal error, 2 bad input, 3 database unavailable or refused,
 4 run incomplete (a worker died, --max-errors), 5 some ops failed, 6 results not written
-(stdout closed or full, --output failed), 130 Ctrl-C, 143 SIGTERM.
+(stdout closed or full, --output failed), 7 a --check failed, 130 Ctrl-C, 143 SIGTERM.
 """
 
 
@@ -142,52 +143,21 @@ def cli(**options: object) -> int:
     from runner.analysis.checks import failed_lines
     from runner.analysis.report import print_summary
     from runner.concurrency.stages import parse_stages
-    from runner.output import ResultStream, check_writable, dumps, result_line, write_output
+    from runner.output import ResultStream, check_writable
     from runner.run import Interrupted, run
 
     # Before the workload is imported (Config resolves it): whatever it prints goes to stderr.
     stream = ResultStream.claim_stdout()
-    warmup_ops, warmup_s = parse_warmup(options.pop("warmup"))  # type: ignore[arg-type]
-    max_errors, max_error_ratio = parse_max_errors(options.pop("max_errors"))  # type: ignore[arg-type]
-    pg_settings = parse_pg_settings(options.pop("pg_settings"))  # type: ignore[arg-type]
-    statement_cache = options.pop("statement_cache") == "on"
     stages_text = options.pop("stages")
     stage_kind, stages = parse_stages(stages_text) if isinstance(stages_text, str) else (None, ())
-    config = Config(
-        **options,  # type: ignore[arg-type]
-        stages=stages,
-        stage_kind=stage_kind,
-        statement_cache=statement_cache,
-        warmup_ops=warmup_ops,
-        warmup_s=warmup_s,
-        max_errors=max_errors,
-        max_error_ratio=max_error_ratio,
-        pg_settings=pg_settings,
-    )
+    config = _config(options, stages=stages, stage_kind=stage_kind)
     if config.output is not None:
         check_writable(config.output)
     try:
         outcome = run(config, stream)
     except Interrupted as exc:
         return _fail(f"interrupted by {exc} before any op was measured", exc.exit_code)
-    # The run is over: a late Ctrl-C must not cut the results in half.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    output_error = None
-    try:
-        # stdout first: a full disk under --output must not cost the results on stdout too.
-        stream.write(result_line(outcome.report) if config.jsonl else dumps(outcome.report))
-        if config.output is not None:
-            try:
-                write_output(config.output, dumps(outcome.report))
-            except OSError as exc:
-                output_error = f"--output {config.output}: {exc.strerror or exc}"
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    code = outcome.exit_code
-    for line in _delivery_errors(stream.error, output_error, config.output):
-        click.echo(f"runner: error: {line}", err=True)
-        if code not in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
-            code = ExitCode.OUTPUT
+    code = _deliver(outcome.report, outcome.exit_code, config, stream)
     if not config.quiet:
         print_summary(outcome.report)
     else:  # even --quiet says when the numbers are partial or the pool shaped them
@@ -198,6 +168,48 @@ def cli(**options: object) -> int:
     for line in failed_lines(outcome.report["checks"] or [], median=config.repeat > 1):
         click.echo(f"runner: {line}", err=True)
     return int(code)
+
+
+def _config(options: dict[str, object], **fields: Any) -> Config:
+    """The Config of the run options (the main command's, or runner capacity's share of them)."""
+    warmup_ops, warmup_s = parse_warmup(options.pop("warmup", None))  # type: ignore[arg-type]
+    max_errors, max_error_ratio = parse_max_errors(options.pop("max_errors"))  # type: ignore[arg-type]
+    pg_settings = parse_pg_settings(options.pop("pg_settings"))  # type: ignore[arg-type]
+    statement_cache = options.pop("statement_cache") == "on"
+    parsed = {"warmup_ops": warmup_ops, "warmup_s": warmup_s, **fields}  # `fields` overrides: capacity's own warm-up
+    return Config(
+        **options,  # type: ignore[arg-type]
+        **parsed,
+        statement_cache=statement_cache,
+        max_errors=max_errors,
+        max_error_ratio=max_error_ratio,
+        pg_settings=pg_settings,
+    )
+
+
+def _deliver(doc: dict[str, Any], code: ExitCode, config: Config, stream: Any) -> ExitCode:
+    """The document on stdout (as --jsonl's last line or pretty), then to --output; the exit code,
+    turned into OUTPUT when either place could not take it."""
+    from runner.output import dumps, result_line, write_output
+
+    # The run is over: a late Ctrl-C must not cut the results in half.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    output_error = None
+    try:
+        # stdout first: a full disk under --output must not cost the results on stdout too.
+        stream.write(result_line(doc) if config.jsonl else dumps(doc))
+        if config.output is not None:
+            try:
+                write_output(config.output, dumps(doc))
+            except OSError as exc:
+                output_error = f"--output {config.output}: {exc.strerror or exc}"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for line in _delivery_errors(stream.error, output_error, config.output):
+        click.echo(f"runner: error: {line}", err=True)
+        if code not in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+            code = ExitCode.OUTPUT
+    return code
 
 
 def _delivery_errors(stdout_error: str | None, output_error: str | None, output: str | None) -> list[str]:
@@ -250,8 +262,12 @@ def compare_cmd(a: str, b: str, fail_if: tuple[str, ...]) -> int:
 
 
 def _single(results: list[tuple[str, dict[str, Any]]], command: str = "compare") -> tuple[str, dict[str, Any]]:
+    from runner.analysis.results import is_capacity
+
     if len(results) != 1:
         raise UsageError(f"{results[0][0].split(':')[0]} holds {len(results)} results: {command} takes one per file")
+    if is_capacity(results[0][1]):
+        raise UsageError(f"{results[0][0]} is a capacity search: {command} takes a run's document (runner report draws a search)")
     return results[0]
 
 
@@ -275,7 +291,74 @@ def explain_cmd(file: str, dsn: str | None, analyze: bool) -> int:
     return int(ExitCode.OK)
 
 
-SUBCOMMANDS = {"report": report_cmd, "compare": compare_cmd, "explain": explain_cmd}
+# The main command's options that a capacity search sets itself, step by step, or cannot use.
+NOT_FOR_CAPACITY = ("ops", "duration_s", "warmup", "mode", "rate_per_s", "stages", "checks", "repeat", "jsonl", "prometheus_port", "chunk", "threads")
+
+
+def _capacity(**options: Any) -> int:
+    """The highest open-loop rate that meets every --slo: grow the rate until a step fails, then
+    bisect. One short run per step, all on one server; the document has every step."""
+    from runner.capacity.find import CapacitySpec, find_capacity, summary_lines
+    from runner.capacity.search import SearchSpec
+    from runner.config import parse_duration
+    from runner.output import ResultStream, check_writable
+    from runner.run import Interrupted
+
+    stream = ResultStream.claim_stdout()
+    precision_text = options.pop("precision")
+    spec = CapacitySpec(
+        slos=options.pop("slos"),
+        search=SearchSpec(
+            start_per_s=options.pop("start_rate"),
+            growth=options.pop("growth"),
+            precision=_share(precision_text, "--precision"),
+            max_per_s=options.pop("max_rate"),
+            max_steps=options.pop("max_steps"),
+        ),
+        step_s=parse_duration(options.pop("step"), "--step"),
+        step_warmup_s=parse_duration(options.pop("step_warmup"), "--step-warmup", zero_ok=True),
+    )
+    config = _config(options, rate_per_s=spec.search.start_per_s, duration_s=spec.step_s, warmup_s=spec.step_warmup_s)
+    spec.checks(config)  # a bad --slo is one line before any server starts
+    if config.output is not None:
+        check_writable(config.output)
+    try:
+        outcome = find_capacity(config, spec, stream)
+    except Interrupted as exc:
+        return _fail(f"interrupted by {exc} before any step was measured", exc.exit_code)
+    code = _deliver(outcome.report, outcome.exit_code, config, stream)
+    for line in summary_lines(outcome.report):
+        click.echo(line, err=True)
+    return int(code)
+
+
+def _share(text: str, option: str) -> float:
+    """5% or 0.05 -> 0.05."""
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise UsageError(f"{option} takes a share such as 5% or 0.05, got {text!r}") from None
+
+
+capacity_cmd = click.Command(
+    "capacity",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    callback=_capacity,
+    help=_capacity.__doc__,
+    params=[
+        click.Option(["--slo", "slos"], multiple=True, required=True, help="Repeatable, the --check grammar: 'read.p99 < 50ms', 'error_rate < 1%'."),
+        click.Option(["--start-rate"], type=float, default=20.0, show_default=True, help="The first step's rate, ops/s across all workers."),
+        click.Option(["--growth"], type=float, default=2.0, show_default=True, help="While steps pass, the next rate is this many times the last."),
+        click.Option(["--precision"], default="5%", show_default=True, help="Stop when the first failing rate is within this share of the passing one."),
+        click.Option(["--max-rate"], type=float, default=None, help="Never offer more than this many ops/s (a production service's cap)."),
+        click.Option(["--max-steps"], type=int, default=30, show_default=True, help="Most steps the search may take."),
+        click.Option(["--step"], default="10s", show_default=True, help="Measured time per step."),
+        click.Option(["--step-warmup"], default="3s", show_default=True, help="Warm-up before each step's measurement, at the step's rate."),
+        *[param for param in cli.params if param.name not in NOT_FOR_CAPACITY and param.name != "version"],
+    ],
+)
+
+SUBCOMMANDS = {"report": report_cmd, "compare": compare_cmd, "explain": explain_cmd, "capacity": capacity_cmd}
 
 
 def main(argv: list[str] | None = None) -> None:

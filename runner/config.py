@@ -42,6 +42,18 @@ def parse_warmup(text: str | None) -> tuple[int, float]:
         raise UsageError(f"--warmup takes ops (500) or seconds (5s), got {text!r}") from None
 
 
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+DURATION_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+
+
+def parse_duration(text: str, option: str, zero_ok: bool = False) -> float:
+    """`10s`, `500ms`, `2m` or a plain number of seconds -> seconds (> 0, or >= 0 if zero_ok)."""
+    match = DURATION.match(text.strip())
+    if match is None or (float(match.group(1)) <= 0 and not zero_ok):
+        raise UsageError(f"{option} takes a {'' if zero_ok else 'positive '}time such as 10s, 500ms or 2m, got {text!r}")
+    return float(match.group(1)) * DURATION_UNIT_S[match.group(2)]
+
+
 SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")
 
 

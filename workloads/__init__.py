@@ -26,7 +26,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, MetaData
 
 SCHEMA = "runner"  # every workload's tables live here, never in `public`
-BUILTIN_MODULES = ("workloads.seed", "workloads.noop", "workloads.point_select", "workloads.tpcb")
+BUILTIN_MODULES = ("workloads.seed", "workloads.noop", "workloads.point_select", "workloads.tpcb", "workloads.sleep")
 LAYERS = ("orm", "core", "raw")
 
 AsyncImpl = Callable[["Handle", random.Random], Awaitable[None]]

@@ -93,29 +93,30 @@ def _known(figure: str, ops: tuple[str, ...]) -> bool:
     return rest in OP_COUNTS + QUANTILES + ANATOMY_COUNTS or (part in ANATOMY_PARTS and quantile in QUANTILES)
 
 
-def parse_check(text: str, ops: tuple[str, ...]) -> Check:
-    """One expression, checked against the workload's op types; UsageError says what is wrong."""
+def parse_check(text: str, ops: tuple[str, ...], option: str = "--check") -> Check:
+    """One expression, checked against the workload's op types; UsageError says what is wrong
+    (naming `option`: --check, or runner capacity's --slo, which has the same grammar)."""
     match = EXPRESSION.match(text)
     if match is None:
-        raise UsageError(f"--check {text!r}: write FIGURE OP NUMBER[UNIT], e.g. 'read.p99 < 50ms' or 'ops_per_s >= 800'")
+        raise UsageError(f"{option} {text!r}: write FIGURE OP NUMBER[UNIT], e.g. 'read.p99 < 50ms' or 'ops_per_s >= 800'")
     figure, compare, number, unit = match.groups()
     if not _known(figure, ops):
         raise UsageError(
-            f"--check {text!r}: unknown figure {figure!r}: one of {', '.join(RUN_FIGURES)}, or OP.p99 (and p50, p90, "
+            f"{option} {text!r}: unknown figure {figure!r}: one of {', '.join(RUN_FIGURES)}, or OP.p99 (and p50, p90, "
             f"p99_9, max, mean, ops_per_s, errors, error_rate, statements_per_op, db.p99, pool_wait.p99, python.p99) "
             f"for an op type of the workload ({', '.join(ops)})"
         )
     threshold = float(number)
     if _is_latency(figure):
         if unit not in (None, *TO_MS):
-            raise UsageError(f"--check {text!r}: {figure} is a time: give ms, s or us")
+            raise UsageError(f"{option} {text!r}: {figure} is a time: give ms, s or us")
         threshold *= TO_MS[unit or "ms"]
     elif figure.endswith("error_rate"):
         if unit not in (None, "%"):
-            raise UsageError(f"--check {text!r}: error_rate is a share: give it in % (e.g. 1%) or as 0.01")
+            raise UsageError(f"{option} {text!r}: error_rate is a share: give it in % (e.g. 1%) or as 0.01")
         threshold = threshold / 100 if unit == "%" else threshold
     elif unit not in (None, "/s") or (unit == "/s" and not figure.endswith("ops_per_s")):
-        raise UsageError(f"--check {text!r}: {figure} takes no unit {unit!r}")
+        raise UsageError(f"{option} {text!r}: {figure} takes no unit {unit!r}")
     return Check(text.strip(), figure, compare, threshold)
 
 

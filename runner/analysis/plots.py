@@ -9,7 +9,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from runner.analysis.checks import QUANTILES
 from runner.analysis.report import scenario_name
+from runner.analysis.results import is_capacity
 from runner.errors import UsageError
 
 PNG_DPI = 110
@@ -112,9 +114,71 @@ def _summary(results: list[tuple[str, dict[str, Any]]], pictures: list[str]) -> 
     return "\n".join(lines) + "\n"
 
 
+def _capacity_plot(plt: Any, name: str, doc: dict[str, Any], path: Path) -> None:
+    """p99 per op type against the offered rate, one point per step (hollow: the step failed),
+    each latency SLO as a horizontal line and the capacity found as a vertical one."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    steps = sorted(doc["steps"], key=lambda s: s["rate_per_s"])
+    for op in sorted({op for s in steps for op in s["latency_ms"]}):
+        points = [(s["rate_per_s"], s["latency_ms"][op]["p99"], s["pass"]) for s in steps if op in s["latency_ms"]]
+        line = ax.plot([p[0] for p in points], [p[1] for p in points], label=f"{op} p99")[0]
+        failed = [p for p in points if not p[2]]
+        ax.scatter([p[0] for p in failed], [p[1] for p in failed], facecolors="none", edgecolors=line.get_color(), zorder=3)
+        ax.scatter([p[0] for p in points if p[2]], [p[1] for p in points if p[2]], color=line.get_color(), zorder=3)
+    for check in steps[0]["checks"] if steps else []:
+        if check["figure"].rpartition(".")[2] in QUANTILES:
+            ax.axhline(check["threshold"], color="red", linestyle="--", linewidth=1, label=f"SLO {check['check']}")
+    if doc["capacity_per_s"] is not None:
+        ax.axvline(doc["capacity_per_s"], color="green", linestyle=":", label=f"capacity {doc['capacity_per_s']:g}/s")
+    ax.set_xlabel("offered rate (ops/s across all workers)")
+    ax.set_ylabel("p99 latency (ms)")
+    ax.set_yscale("log")
+    ax.set_title(f"Capacity search ({Path(name).name}): filled = step met every SLO")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=PNG_DPI)
+    plt.close(fig)
+
+
+def _capacity_summary(name: str, doc: dict[str, Any], picture: str) -> list[str]:
+    answer = "none met the SLOs" if doc["capacity_per_s"] is None else f"{doc['capacity_per_s']:g} ops/s"
+    lines = [
+        f"## Capacity search: {name}",
+        "",
+        f"SLOs: {', '.join(doc['slos'])}. Capacity: {answer}; first failing rate: "
+        f"{'none' if doc['first_failing_per_s'] is None else format(doc['first_failing_per_s'], 'g')} "
+        f"({'; '.join(doc['broken']) or 'nothing broke'}).",
+        "",
+        "| step | offered ops/s | achieved ops/s | p99 ms (worst op) | errors | dropped | pass | what broke |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for number, step in enumerate(doc["steps"], 1):
+        p99 = max((lat["p99"] for lat in step["latency_ms"].values()), default=0.0)
+        lines.append(
+            f"| {number} | {step['rate_per_s']:g} | {step['ops_per_s']:g} | {p99:.2f} | {step['errors']} | {step['dropped']} "
+            f"| {step['pass']} | {'; '.join(step['broken'])} |"
+        )
+    return lines + ["", f"![{picture}]({picture})", ""]
+
+
 def write_report(results: list[tuple[str, dict[str, Any]]], out_dir: Path) -> list[Path]:
     plt = _pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
+    searches = [(name, doc) for name, doc in results if is_capacity(doc)]
+    runs = [(name, doc) for name, doc in results if not is_capacity(doc)]
+    written, text = _write_runs(plt, runs, out_dir) if runs else ([], "# runner report\n\n")
+    for index, (name, doc) in enumerate(searches):
+        picture = "capacity.png" if len(searches) == 1 else f"capacity_{index + 1}.png"
+        _capacity_plot(plt, name, doc, out_dir / picture)
+        written.append(out_dir / picture)
+        text += "\n".join(_capacity_summary(name, doc, picture))
+    summary = out_dir / "summary.md"
+    summary.write_text(text)
+    return [summary, *written]
+
+
+def _write_runs(plt: Any, results: list[tuple[str, dict[str, Any]]], out_dir: Path) -> tuple[list[Path], str]:
     pictures = {
         "ops_per_s_vs_chunk.png": lambda p: _by_chunk(plt, results, lambda d: d["totals"]["ops_per_s"], "ops/s", p),
         "p99_vs_chunk.png": lambda p: _by_chunk(plt, results, _p99, "p99 latency, worst op (ms)", p),
@@ -129,6 +193,4 @@ def write_report(results: list[tuple[str, dict[str, Any]]], out_dir: Path) -> li
     for filename, draw in pictures.items():
         draw(out_dir / filename)
         written.append(out_dir / filename)
-    summary = out_dir / "summary.md"
-    summary.write_text(_summary(results, list(pictures)))
-    return [summary, *written]
+    return written, _summary(results, list(pictures))

@@ -11,7 +11,12 @@ from runner.errors import UsageError
 
 
 def _is_result(obj: Any) -> bool:
-    return isinstance(obj, dict) and "schema_version" in obj and "totals" in obj
+    """A run's document, or a capacity search's (`kind: capacity`)."""
+    return isinstance(obj, dict) and "schema_version" in obj and ("totals" in obj or obj.get("kind") == "capacity")
+
+
+def is_capacity(doc: dict[str, Any]) -> bool:
+    return doc.get("kind") == "capacity"
 
 
 def _documents(text: str) -> list[tuple[int, Any]]:

@@ -1,0 +1,185 @@
+"""Run the search: one open-loop run per step on one server, each judged against the SLOs.
+
+A step passes when every SLO holds and the offered rate was served: no op failed (unless an SLO
+is about errors or error_rate, which then decides), none was dropped at --max-inflight (unless an
+SLO is about dropped), none was left unissued or unfinished. A step that did not complete (a worker died, a signal) ends the search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from runner.analysis.checks import Check, parse_check
+from runner.analysis.report import SCHEMA_VERSION, environment
+from runner.capacity.search import Search, SearchSpec
+from runner.config import Config
+from runner.errors import ExitCode, UsageError
+from runner.output import ResultStream
+from runner.run import Interrupted, Outcome, bench
+from workloads import resolve
+
+MIN_STEP_OPS = 20  # a step offering fewer ops than this cannot say much about a p99
+ERROR_FIGURES = ("errors", "error_rate")
+OUTCOME_EXIT = {"converged": ExitCode.OK, "max_rate": ExitCode.OK, "none_passed": ExitCode.CHECKS, "max_steps": ExitCode.INCOMPLETE}
+
+
+@dataclass(frozen=True)
+class CapacitySpec:
+    slos: tuple[str, ...]
+    search: SearchSpec
+    step_s: float  # the measured part of each step
+    step_warmup_s: float  # before it, on the same workers, at the step's rate
+
+    def checks(self, config: Config) -> list[Check]:
+        if not self.slos:
+            raise UsageError("runner capacity needs at least one --slo, e.g. --slo 'read.p99 < 50ms'")
+        ops = tuple(op.name for op in resolve(config.workload).ops)
+        return [parse_check(text, ops, "--slo") for text in self.slos]
+
+    def step_config(self, config: Config, rate: float) -> Config:
+        return dataclasses.replace(config, rate_per_s=rate, duration_s=self.step_s, warmup_s=self.step_warmup_s, warmup_ops=0)
+
+
+def judge(doc: dict[str, Any], checks: list[Check]) -> dict[str, Any]:
+    """One step's entry in `.steps`: its figures, the SLOs' results, and what broke."""
+    totals = doc["totals"]
+    schedule = totals["schedule"]
+    results = [check.evaluate(doc) for check in checks]
+    broken = [
+        f"{r['check']} (measured {'nothing' if r['value'] is None else format(r['value'], '.4g')})" for r in results if not r["pass"]
+    ]
+    named = {check.figure.rpartition(".")[2] for check in checks}  # an SLO on a figure replaces its default
+    if totals["errors"] and not named & {"errors", "error_rate"}:
+        classes = ", ".join(f"{name} {n}" for name, n in sorted(totals["errors_by_class"].items()))
+        broken.append(f"{totals['errors']} ops failed ({classes})")
+    unserved = {
+        f"dropped at --max-inflight {schedule['max_inflight']}": 0 if "dropped" in named else totals["dropped"],
+        "never issued (the client fell behind)": schedule["not_issued"],
+        "unfinished": totals["unfinished"],
+    }
+    if any(unserved.values()):
+        broken.append("rate not served: " + ", ".join(f"{n} ops {what}" for what, n in unserved.items() if n))
+    if not doc["complete"]:  # cut short: its figures judge nothing (ops due after the stop were "never issued")
+        broken = []
+    bottleneck = doc["client"]["bottleneck"]
+    return {
+        "rate_per_s": schedule["rate_per_s"],
+        "pass": not broken and doc["complete"],
+        "broken": broken,
+        "checks": results,
+        "ops_per_s": totals["ops_per_s"],
+        "ok": totals["ok"],
+        "errors": totals["errors"],
+        "dropped": totals["dropped"],
+        "not_issued": schedule["not_issued"],
+        "unfinished": totals["unfinished"],
+        "late_ops": schedule["late_ops"],
+        "latency_ms": {name: op["latency_ms"] for name, op in totals["by_op"].items()},
+        "server_connections_peak": totals["connections"]["server_peak"],
+        "client_limited": bottleneck["limited"],
+        "complete": doc["complete"],
+        "stop_reason": doc["stop_reason"],
+    }
+
+
+def _step_line(number: int, step: dict[str, Any]) -> str:
+    latency = ", ".join(f"{name} p99 {lat['p99']:.1f} ms" for name, lat in step["latency_ms"].items())
+    if not step["complete"]:
+        verdict = f"INCOMPLETE ({step['stop_reason']}): not judged"
+    else:
+        verdict = "pass" if step["pass"] else "FAIL: " + "; ".join(step["broken"])
+    return f"runner: capacity step {number}: {step['rate_per_s']:g}/s offered, {step['ops_per_s']:g} ops/s, {latency}: {verdict}"
+
+
+def _warnings(steps: list[dict[str, Any]], first_failing: float | None) -> list[str]:
+    failing = next((s for s in steps if s["rate_per_s"] == first_failing), None)
+    if failing is not None and failing["client_limited"]:
+        return [
+            f"the client limited the step at {first_failing:g}/s (see .client.bottleneck of a run at that rate): "
+            "the capacity found may be the client's, not the server's; add --procs or hosts"
+        ]
+    return []
+
+
+def find_capacity(config: Config, spec: CapacitySpec, stream: ResultStream | None = None, stderr: TextIO = sys.stderr) -> Outcome:
+    """The search, its steps and its answer as one document (`kind: capacity`)."""
+    checks = spec.checks(config)
+    search = Search(dataclasses.replace(spec.search, min_per_s=max(spec.search.min_per_s, MIN_STEP_OPS / spec.step_s)))
+    steps: list[dict[str, Any]] = []
+    server: dict[str, Any] | None = None
+    stop_reason = None
+    with bench(config, stream) as opened:
+        while (rate := search.next_rate()) is not None:
+            try:
+                doc = opened.measure(spec.step_config(config, round(rate, 3)))
+            except Interrupted as exc:
+                stop_reason = f"interrupted by {exc} before the step at {rate:g}/s was measured"
+                break
+            server = server or doc["server"]
+            steps.append(judge(doc, checks))
+            if not config.quiet:
+                stderr.write(_step_line(len(steps), steps[-1]) + "\n")
+            if not doc["complete"]:
+                stop_reason = f"the step at {rate:g}/s did not complete: {doc['stop_reason']}"
+                break
+            search.record(rate, steps[-1]["pass"])
+        signal_exit = opened.signal_exit()
+    if stop_reason is None and search.outcome == "max_steps":
+        stop_reason = f"--max-steps {spec.search.max_steps} ran out before the precision was reached"
+    passing = [s["rate_per_s"] for s in steps if s["pass"]]
+    failing = [s for s in steps if not s["pass"] and s["complete"]]
+    first_failing = min(failing, key=lambda s: s["rate_per_s"]) if failing else None
+    result = {
+        "kind": "capacity",
+        "schema_version": SCHEMA_VERSION,
+        "complete": stop_reason is None,
+        "stop_reason": stop_reason,
+        "outcome": search.outcome,
+        "capacity_per_s": max(passing) if passing else None,
+        "first_failing_per_s": first_failing["rate_per_s"] if first_failing else None,
+        "broken": first_failing["broken"] if first_failing else [],
+        "slos": list(spec.slos),
+        "search": {
+            "start_rate_per_s": spec.search.start_per_s,
+            "growth": spec.search.growth,
+            "precision": spec.search.precision,
+            "max_rate_per_s": spec.search.max_per_s,
+            "max_steps": spec.search.max_steps,
+            "step_s": spec.step_s,
+            "step_warmup_s": spec.step_warmup_s,
+        },
+        "warnings": _warnings(steps, first_failing["rate_per_s"] if first_failing else None),
+        "steps": steps,
+        "config": config.to_report(),
+        "environment": environment(),
+        "server": server,
+    }
+    if signal_exit is not None:
+        code = signal_exit
+    elif stop_reason is not None:
+        code = ExitCode.INCOMPLETE
+    else:
+        code = OUTCOME_EXIT[search.outcome or "converged"]
+    return Outcome(result, code)
+
+
+def summary_lines(doc: dict[str, Any]) -> list[str]:
+    """The answer in words, for stderr."""
+    slos = " and ".join(doc["slos"])
+    lines = []
+    if doc["capacity_per_s"] is None:
+        lines.append(f"capacity: no rate met {slos} (lowest tried: {min((s['rate_per_s'] for s in doc['steps']), default=0):g}/s)")
+    elif doc["first_failing_per_s"] is None:
+        why = "every rate up to --max-rate" if doc["outcome"] == "max_rate" else "every step before the search stopped"
+        lines.append(f"capacity: at least {doc['capacity_per_s']:g}/s: {why} met {slos}")
+    else:
+        lines.append(
+            f"capacity: {doc['capacity_per_s']:g}/s met {slos}; {doc['first_failing_per_s']:g}/s did not: " + "; ".join(doc["broken"])
+        )
+    lines += [f"warning: {w}" for w in doc["warnings"]]
+    if not doc["complete"]:
+        lines.append(f"INCOMPLETE: {doc['stop_reason']}")
+    return [f"runner: {line}" for line in lines]

@@ -1,0 +1,130 @@
+"""`runner capacity` against the real embedded server, on a service whose capacity is known:
+the sleep workload (20 ms on the server per op) behind a pool of 4 connections can serve at
+most 4 / 0.020 s = 200 ops/s, and a little less for the round trips around each sleep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.conftest import REPO, run_runner
+
+SCHEMA = json.loads((REPO / "docs" / "capacity.schema.json").read_text())
+CEILING = 4 / 0.020  # ops/s: 4 connections, each op holding one for 20 ms
+QUICK = ("--workload", "sleep", "--step", "2s", "--step-warmup", "0.5s")
+
+
+@pytest.fixture(scope="module")
+def search(dsn: str) -> dict:  # type: ignore[type-arg]
+    result = run_runner("capacity", *QUICK, "--pool-size", "4", "--slo", "sleep.p99 < 100ms", "--start-rate", "60", "--precision", "10%", dsn=dsn)
+    assert result.code == 0, result.stderr
+    assert result.doc is not None
+    result.doc["_stderr"] = result.stderr
+    return result.doc
+
+
+def test_the_capacity_found_is_what_the_pool_and_the_sleep_allow(search: dict) -> None:  # type: ignore[type-arg]
+    assert search["outcome"] == "converged" and search["complete"]
+    assert 0.8 * CEILING <= search["capacity_per_s"] <= CEILING
+    assert search["capacity_per_s"] < search["first_failing_per_s"] <= search["capacity_per_s"] * 1.10
+    assert any("sleep.p99 < 100ms" in why for why in search["broken"])
+
+
+def test_every_step_is_reported_and_agrees_with_the_answer(search: dict) -> None:  # type: ignore[type-arg]
+    steps = search["steps"]
+    assert [s["rate_per_s"] for s in steps[:2]] == [60, 120]  # grown geometrically from --start-rate
+    assert max(s["rate_per_s"] for s in steps if s["pass"]) == search["capacity_per_s"]
+    assert min(s["rate_per_s"] for s in steps if not s["pass"]) == search["first_failing_per_s"]
+    for step in steps:
+        assert step["pass"] == all(c["pass"] for c in step["checks"])
+        assert step["ok"] > 0 and step["errors"] == 0
+    assert search["_stderr"].count("runner: capacity step") == len(steps)
+    assert f"capacity: {search['capacity_per_s']:g}/s met sleep.p99 < 100ms" in search["_stderr"]
+
+
+def test_the_document_follows_its_schema(search: dict) -> None:  # type: ignore[type-arg]
+    doc = {k: v for k, v in search.items() if k != "_stderr"}
+    jsonschema.validate(doc, SCHEMA)
+    doc["steps"][0]["surprise"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, SCHEMA)
+
+
+def test_report_draws_the_search(search: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    path = tmp_path / "capacity.json"
+    path.write_text(json.dumps({k: v for k, v in search.items() if k != "_stderr"}))
+    result = run_runner("report", str(path), "-o", str(tmp_path / "out"))
+    assert result.code == 0, result.stderr
+    assert (tmp_path / "out" / "capacity.png").stat().st_size > 10_000
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert f"Capacity: {search['capacity_per_s']:g} ops/s" in summary
+    assert summary.count("\n| ") == len(search["steps"]) + 1  # a row per step under the header
+    compared = run_runner("compare", str(path), str(path))
+    assert compared.code == 2 and "is a capacity search" in compared.stderr
+
+
+def test_drops_fail_a_step_unless_an_slo_is_about_them(dsn: str) -> None:
+    """At 300/s with one op in flight (capacity 50/s) most ops are dropped."""
+    args = (*QUICK, "--max-inflight", "1", "--start-rate", "300", "--max-rate", "300", "--slo", "sleep.p99 < 100ms")
+    strict = run_runner("capacity", *args, dsn=dsn)
+    assert strict.doc is not None
+    assert not strict.doc["steps"][0]["pass"]
+    assert "dropped at --max-inflight 1" in strict.doc["steps"][0]["broken"][0]
+    lenient = run_runner("capacity", *args, "--slo", "dropped <= 100000", dsn=dsn)
+    assert lenient.code == 0, lenient.stderr
+    assert lenient.doc is not None and lenient.doc["outcome"] == "max_rate"
+    assert lenient.doc["steps"][0]["pass"] and lenient.doc["steps"][0]["dropped"] > 100
+    assert "every rate up to --max-rate" in lenient.stderr
+
+
+def test_a_service_that_meets_no_rate_exits_7(dsn: str) -> None:
+    result = run_runner("capacity", *QUICK, "--step", "1s", "--start-rate", "40", "--slo", "sleep.p99 < 5ms", dsn=dsn)
+    assert result.code == 7, result.stderr
+    assert result.doc is not None
+    assert result.doc["outcome"] == "none_passed" and result.doc["capacity_per_s"] is None
+    assert [s["rate_per_s"] for s in result.doc["steps"]] == [40, 20]  # 10/s would be under 20 ops in a 1 s step
+    assert "no rate met sleep.p99 < 5ms" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--slo", "sleep.p99 < fast"), "--slo 'sleep.p99 < fast'"),
+        (("--slo", "nosuch.p99 < 5ms"), "unknown figure 'nosuch.p99'"),
+        (("--slo", "sleep.p99 < 5ms", "--precision", "lots"), "--precision takes a share"),
+        (("--slo", "sleep.p99 < 5ms", "--step", "-1s"), "--step takes a positive time"),
+        (("--slo", "sleep.p99 < 5ms", "--growth", "1"), "--growth must be above 1"),
+        (("--slo", "sleep.p99 < 5ms", "--ops", "100"), "No such option '--ops'"),
+        ((), "Missing option '--slo'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    result = run_runner("capacity", "--workload", "sleep", *args)
+    assert result.code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_mid_search_reports_the_steps_so_far(dsn: str) -> None:
+    argv = [sys.executable, "-m", "runner", "capacity", *QUICK, "--pool-size", "4", "--slo", "sleep.p99 < 100ms", "--dsn", dsn]
+    parent = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert parent.stderr is not None
+    for line in parent.stderr:  # the first step is judged: the second is starting or running
+        if line.startswith("runner: capacity step 1"):
+            break
+    time.sleep(1.0)
+    os.kill(parent.pid, signal.SIGINT)
+    stdout, stderr = parent.communicate(timeout=60)
+    assert parent.returncode == 130, stderr
+    doc = json.loads(stdout)
+    assert not doc["complete"] and "SIGINT" in doc["stop_reason"]
+    assert doc["steps"][0]["pass"] and doc["capacity_per_s"] == doc["steps"][0]["rate_per_s"]
+    assert "INCOMPLETE" in stderr and "every rate up to --max-rate" not in stderr
