@@ -53,7 +53,13 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option("--threads", type=int, default=1, show_default=True, help="Sync mode: threads (and connections) per worker.")
 @click.option("--read-ratio", type=float, default=0.5, show_default=True, help="Share of ops that are reads.")
 @click.option("--seed", type=int, default=None, help="RNG seed: the same seed gives the same op sequence.")
-@click.option("--workload", default="seed", show_default=True, help=f"Workload: {', '.join(WORKLOADS)}, or path/to/file.py.")
+@click.option("--workload", default="seed", show_default=True, help=f"Workload: {', '.join(WORKLOADS)}, path/to/file.py, or package.module[:name].")
+@click.option(
+    "--keys",
+    default="uniform",
+    show_default=True,
+    help="How ops pick existing rows (tpcb, point-select, your ctx.keys.pick(n)): uniform, zipf[:THETA], hotspot[:FRACTION:PROB], latest.",
+)
 @click.option("--layer", default="orm", show_default=True, help="orm, core or raw: the same SQL through the ORM, SQLAlchemy Core, or the driver.")
 @click.option("--driver", default=None, help="asyncpg or psycopg (async modes); psycopg2 or psycopg (sync)  [default: asyncpg / psycopg2].")
 @click.option(

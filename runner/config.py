@@ -128,11 +128,12 @@ class Config:
     cluster: str = "local"  # local processes, or ray (private), ray:auto, ray:HOST:PORT
     anatomy: bool = True  # --no-anatomy: no per-op statements, pool wait, db and python times
     exemplars: int = 0  # --exemplars N: keep the N slowest ops per op type with their statements
+    keys: str = "uniform"  # --keys: how ops pick existing rows (workloads.keys), as written after parsing
 
     def __post_init__(self) -> None:
         # Local imports: the registries import SQLAlchemy's ORM, which Config's users load anyway.
         from runner.concurrency import MODES
-        from workloads import LAYERS, WORKLOADS, WorkloadFileError, is_path, resolve
+        from workloads import LAYERS, WorkloadFileError, resolve
 
         self._apply_stages()
         if self.procs < 1 or self.procs > MAX_PROCS:
@@ -205,10 +206,6 @@ class Config:
             raise UsageError(f"--exemplars needs the statements SQLAlchemy sends, which {why} does not see")
         if self.mode not in MODES:
             raise UsageError(f"unknown --mode {self.mode!r}: choose one of {', '.join(MODES)}")
-        if not is_path(self.workload) and self.workload not in WORKLOADS:
-            raise UsageError(
-                f"unknown --workload {self.workload!r}: choose one of {', '.join(WORKLOADS)}, or a path to a .py file"
-            )
         try:
             workload = resolve(self.workload)
         except WorkloadFileError as exc:
@@ -218,11 +215,22 @@ class Config:
         if self.layer not in workload.layers():
             raise UsageError(f"workload {workload.name!r} has no {self.layer} layer (it has {', '.join(workload.layers())})")
         is_async = MODES[self.mode].is_async
+        lacking = workload.lacking(self.layer, is_async)
+        if lacking is not None:
+            kind, other = ("async", "sync") if is_async else ("sync", "async")
+            raise UsageError(
+                f"op {lacking.name!r} of workload {workload.name!r} has no {kind} {self.layer} implementation: "
+                f"--mode {self.mode} needs one (it has {other} only; "
+                + ("run --mode sync)" if is_async else "run an async mode: chunked, window, open or async)")
+            )
         drivers = ASYNC_DRIVERS if is_async else SYNC_DRIVERS
         if self.driver is not None and self.driver not in drivers:
             kind = "async" if is_async else "sync"
             raise UsageError(f"--driver {self.driver} does not run the {kind} modes: choose one of {', '.join(drivers)}")
         self._check_prepare()
+        from workloads.keys import KeySpec
+
+        object.__setattr__(self, "keys", str(KeySpec.parse(self.keys)))  # one spelling in .config: zipf -> zipf:0.99
         if self.prometheus_port is not None:
             if not 1 <= self.prometheus_port <= 65535:
                 raise UsageError(f"--prometheus-port must be between 1 and 65535, got {self.prometheus_port}")

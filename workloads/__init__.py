@@ -1,26 +1,27 @@
 """The workload API and registry.
 
-A workload is a set of tables (SQLAlchemy `MetaData` in the runner's own schema, optionally
-filled by `populate`) and a set of named ops, each with a weight and a kind ("read" or
-"write"). `--read-ratio` picks the kind, the weights pick the op within it.
+A workload is a set of tables (SQLAlchemy `MetaData`, in any schema: the runner maps every one
+of them into its own schema, so an app's models are used unchanged) and a set of named ops, each
+with a weight and a kind ("read" or "write"). `--read-ratio` picks the kind, the weights pick
+the op within it.
 
-Each op has implementations per layer (`--layer`): `orm` (required), `core` and `raw`
-(optional), each a pair (async, sync). Every implementation is called as `impl(handle, rng)`:
-`handle.sessions` is an `async_sessionmaker` / `sessionmaker` (orm), `handle.engine` the
-`AsyncEngine` / `Engine` (core; raw takes its driver connection from it), and `rng` a
-`random.Random` for data values. Workloads register themselves by name with `register`; a
-user's module is loaded with `--workload path/to/file.py` and must call `register` too.
+Two ways to write one. The decorator form (`workloads.define`): a `workload(...)` object whose
+`.read(weight=...)` and `.write(weight=...)` register op functions `fn(ctx)`, async or sync. The
+form underneath: `Workload` with `Op`s, each with implementations per layer (`--layer`): `orm`
+(required), `core` and `raw` (optional), each a pair (async, sync), either of which may be None.
+Implementations are called as `impl(ctx, rng)`; `ctx` is the worker's `Handle` (its sessions,
+engine or raw connections, RNG, key picker and id) and `rng` the same RNG as `ctx.rng`.
+
+Built-ins register by name; `--workload` also takes a file (path/to/file.py) or an import path
+(package.module or package.module:name), loaded by `workloads.loader`.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import random
-import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Connection, MetaData
@@ -31,19 +32,26 @@ LAYERS = ("orm", "core", "raw")
 
 AsyncImpl = Callable[["Handle", random.Random], Awaitable[None]]
 SyncImpl = Callable[["Handle", random.Random], None]
-Impl = tuple[AsyncImpl, SyncImpl]
+Impl = tuple[AsyncImpl | None, SyncImpl | None]
 
 
 @dataclass(frozen=True)
 class Handle:
-    """What an op implementation is given: the worker's engine and its session factory, or (the
-    raw layer, which has no SQLAlchemy) a way to borrow one driver connection."""
+    """What an op is given (the "context"): the worker's engine and its session factory, or (the
+    raw layer, which has no SQLAlchemy) a way to borrow one driver connection; the worker's RNG
+    for data values, its key picker (`--keys`) and its id."""
 
     engine: Any  # AsyncEngine (async modes) or Engine (sync); None in the raw layer
     sessions: Any  # async_sessionmaker or sessionmaker bound to it; None in the raw layer
     # raw layer: `async with handle.raw() as conn` (asyncpg's connection API) or
     # `with handle.raw() as conn` (a DB-API connection, sync mode)
     raw: Any = None
+    rng: random.Random = field(default_factory=random.Random)
+    keys: Any = None  # workloads.keys.Keys: `ctx.keys.pick(n)` -> a key in 1..n
+    worker_id: int = 0
+
+
+Context = Handle  # the name the decorator form's op functions know it by
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,10 @@ class Op:
         pair = {"orm": self.orm, "core": self.core, "raw": self.raw}[layer]
         if pair is None:
             raise LookupError(f"op {self.name!r} has no {layer} layer")
-        return pair[0] if is_async else pair[1]
+        impl = pair[0] if is_async else pair[1]
+        if impl is None:
+            raise LookupError(f"op {self.name!r} has no {'async' if is_async else 'sync'} {layer} implementation")
+        return impl
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,19 @@ class Workload:
 
     def layers(self) -> tuple[str, ...]:
         return tuple(layer for layer in LAYERS if all(getattr(op, layer) is not None for op in self.ops))
+
+    def lacking(self, layer: str, is_async: bool) -> Op | None:
+        """The first op with no implementation of that kind (async or sync) in that layer."""
+        for op in self.ops:
+            pair = getattr(op, layer)
+            if pair is None or pair[0 if is_async else 1] is None:
+                return op
+        return None
+
+    @property
+    def schema_map(self) -> dict[str | None, str]:
+        """SQLAlchemy's schema_translate_map: every schema the tables declare (None: none) -> ours."""
+        return {table.schema: SCHEMA for table in self.metadata.sorted_tables} or {None: SCHEMA}
 
     def expected_rows(self, ok_by_op: dict[str, int], populated: dict[str, int]) -> dict[str, int]:
         """The rows the populate step and the committed ops must have left in each table."""
@@ -106,52 +130,31 @@ class Workload:
 WORKLOADS: dict[str, Workload] = {}
 
 
+class WorkloadFileError(Exception):
+    """A --workload file or import path that is missing, does not import, or holds no workload."""
+
+
 def register(workload: Workload) -> Workload:
-    if workload.metadata.schema != SCHEMA:
-        raise ValueError(f"workload {workload.name!r}: tables must live in schema {SCHEMA!r}")
+    """Add a workload to the registry under its name; its table names must be unique once every
+    schema is mapped into the runner's."""
+    names = [str(table.name) for table in workload.metadata.sorted_tables]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise WorkloadFileError(
+            f"workload {workload.name!r}: tables named {', '.join(twice)} in more than one schema would be the same table "
+            f"in schema {SCHEMA!r}, where the runner maps every schema"
+        )
     WORKLOADS[workload.name] = workload
     return workload
 
 
-class WorkloadFileError(Exception):
-    """A --workload file that is missing, does not import, or registers nothing."""
+from workloads.define import workload  # noqa: E402  (the decorator form builds on the above)
+from workloads.loader import is_path, resolve  # noqa: E402
 
-
-def is_path(name: str) -> bool:
-    return name.endswith(".py") or "/" in name
-
-
-def resolve(name: str) -> Workload:
-    """A registered workload by name, or the one a user's file registers (loaded once)."""
-    if not is_path(name):
-        return WORKLOADS[name]
-    path = Path(name).resolve()
-    key = f"file:{path}"
-    if key not in WORKLOADS:
-        WORKLOADS[key] = _load_file(path)
-    return WORKLOADS[key]
-
-
-def _load_file(path: Path) -> Workload:
-    if not path.is_file():
-        raise WorkloadFileError(f"workload file {path} does not exist")
-    before = set(WORKLOADS)
-    module_name = f"runner_user_workload_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise WorkloadFileError(f"workload file {path} is not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # the user's code: any error means "does not import"
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise WorkloadFileError(f"workload file {path} does not import: {type(exc).__name__}: {first}") from None
-    added = [WORKLOADS[n] for n in set(WORKLOADS) - before]
-    if len(added) != 1:
-        raise WorkloadFileError(f"workload file {path} must register exactly one workload, it registered {len(added)}")
-    return added[0]
-
+__all__ = [
+    "SCHEMA", "LAYERS", "WORKLOADS", "Context", "Handle", "Op", "Workload", "WorkloadFileError",
+    "is_path", "register", "resolve", "workload",
+]
 
 for _module in BUILTIN_MODULES:
     importlib.import_module(_module)

@@ -26,8 +26,8 @@ class Item(Base):
 RAW_SQL = {"dollar": f"SELECT id, data FROM {SCHEMA}.item WHERE id = $1", "format": f"SELECT id, data FROM {SCHEMA}.item WHERE id = %s"}
 
 
-def _id(rng: random.Random) -> int:
-    return rng.randint(1, ITEMS)
+def _id(handle: Handle) -> int:
+    return int(handle.keys.pick(ITEMS))  # --keys: uniform by default
 
 
 def populate(conn: Connection) -> dict[str, int]:
@@ -37,37 +37,37 @@ def populate(conn: Connection) -> dict[str, int]:
 
 async def orm_async(handle: Handle, rng: random.Random) -> None:
     async with handle.sessions() as session:
-        await session.get(Item, _id(rng))
+        await session.get(Item, _id(handle))
 
 
 def orm_sync(handle: Handle, rng: random.Random) -> None:
     with handle.sessions() as session:
-        session.get(Item, _id(rng))
+        session.get(Item, _id(handle))
 
 
-def _core_statement(rng: random.Random):  # type: ignore[no-untyped-def]
-    return select(Item.__table__).where(Item.__table__.c.id == _id(rng))
+def _core_statement(handle: Handle):  # type: ignore[no-untyped-def]
+    return select(Item.__table__).where(Item.__table__.c.id == _id(handle))
 
 
 async def core_async(handle: Handle, rng: random.Random) -> None:
     async with handle.engine.connect() as conn:
-        (await conn.execute(_core_statement(rng))).first()
+        (await conn.execute(_core_statement(handle))).first()
 
 
 def core_sync(handle: Handle, rng: random.Random) -> None:
     with handle.engine.connect() as conn:
-        conn.execute(_core_statement(rng)).first()
+        conn.execute(_core_statement(handle)).first()
 
 
 async def raw_async(handle: Handle, rng: random.Random) -> None:
     async with handle.raw() as conn:
-        await conn.fetchrow(RAW_SQL["dollar"], _id(rng))
+        await conn.fetchrow(RAW_SQL["dollar"], _id(handle))
 
 
 def raw_sync(handle: Handle, rng: random.Random) -> None:
     with handle.raw() as conn:
         with conn.cursor() as cur:
-            cur.execute(RAW_SQL["format"], (_id(rng),))
+            cur.execute(RAW_SQL["format"], (_id(handle),))
             cur.fetchone()
         conn.rollback()
 

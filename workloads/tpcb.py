@@ -75,9 +75,11 @@ DOLLAR = [_dollar(s) for s in STATEMENTS]
 FORMAT = [s.replace(":delta", "%(delta)s").replace(":aid", "%(aid)s").replace(":tid", "%(tid)s").replace(":bid", "%(bid)s") for s in STATEMENTS]
 
 
-def _params(rng: random.Random) -> dict[str, int]:
+def _params(handle: Handle) -> dict[str, int]:
+    """pgbench's draws; the account through --keys (pgbench's own skew option applies to aid too)."""
+    rng = handle.rng
     return {
-        "aid": rng.randint(1, ACCOUNTS),
+        "aid": handle.keys.pick(ACCOUNTS),
         "tid": rng.randint(1, TELLERS),
         "bid": rng.randint(1, BRANCHES),
         "delta": rng.randint(-5000, 5000),
@@ -92,7 +94,7 @@ def populate(conn: Connection) -> dict[str, int]:
 
 
 async def orm_async(handle: Handle, rng: random.Random) -> None:
-    params = _params(rng)
+    params = _params(handle)
     async with handle.sessions() as session:
         for statement in TEXT_STATEMENTS:
             await session.execute(statement, params)
@@ -100,7 +102,7 @@ async def orm_async(handle: Handle, rng: random.Random) -> None:
 
 
 def orm_sync(handle: Handle, rng: random.Random) -> None:
-    params = _params(rng)
+    params = _params(handle)
     with handle.sessions() as session:
         for statement in TEXT_STATEMENTS:
             session.execute(statement, params)
@@ -108,28 +110,28 @@ def orm_sync(handle: Handle, rng: random.Random) -> None:
 
 
 async def core_async(handle: Handle, rng: random.Random) -> None:
-    params = _params(rng)
+    params = _params(handle)
     async with handle.engine.begin() as conn:
         for statement in TEXT_STATEMENTS:
             await conn.execute(statement, params)
 
 
 def core_sync(handle: Handle, rng: random.Random) -> None:
-    params = _params(rng)
+    params = _params(handle)
     with handle.engine.begin() as conn:
         for statement in TEXT_STATEMENTS:
             conn.execute(statement, params)
 
 
 async def raw_async(handle: Handle, rng: random.Random) -> None:
-    params = _params(rng)
+    params = _params(handle)
     async with handle.raw() as conn, conn.transaction():
         for sql, names in DOLLAR:
             await conn.execute(sql, *(params[n] for n in names))
 
 
 def raw_sync(handle: Handle, rng: random.Random) -> None:
-    params = _params(rng)
+    params = _params(handle)
     with handle.raw() as conn:
         with conn.cursor() as cur:
             for sql in FORMAT:

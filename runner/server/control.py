@@ -188,6 +188,7 @@ def prepare_schema(conn: Connection, workload: Workload) -> dict[str, int]:
             conn.execute(text(f"DROP SCHEMA {SCHEMA} CASCADE"))
         conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
         conn.execute(text(f"COMMENT ON SCHEMA {SCHEMA} IS '{SCHEMA_MARKER}'"))
+        conn.execution_options(schema_translate_map=workload.schema_map)  # an app's schemas become ours
         workload.metadata.create_all(conn)
         populated = workload.populate(conn) if workload.populate else {}
         conn.commit()  # one transaction: the schema appears with its marker or not at all

@@ -10,6 +10,7 @@ boundary and an AsyncEngine must not be shared between event loops.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import random
@@ -33,7 +34,8 @@ from runner.worker.engine import AsyncEngineBackend, PreflightError, SyncEngineB
 from runner.worker.plan import WorkerPlan
 from runner.worker.raw import AsyncRawBackend, SyncRawBackend
 from runner.worker.recorder import Recorder
-from workloads import Op, resolve
+from workloads import Handle, Op, resolve
+from workloads.keys import Keys, KeySpec
 
 GO_POLL_S = 0.2
 STOP_POLL_S = 0.05
@@ -41,6 +43,7 @@ NS_PER_S = 1_000_000_000
 DATA_SEED_OFFSET = 1  # op data values have their own RNG, so they never shift the op sequence
 WARMUP_SEED_OFFSET = 2  # and so does warm-up: the measured sequence is the same without it
 ARRIVAL_SEED_OFFSET = 3
+KEYS_SEED_OFFSET = 4  # keys too: --keys zipf picks other rows, never other ops
 T = TypeVar("T")
 
 
@@ -165,9 +168,9 @@ async def _run_async(ctx: WorkerContext) -> int:
     backend = AsyncRawBackend(plan) if plan.config.layer == "raw" else AsyncEngineBackend(plan)
     try:
         settings = await backend.preflight()
-        handle = backend.handle
         impls = {op.name: op.impl(plan.config.layer, True) for op in resolve(plan.config.workload).ops}
-        data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
+        handle = _context(backend.handle, plan)
+        data_rng = handle.rng
         new_trace = trace_factory(plan.config)
 
         async def execute(op: Op, intended_ns: int | None = None) -> None:
@@ -219,9 +222,9 @@ def _run_sync(ctx: WorkerContext) -> int:
     backend = SyncRawBackend(plan) if plan.config.layer == "raw" else SyncEngineBackend(plan)
     try:
         settings = backend.preflight()
-        handle = backend.handle
         impls = {op.name: op.impl(plan.config.layer, False) for op in resolve(plan.config.workload).ops}
-        data_rng = random.Random(plan.seed + DATA_SEED_OFFSET)
+        handle = _context(backend.handle, plan)
+        data_rng = handle.rng
         new_trace = trace_factory(plan.config)
 
         def execute(op: Op) -> None:
@@ -254,6 +257,13 @@ def _run_sync(ctx: WorkerContext) -> int:
             return ctx.since_go_ns()
     finally:
         backend.close()
+
+
+def _context(handle: Handle, plan: WorkerPlan) -> Handle:
+    """What every op is given: the backend's engine or connections, and the worker's own RNG for
+    data values, key picker (--keys) and id."""
+    keys = Keys(KeySpec.parse(plan.config.keys), random.Random(plan.seed + KEYS_SEED_OFFSET))
+    return dataclasses.replace(handle, rng=random.Random(plan.seed + DATA_SEED_OFFSET), keys=keys, worker_id=plan.worker_id)
 
 
 @contextmanager

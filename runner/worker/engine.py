@@ -25,7 +25,7 @@ from runner.dsn import driver_args, parse_dsn, settings_options
 from runner.worker.anatomy import TimedAsyncQueuePool, TimedQueuePool, instrument
 from runner.worker.plan import WorkerPlan
 from runner.worker.recorder import error_class, error_message
-from workloads import Handle
+from workloads import SCHEMA, Handle, resolve
 
 # A backend flushes its statistics at most once a second; warm-up's must be in before the
 # parent's snapshot at the start barrier, or the measured deltas would include them (PG 15+).
@@ -77,9 +77,13 @@ def engine_target(plan: WorkerPlan) -> tuple[URL, dict[str, Any]]:
 
 
 def engine_options(plan: WorkerPlan, poolclass: type[Pool]) -> dict[str, Any]:
-    """Pool sizing; with --anatomy the pool class that times each checkout."""
+    """Pool sizing; with --anatomy the pool class that times each checkout; an app's schemas
+    mapped into the runner's (schema_translate_map), when its models declare any other."""
     config = plan.config
-    options = {"pool_size": plan.pool_size, "max_overflow": config.max_overflow, "pool_timeout": config.pool_timeout_s}
+    options: dict[str, Any] = {"pool_size": plan.pool_size, "max_overflow": config.max_overflow, "pool_timeout": config.pool_timeout_s}
+    schema_map = resolve(config.workload).schema_map
+    if schema_map != {SCHEMA: SCHEMA}:  # the built-ins' tables are ours already: no translation to pay for
+        options["execution_options"] = {"schema_translate_map": schema_map}
     return {**options, "poolclass": poolclass} if config.anatomy else options
 
 

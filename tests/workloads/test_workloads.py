@@ -49,6 +49,9 @@ def test_the_readme_example_workload_runs(dsn: str, tmp_path: Path) -> None:
     doc = result.doc
     assert doc is not None and doc["totals"]["ok"] == 200
     assert doc["database"]["rows"]["note"] == doc["totals"]["by_op"]["add"]["ok"]
+    assert query(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'app'") == 0
+    sync = run_runner("--workload", str(path), "--mode", "sync", "--ops", "10", dsn=dsn)
+    assert sync.code == 2 and "op 'add' of workload 'counter' has no sync orm implementation" in sync.stderr
 
 
 @pytest.mark.parametrize(
@@ -56,7 +59,7 @@ def test_the_readme_example_workload_runs(dsn: str, tmp_path: Path) -> None:
     [
         (None, "does not exist"),
         ("import no_such_module_anywhere\n", "does not import: ModuleNotFoundError"),
-        ("x = 1\n", "must register exactly one workload"),
+        ("x = 1\n", "must hold exactly one workload"),
     ],
 )
 def test_a_bad_workload_file_is_one_line(tmp_path: Path, source: str | None, needle: str) -> None:
@@ -78,3 +81,12 @@ def test_a_bad_workload_file_is_one_line(tmp_path: Path, source: str | None, nee
 def test_bad_layer_and_driver(args: list[str], needle: str) -> None:
     result = run_runner(*args, "--ops", "10")
     assert result.code == 2 and needle in result.stderr
+
+
+@pytest.mark.parametrize(("keys", "hot_only"), [("hotspot:0.01:1", True), ("uniform", False)])
+def test_tpcb_picks_its_accounts_by_keys(dsn: str, keys: str, hot_only: bool) -> None:
+    result = run_runner("--workload", "tpcb", "--keys", keys, "--ops", "200", "--quiet", dsn=dsn)
+    assert result.code == 0, result.stderr
+    assert result.doc is not None and result.doc["config"]["keys"] == keys
+    touched_cold = query(dsn, "SELECT count(*) FROM runner.history WHERE aid > 1000")  # the hot 1 %: accounts 1-1000
+    assert (touched_cold == 0) is hot_only

@@ -1,0 +1,107 @@
+"""The decorator form of a workload, as Locust's tasks and pytest's fixtures read:
+
+    from workloads import workload
+    from myapp.models import Base, Product
+
+    bench = workload("shop", Base, description="product pages and orders")
+
+    @bench.read(weight=3)
+    async def product_page(ctx):
+        async with ctx.sessions() as session:
+            await session.get(Product, ctx.keys.pick(10_000))
+
+    @bench.write(weight=1, rows={"orders": 1})
+    def place_order(ctx):          # a sync op: runs in --mode sync
+        ...
+
+An op function takes one argument, the context (`workloads.Context`: `sessions`, `engine`, `raw`,
+`rng`, `keys`, `worker_id`). Defining the same op name once async and once sync gives it both;
+a mode that needs the kind an op lacks is refused before the run, naming the op. `layers=`
+says which --layer values the function serves (default orm; a function that only uses
+`ctx.engine` can serve ("orm", "core")).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, MetaData
+
+from workloads import LAYERS, Op, Workload, WorkloadFileError, register
+
+OpFunction = Callable[[Any], Any]
+
+
+class WorkloadDefinition:
+    """Collects op functions; `build()` makes (once) and registers the Workload underneath."""
+
+    def __init__(self, name: str, models: MetaData | Any, description: str = "") -> None:
+        self.name = name
+        self.metadata: MetaData = models if isinstance(models, MetaData) else models.metadata  # a DeclarativeBase
+        self.description = description
+        self._ops: dict[str, dict[str, Any]] = {}  # name -> {"kind", "weight", "rows", layer: [async, sync]}
+        self._populate: Callable[[Connection], dict[str, int]] | None = None
+        self._built: Workload | None = None
+
+    def read(self, weight: float = 1.0, *, name: str | None = None, layers: tuple[str, ...] = ("orm",)) -> Callable[[OpFunction], OpFunction]:
+        return self._op("read", weight, name, layers, {})
+
+    def write(
+        self, weight: float = 1.0, *, name: str | None = None, layers: tuple[str, ...] = ("orm",), rows: dict[str, int] | None = None
+    ) -> Callable[[OpFunction], OpFunction]:
+        """`rows`: rows one successful op adds per table, checked against the tables after the run."""
+        return self._op("write", weight, name, layers, rows or {})
+
+    def populate(self, function: Callable[[Connection], dict[str, int]]) -> Callable[[Connection], dict[str, int]]:
+        """`fn(conn) -> {table: rows}`: fills the tables once they are created (sync Connection)."""
+        self._populate = function
+        return function
+
+    def _op(self, kind: str, weight: float, name: str | None, layers: tuple[str, ...], rows: dict[str, int]) -> Callable[[OpFunction], OpFunction]:
+        def decorate(function: OpFunction) -> OpFunction:
+            op_name = name or function.__name__
+            if self._built is not None:
+                raise WorkloadFileError(f"workload {self.name!r}: op {op_name!r} defined after the workload was used")
+            entry = self._ops.setdefault(op_name, {"kind": kind, "weight": weight, "rows": rows})
+            if entry["kind"] != kind or entry["weight"] != weight:
+                raise WorkloadFileError(f"workload {self.name!r}: op {op_name!r} is defined twice with a different kind or weight")
+            entry["rows"] = {**entry["rows"], **rows}
+            slot = 0 if inspect.iscoroutinefunction(function) else 1
+            for layer in layers:
+                if layer not in LAYERS:
+                    raise WorkloadFileError(f"workload {self.name!r}: op {op_name!r}: unknown layer {layer!r} ({', '.join(LAYERS)})")
+                pair = entry.setdefault(layer, [None, None])
+                if pair[slot] is not None:
+                    which = "async" if slot == 0 else "sync"
+                    raise WorkloadFileError(f"workload {self.name!r}: op {op_name!r} has two {which} {layer} implementations")
+                pair[slot] = _adapt(function)
+            return function
+
+        return decorate
+
+    def build(self) -> Workload:
+        if self._built is None:
+            if not self._ops:
+                raise WorkloadFileError(f"workload {self.name!r} has no ops: decorate functions with .read() or .write()")
+            ops = []
+            for op_name, entry in self._ops.items():
+                pairs = {layer: tuple(entry[layer]) if layer in entry else None for layer in LAYERS}
+                if pairs["orm"] is None:
+                    raise WorkloadFileError(f"workload {self.name!r}: op {op_name!r} has no orm layer (every op needs one)")
+                ops.append(Op(op_name, entry["kind"], entry["weight"], pairs["orm"], pairs["core"], pairs["raw"]))  # type: ignore[arg-type]
+            rows = {name: entry["rows"] for name, entry in self._ops.items() if entry["rows"]}
+            workload = Workload(self.name, self.description, self.metadata, tuple(ops), rows, self._populate)
+            self._built = register(workload)
+        return self._built
+
+
+def _adapt(function: OpFunction) -> Callable[[Any, Any], Any]:
+    """The (ctx, rng) calling convention underneath; the coroutine is returned, not wrapped."""
+    return lambda ctx, rng: function(ctx)
+
+
+def workload(name: str, models: MetaData | Any, description: str = "") -> WorkloadDefinition:
+    """A workload over `models` (a MetaData, or a declarative Base: its tables, in any schema)."""
+    return WorkloadDefinition(name, models, description)
