@@ -12,7 +12,7 @@ import click
 
 from runner import __version__
 from runner.concurrency import MODES
-from runner.config import Config, parse_max_errors, parse_pg_settings, parse_warmup
+from runner.config import Config, parse_max_errors, parse_pg_settings, parse_think, parse_warmup
 from runner.errors import ExitCode, RunnerError, UsageError
 from workloads import WORKLOADS
 
@@ -54,6 +54,11 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option("--read-ratio", type=float, default=0.5, show_default=True, help="Share of ops that are reads.")
 @click.option("--seed", type=int, default=None, help="RNG seed: the same seed gives the same op sequence.")
 @click.option("--workload", default="seed", show_default=True, help=f"Workload: {', '.join(WORKLOADS)}, path/to/file.py, or package.module[:name].")
+@click.option(
+    "--think",
+    default=None,
+    help="Closed modes: pause each in-flight slot this long between one op's end and its next (100ms), or exp:100ms (exponential, that mean); not in latency.",
+)
 @click.option(
     "--keys",
     default="uniform",
@@ -182,7 +187,8 @@ def _config(options: dict[str, object], **fields: Any) -> Config:
     max_errors, max_error_ratio = parse_max_errors(options.pop("max_errors"))  # type: ignore[arg-type]
     pg_settings = parse_pg_settings(options.pop("pg_settings"))  # type: ignore[arg-type]
     statement_cache = options.pop("statement_cache") == "on"
-    parsed = {"warmup_ops": warmup_ops, "warmup_s": warmup_s, **fields}  # `fields` overrides: capacity's own warm-up
+    think_s, think_dist = parse_think(options.pop("think", None))  # type: ignore[arg-type]
+    parsed = {"warmup_ops": warmup_ops, "warmup_s": warmup_s, "think_s": think_s, "think_dist": think_dist, **fields}  # `fields` overrides: capacity's own warm-up
     return Config(
         **options,  # type: ignore[arg-type]
         **parsed,
@@ -298,7 +304,9 @@ def explain_cmd(file: str, dsn: str | None, analyze: bool) -> int:
 
 
 # The main command's options that a capacity search sets itself, step by step, or cannot use.
-NOT_FOR_CAPACITY = ("ops", "duration_s", "warmup", "mode", "rate_per_s", "stages", "checks", "repeat", "jsonl", "prometheus_port", "chunk", "threads")
+NOT_FOR_CAPACITY = (
+    "ops", "duration_s", "warmup", "mode", "rate_per_s", "stages", "checks", "repeat", "jsonl", "prometheus_port", "chunk", "threads", "think",
+)
 
 
 def _capacity(**options: Any) -> int:

@@ -54,6 +54,19 @@ def parse_duration(text: str, option: str, zero_ok: bool = False) -> float:
     return float(match.group(1)) * DURATION_UNIT_S[match.group(2)]
 
 
+THINK_DISTRIBUTIONS = ("fixed", "exp")
+
+
+def parse_think(text: str | None) -> tuple[float, str]:
+    """`--think 100ms` (fixed) or `--think exp:100ms` (exponential, that mean) -> (seconds, kind)."""
+    if text is None:
+        return 0.0, "fixed"
+    kind, sep, rest = text.partition(":")
+    if sep and kind == "exp":
+        return parse_duration(rest, "--think"), "exp"
+    return parse_duration(text, "--think"), "fixed"
+
+
 SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")
 
 
@@ -128,6 +141,8 @@ class Config:
     cluster: str = "local"  # local processes, or ray (private), ray:auto, ray:HOST:PORT
     anatomy: bool = True  # --no-anatomy: no per-op statements, pool wait, db and python times
     exemplars: int = 0  # --exemplars N: keep the N slowest ops per op type with their statements
+    think_s: float = 0.0  # --think: pause per in-flight slot between an op's end and its next op's start
+    think_dist: str = "fixed"  # "fixed", or "exp": exponentially distributed with mean think_s
     keys: str = "uniform"  # --keys: how ops pick existing rows (workloads.keys), as written after parsing
 
     def __post_init__(self) -> None:
@@ -228,6 +243,11 @@ class Config:
             kind = "async" if is_async else "sync"
             raise UsageError(f"--driver {self.driver} does not run the {kind} modes: choose one of {', '.join(drivers)}")
         self._check_prepare()
+        if self.think_s:
+            if self.think_s < 0 or self.think_dist not in THINK_DISTRIBUTIONS:
+                raise UsageError("--think takes a time (100ms) or exp:TIME")
+            if self.mode not in ("chunked", "window", "sync"):
+                raise UsageError(f"--think pauses a slot between its ops (chunked, window, sync); --mode {self.mode} has no slots to pause")
         from workloads.keys import KeySpec
 
         object.__setattr__(self, "keys", str(KeySpec.parse(self.keys)))  # one spelling in .config: zipf -> zipf:0.99

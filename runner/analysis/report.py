@@ -328,13 +328,24 @@ def _schedule(totals: dict[str, Any]) -> list[str]:
     ]
 
 
+def _load_shape(config: dict[str, Any]) -> str:
+    """How the ops were shaped, when not the defaults: --keys and --think (not in the latencies)."""
+    parts = []
+    if config.get("keys", "uniform") != "uniform":
+        parts.append(f"keys {config['keys']}")
+    if config.get("think_s"):
+        mean = f"{config['think_s'] * 1000:g} ms"
+        parts.append(f"think {'exp, mean ' if config['think_dist'] == 'exp' else ''}{mean} per slot (not in latency)")
+    return "".join(f" | {part}" for part in parts)
+
+
 def human_summary(doc: dict[str, Any]) -> str:
     """The seed's "scenario | time" table, grown up."""
     totals, server = doc["totals"], doc["server"]
     where = "embedded" if server.get("embedded") else "--dsn"
     lines = [
         f"runner {doc['environment']['runner']} | workload {doc['config']['workload']} | "
-        f"PostgreSQL {server.get('version')} ({where}) | seed {doc['config']['seed']}",
+        f"PostgreSQL {server.get('version')} ({where}) | seed {doc['config']['seed']}" + _load_shape(doc["config"]),
         f"{'scenario':<28} {'ops':>8} {'time s':>8} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'peak conns':>10} {'errors':>7}",
     ]

@@ -43,6 +43,7 @@ NS_PER_S = 1_000_000_000
 DATA_SEED_OFFSET = 1  # op data values have their own RNG, so they never shift the op sequence
 WARMUP_SEED_OFFSET = 2  # and so does warm-up: the measured sequence is the same without it
 ARRIVAL_SEED_OFFSET = 3
+THINK_SEED_OFFSET = 5
 KEYS_SEED_OFFSET = 4  # keys too: --keys zipf picks other rows, never other ops
 T = TypeVar("T")
 
@@ -172,6 +173,7 @@ async def _run_async(ctx: WorkerContext) -> int:
         handle = _context(backend.handle, plan)
         data_rng = handle.rng
         new_trace = trace_factory(plan.config)
+        think = _thinker(plan)
 
         async def execute(op: Op, intended_ns: int | None = None) -> None:
             start = time.perf_counter_ns() if intended_ns is None else intended_ns
@@ -195,6 +197,11 @@ async def _run_async(ctx: WorkerContext) -> int:
                 del ctx.inflight[task]
                 CURRENT.reset(token)
             ctx.recorder.record(op.name, time.perf_counter_ns() - start, error, trace)
+            if think is not None:  # after the op is recorded: the pause is never latency
+                try:
+                    await asyncio.sleep(think())
+                except asyncio.CancelledError:  # the grace period ran out while it paused: nothing lost
+                    return
 
         knobs = _knobs(ctx, plan.config.chunk)
         if _has_warmup(plan):
@@ -226,6 +233,7 @@ def _run_sync(ctx: WorkerContext) -> int:
         handle = _context(backend.handle, plan)
         data_rng = handle.rng
         new_trace = trace_factory(plan.config)
+        think = _thinker(plan)
 
         def execute(op: Op) -> None:
             start = time.perf_counter_ns()
@@ -240,6 +248,8 @@ def _run_sync(ctx: WorkerContext) -> int:
             finally:
                 CURRENT.reset(token)
             ctx.recorder.record(op.name, time.perf_counter_ns() - start, error, trace)
+            if think is not None:
+                time.sleep(think())
 
         knobs = _knobs(ctx, plan.config.threads)
         if _has_warmup(plan):
@@ -257,6 +267,18 @@ def _run_sync(ctx: WorkerContext) -> int:
             return ctx.since_go_ns()
     finally:
         backend.close()
+
+
+def _thinker(plan: WorkerPlan) -> Callable[[], float] | None:
+    """--think: the next pause in seconds, fixed or exponential (its own RNG: it never shifts the
+    op sequence or the data); None without --think."""
+    config = plan.config
+    if not config.think_s:
+        return None
+    if config.think_dist == "fixed":
+        return lambda: config.think_s
+    rng = random.Random(plan.seed + THINK_SEED_OFFSET)
+    return lambda: rng.expovariate(1.0 / config.think_s)
 
 
 def _context(handle: Handle, plan: WorkerPlan) -> Handle:
