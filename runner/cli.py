@@ -55,6 +55,13 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option("--seed", type=int, default=None, help="RNG seed: the same seed gives the same op sequence.")
 @click.option("--workload", default="seed", show_default=True, help=f"Workload: {', '.join(WORKLOADS)}, path/to/file.py, or package.module[:name].")
 @click.option(
+    "--isolation",
+    type=click.Choice(["read-committed", "repeatable-read", "serializable"]),
+    default=None,
+    help="Every worker session's transaction isolation (default_transaction_isolation)  [default: the server's].",
+)
+@click.option("--retries", type=int, default=0, show_default=True, help="Re-run an op that failed with a serialization failure or deadlock (40001, 40P01) up to N times.")
+@click.option(
     "--think",
     default=None,
     help="Closed modes: pause each in-flight slot this long between one op's end and its next (100ms), or exp:100ms (exponential, that mean); not in latency.",

@@ -55,6 +55,8 @@ def parse_duration(text: str, option: str, zero_ok: bool = False) -> float:
 
 
 THINK_DISTRIBUTIONS = ("fixed", "exp")
+# --isolation -> the server's name for it (default_transaction_isolation)
+ISOLATION = {"read-committed": "read committed", "repeatable-read": "repeatable read", "serializable": "serializable"}
 
 
 def parse_think(text: str | None) -> tuple[float, str]:
@@ -143,6 +145,8 @@ class Config:
     exemplars: int = 0  # --exemplars N: keep the N slowest ops per op type with their statements
     think_s: float = 0.0  # --think: pause per in-flight slot between an op's end and its next op's start
     think_dist: str = "fixed"  # "fixed", or "exp": exponentially distributed with mean think_s
+    isolation: str | None = None  # --isolation: every worker session's default_transaction_isolation
+    retries: int = 0  # --retries: re-runs of an op that failed with 40001 / 40P01
     keys: str = "uniform"  # --keys: how ops pick existing rows (workloads.keys), as written after parsing
 
     def __post_init__(self) -> None:
@@ -243,6 +247,10 @@ class Config:
             kind = "async" if is_async else "sync"
             raise UsageError(f"--driver {self.driver} does not run the {kind} modes: choose one of {', '.join(drivers)}")
         self._check_prepare()
+        if self.isolation is not None and self.isolation not in ISOLATION:
+            raise UsageError(f"unknown --isolation {self.isolation!r}: choose one of {', '.join(ISOLATION)}")
+        if self.retries < 0:
+            raise UsageError(f"--retries must not be negative, got {self.retries}")
         if self.think_s:
             if self.think_s < 0 or self.think_dist not in THINK_DISTRIBUTIONS:
                 raise UsageError("--think takes a time (100ms) or exp:TIME")

@@ -50,6 +50,24 @@ def _rate(count: int, seconds: float) -> float:
     return round(count / seconds, 3) if seconds > 0 else 0.0
 
 
+def _retries(parts: list[OpTotals]) -> dict[str, Any]:
+    """--retries, summed over `parts`: tries retried by class, ops that then succeeded, ops that
+    failed on their last allowed try (by that try's class; they are in the errors too)."""
+    by_class: dict[str, int] = {}
+    gave_up: dict[str, int] = {}
+    for part in parts:
+        for name, count in part.retries.items():
+            by_class[name] = by_class.get(name, 0) + count
+        for name, count in part.gave_up.items():
+            gave_up[name] = gave_up.get(name, 0) + count
+    return {
+        "retried": sum(by_class.values()),
+        "by_class": by_class,
+        "succeeded_after_retry": sum(part.retried_ok for part in parts),
+        "failed_after_retries": gave_up,
+    }
+
+
 def _op_summary(totals: OpTotals, wall_s: float) -> dict[str, Any]:
     return {
         "ops": totals.ok + totals.error_count,
@@ -63,6 +81,7 @@ def _op_summary(totals: OpTotals, wall_s: float) -> dict[str, Any]:
         "latency_ms": totals.hist.summary_ms(),
         "latency_overflow": totals.hist.overflow,
         "anatomy": None if totals.anatomy is None else totals.anatomy.summary(),
+        "retries": _retries([totals]),
     }
 
 
@@ -232,6 +251,7 @@ def build(
             "unfinished": unfinished,
             "errors_by_class": errors_by_class,
             "error_samples": error_samples,
+            "retries": _retries(list(collector.by_op.values())),
             "schedule": None
             if config.rate_per_s is None
             else {
@@ -328,11 +348,25 @@ def _schedule(totals: dict[str, Any]) -> list[str]:
     ]
 
 
+def _retry_lines(doc: dict[str, Any]) -> list[str]:
+    retries = doc["totals"]["retries"]
+    if not retries["retried"]:
+        return []
+    classes = ", ".join(f"{name} {n}" for name, n in sorted(retries["by_class"].items()))
+    failed = sum(retries["failed_after_retries"].values())
+    return [
+        f"retries: {retries['retried']:,} tries retried ({classes}); {retries['succeeded_after_retry']:,} ops succeeded after retrying, "
+        f"{failed:,} failed after {doc['config']['retries']} retries (latency counts from each op's first try)"
+    ]
+
+
 def _load_shape(config: dict[str, Any]) -> str:
     """How the ops were shaped, when not the defaults: --keys and --think (not in the latencies)."""
     parts = []
     if config.get("keys", "uniform") != "uniform":
         parts.append(f"keys {config['keys']}")
+    if config.get("isolation"):
+        parts.append(f"isolation {config['isolation']}")
     if config.get("think_s"):
         mean = f"{config['think_s'] * 1000:g} ms"
         parts.append(f"think {'exp, mean ' if config['think_dist'] == 'exp' else ''}{mean} per slot (not in latency)")
@@ -370,6 +404,7 @@ def human_summary(doc: dict[str, Any]) -> str:
         lines.append(row(f"  {name}", op["ops"], "", op["ops_per_s"], op["latency_ms"], "", op["errors"]))
     anatomies = {name: op["anatomy"] for name, op in totals["by_op"].items() if op.get("anatomy")}
     lines += [anatomy_line(name, summary) for name, summary in anatomies.items()]
+    lines += _retry_lines(doc)
     lines.append(_busier_side(doc))
     verdict = doc["client"].get("bottleneck", {}).get("verdict")
     if verdict:

@@ -25,6 +25,9 @@ class OpTotals:
     dropped: int = 0
     unfinished: int = 0
     anatomy: Anatomy | None = None  # None: --no-anatomy, or no op of this type succeeded
+    retries: Counter[str] = field(default_factory=Counter)  # --retries: retried tries by class
+    retried_ok: int = 0  # ops that succeeded after a retry
+    gave_up: Counter[str] = field(default_factory=Counter)  # ops that failed on their last try, by class
 
     def add(self, delta: OpDelta, hist: LatencyHistogram | None, anatomy: Anatomy | None = None) -> None:
         """Add an interval's delta; `hist` None: counts only (a worker's own totals)."""
@@ -32,6 +35,9 @@ class OpTotals:
         self.dropped += delta["dropped"]
         self.unfinished += delta["unfinished"]
         self.errors.update(delta["errors"])
+        self.retries.update(delta["retries"])
+        self.retried_ok += delta["retried_ok"]
+        self.gave_up.update(delta["gave_up"])
         for name, message in delta["error_samples"].items():
             self.error_samples.setdefault(name, message)
         if hist is not None:

@@ -17,7 +17,7 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 
-WIRE_VERSION = 2
+WIRE_VERSION = 3
 
 
 class OpDelta(TypedDict):
@@ -28,6 +28,9 @@ class OpDelta(TypedDict):
     error_samples: dict[str, str]  # exception class name -> its first message in the interval
     hist: dict[str, Any]  # LatencyHistogram.to_dict()
     anatomy: dict[str, Any] | None  # Anatomy.to_dict() of the successful ops; None with --no-anatomy
+    retries: dict[str, int]  # --retries: tries that failed and were retried, by exception class
+    retried_ok: int  # ops that succeeded after at least one retry
+    gave_up: dict[str, int]  # ops that failed on their last allowed try, by that try's class
 
 
 class StartRecord(TypedDict):

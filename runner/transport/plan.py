@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from runner.config import Config
+from runner.config import ISOLATION, Config
 from runner.dsn import driver_args
 from runner.worker.plan import WorkerPlan
 
@@ -37,6 +37,8 @@ def worker_session_settings(config: Config, dsn: str, embedded: bool) -> dict[st
         settings.update(config.pg_settings)
     if config.op_timeout_s is not None:
         settings["statement_timeout"] = str(max(1, round(config.op_timeout_s * 1000)))  # ms
+    if config.isolation is not None:  # a session default: every layer and driver gets it, checked like the rest
+        settings["default_transaction_isolation"] = ISOLATION[config.isolation]
     return settings
 
 

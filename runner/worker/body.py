@@ -34,6 +34,7 @@ from runner.worker.engine import AsyncEngineBackend, PreflightError, SyncEngineB
 from runner.worker.plan import WorkerPlan
 from runner.worker.raw import AsyncRawBackend, SyncRawBackend
 from runner.worker.recorder import Recorder
+from runner.worker.retry import Retrier
 from workloads import Handle, Op, resolve
 from workloads.keys import Keys, KeySpec
 
@@ -44,6 +45,7 @@ DATA_SEED_OFFSET = 1  # op data values have their own RNG, so they never shift t
 WARMUP_SEED_OFFSET = 2  # and so does warm-up: the measured sequence is the same without it
 ARRIVAL_SEED_OFFSET = 3
 THINK_SEED_OFFSET = 5
+RETRY_SEED_OFFSET = 6
 KEYS_SEED_OFFSET = 4  # keys too: --keys zipf picks other rows, never other ops
 T = TypeVar("T")
 
@@ -174,6 +176,7 @@ async def _run_async(ctx: WorkerContext) -> int:
         data_rng = handle.rng
         new_trace = trace_factory(plan.config)
         think = _thinker(plan)
+        retrier = Retrier(plan.config.retries, random.Random(plan.seed + RETRY_SEED_OFFSET)) if plan.config.retries else None
 
         async def execute(op: Op, intended_ns: int | None = None) -> None:
             start = time.perf_counter_ns() if intended_ns is None else intended_ns
@@ -184,10 +187,15 @@ async def _run_async(ctx: WorkerContext) -> int:
             assert task is not None
             ctx.inflight[task] = op
             error = None
+            retried = 0
             trace = new_trace()
             token = CURRENT.set(trace)  # the task's own context: ops in other tasks never see it
             try:
-                await impls[op.name](handle, data_rng)
+                if retrier is None:
+                    await impls[op.name](handle, data_rng)
+                else:  # the latency counts from the first try
+                    impl = impls[op.name]
+                    retried, error = await retrier.call_async(lambda: impl(handle, data_rng), lambda e: ctx.recorder.retry(op.name, e))
             except asyncio.CancelledError:  # only _cancel_after_grace cancels an op
                 ctx.recorder.unfinished(op.name)
                 return
@@ -196,7 +204,7 @@ async def _run_async(ctx: WorkerContext) -> int:
             finally:
                 del ctx.inflight[task]
                 CURRENT.reset(token)
-            ctx.recorder.record(op.name, time.perf_counter_ns() - start, error, trace)
+            ctx.recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
             if think is not None:  # after the op is recorded: the pause is never latency
                 try:
                     await asyncio.sleep(think())
@@ -234,20 +242,26 @@ def _run_sync(ctx: WorkerContext) -> int:
         data_rng = handle.rng
         new_trace = trace_factory(plan.config)
         think = _thinker(plan)
+        retrier = Retrier(plan.config.retries, random.Random(plan.seed + RETRY_SEED_OFFSET)) if plan.config.retries else None
 
         def execute(op: Op) -> None:
             start = time.perf_counter_ns()
             error = None
+            retried = 0
             trace = new_trace()
             token = CURRENT.set(trace)  # a thread's own context: no other op sees it
             try:
                 # Sharing one Random between threads is safe: each draw is one C call under the GIL.
-                impls[op.name](handle, data_rng)
+                if retrier is None:
+                    impls[op.name](handle, data_rng)
+                else:
+                    impl = impls[op.name]
+                    retried, error = retrier.call_sync(lambda: impl(handle, data_rng), lambda e: ctx.recorder.retry(op.name, e))
             except Exception as exc:
                 error = exc
             finally:
                 CURRENT.reset(token)
-            ctx.recorder.record(op.name, time.perf_counter_ns() - start, error, trace)
+            ctx.recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
             if think is not None:
                 time.sleep(think())
 

@@ -30,9 +30,12 @@ class _OpInterval:
     samples: dict[str, str] = field(default_factory=dict)  # error class -> its first message
     hist: LatencyHistogram = field(default_factory=LatencyHistogram)
     anatomy: Anatomy | None = None  # made by the first traced op
+    retries: Counter[str] = field(default_factory=Counter)
+    retried_ok: int = 0
+    gave_up: Counter[str] = field(default_factory=Counter)
 
 
-def _driver_error(exc: BaseException) -> BaseException:
+def driver_error(exc: BaseException) -> BaseException:
     """The driver's own exception where SQLAlchemy wrapped one (e.g. TooManyConnectionsError)."""
     inner: BaseException = getattr(exc, "orig", None) or exc
     # asyncpg errors reach SQLAlchemy through an adapter: the original is the adapter's cause.
@@ -42,12 +45,12 @@ def _driver_error(exc: BaseException) -> BaseException:
 
 
 def error_class(exc: BaseException) -> str:
-    return type(_driver_error(exc)).__name__
+    return type(driver_error(exc)).__name__
 
 
 def error_message(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
     """The driver's message: first line, shortened, with every secret (the password) masked."""
-    inner = _driver_error(exc)
+    inner = driver_error(exc)
     lines = str(inner).strip().splitlines()
     message = lines[0] if lines else type(inner).__name__
     for secret in secrets:
@@ -66,12 +69,14 @@ class Recorder:
         self._max_lag_ns = 0
         self._tick_lag = LatencyHistogram()
 
-    def record(self, op: str, latency_ns: int, error: BaseException | None, trace: Trace | None = None) -> None:
-        """Count one finished op; only successful ops enter the latency histogram and the anatomy."""
+    def record(self, op: str, latency_ns: int, error: BaseException | None, trace: Trace | None = None, retried: int = 0) -> None:
+        """Count one finished op; only successful ops enter the latency histogram and the anatomy.
+        `retried`: how many times it was retried (--retries) before this, its last, try."""
         if error is None:
             with self._lock:
                 stats = self._stats(op)
                 stats.ok += 1
+                stats.retried_ok += retried > 0
                 stats.hist.record(latency_ns)
                 if trace is not None:
                     if stats.anatomy is None:
@@ -84,8 +89,15 @@ class Recorder:
         with self._lock:
             stats = self._stats(op)
             stats.errors[name] += 1
+            if retried:
+                stats.gave_up[name] += 1
             if name not in stats.samples:  # one message per class and interval: the reason survives
                 stats.samples[name] = error_message(error, self._secrets)
+
+    def retry(self, op: str, error: BaseException) -> None:
+        """A try that failed with a retryable error and will be tried again (not an error)."""
+        with self._lock:
+            self._stats(op).retries[error_class(error)] += 1
 
     def unfinished(self, op: str) -> None:
         """An op still in flight when the grace period after a stop ran out: cancelled, counted."""
@@ -144,6 +156,9 @@ class Recorder:
                 "unfinished": s.unfinished,
                 "hist": s.hist.to_dict(),
                 "anatomy": None if s.anatomy is None else s.anatomy.to_dict(),
+                "retries": dict(s.retries),
+                "retried_ok": s.retried_ok,
+                "gave_up": dict(s.gave_up),
             }
             for name, s in ops.items()
         }
