@@ -55,6 +55,12 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option("--seed", type=int, default=None, help="RNG seed: the same seed gives the same op sequence.")
 @click.option("--workload", default="seed", show_default=True, help=f"Workload: {', '.join(WORKLOADS)}, path/to/file.py, or package.module[:name].")
 @click.option(
+    "--scale",
+    type=int,
+    default=None,
+    help="Fill the workload's tables with N rows each before the run: its populate(conn, scale), or a generic filler from its models (COPY).",
+)
+@click.option(
     "--isolation",
     type=click.Choice(["read-committed", "repeatable-read", "serializable"]),
     default=None,

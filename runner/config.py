@@ -147,6 +147,7 @@ class Config:
     think_dist: str = "fixed"  # "fixed", or "exp": exponentially distributed with mean think_s
     isolation: str | None = None  # --isolation: every worker session's default_transaction_isolation
     retries: int = 0  # --retries: re-runs of an op that failed with 40001 / 40P01
+    scale: int | None = None  # --scale N: rows per table, by the workload's populate(conn, scale) or the generic filler
     keys: str = "uniform"  # --keys: how ops pick existing rows (workloads.keys), as written after parsing
 
     def __post_init__(self) -> None:
@@ -249,6 +250,8 @@ class Config:
         self._check_prepare()
         if self.isolation is not None and self.isolation not in ISOLATION:
             raise UsageError(f"unknown --isolation {self.isolation!r}: choose one of {', '.join(ISOLATION)}")
+        if self.scale is not None and self.scale < 1:
+            raise UsageError(f"--scale must be at least 1, got {self.scale}")
         if self.retries < 0:
             raise UsageError(f"--retries must not be negative, got {self.retries}")
         if self.think_s:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from runner.server.control import (
     release_lock,
 )
 from runner.server.embedded import EmbeddedServer, start_embedded
+from runner.server.fill import fill
 from runner.server.sampler import ConnectionSampler
 from runner.server.stats import ServerProbe
 from runner.transport import Transport
@@ -246,6 +249,7 @@ class _Setup:
     populated: dict[str, int]
     session_settings: dict[str, str]  # what every worker session is given
     expected_settings: dict[str, str]  # the same, as the server spells them (1 -> 1ms)
+    load: dict[str, Any] | None  # `.load`: what --scale (or a default scale) put in the tables
 
 
 def _setup(config: Config, dsn: str, embedded: EmbeddedServer | None) -> _Setup:
@@ -258,8 +262,40 @@ def _setup(config: Config, dsn: str, embedded: EmbeddedServer | None) -> _Setup:
         server["embedded"] = embedded is not None
         budget = config.max_client_connections or connection_budget(server, connections_in_use(conn))
         pools = plan_pools(config, budget)
-        populated = prepare_schema(conn, workload)
-    return _Setup(server, pools, populated, session_settings, expected)
+        scale = config.scale or workload.default_scale
+        # The generic filler, unless the workload fills its own tables (at this scale, or without --scale).
+        generic = scale is not None and not workload.populate_takes_scale and (workload.populate is None or config.scale is not None)
+        started = time.monotonic()
+        populated = prepare_schema(conn, workload, scale, populate=not generic)
+    if generic:
+        assert scale is not None
+        tables, seconds = fill(control_engine(dsn, "load", "psycopg"), workload, scale, None if config.quiet else _load_progress)
+        populated = {name: t.rows for name, t in tables.items()}
+        load = load_section(scale, "generic", {name: (t.rows, t.seconds) for name, t in tables.items()}, seconds)
+    elif scale is not None and workload.populate_takes_scale:
+        load = load_section(scale, "workload", {name: (rows, 0.0) for name, rows in populated.items()}, time.monotonic() - started)
+    else:
+        load = None
+    return _Setup(server, pools, populated, session_settings, expected, load)
+
+
+def _load_progress(table: str, done: int, wanted: int) -> None:
+    sys.stderr.write(f"runner: loading {table}: {done:,} of {wanted:,} rows\n")
+    sys.stderr.flush()
+
+
+def load_section(scale: int, source: str, tables: dict[str, tuple[int, float]], total_s: float) -> dict[str, Any]:
+    """`.load`: rows and seconds per table (the filler times each; a workload's populate only as a
+    whole, with its tables' seconds 0), and the whole load's time and rate."""
+    rows = sum(r for r, _ in tables.values())
+    return {
+        "scale": scale,
+        "source": source,
+        "tables": {name: {"rows": r, "seconds": round(s, 3)} for name, (r, s) in tables.items()},
+        "rows": rows,
+        "seconds": round(total_s, 3),
+        "rows_per_s": round(rows / total_s, 1) if total_s > 0 else None,
+    }
 
 
 def settings_not_applied(expected: dict[str, str], collector: Collector) -> str | None:
@@ -359,4 +395,5 @@ def _measure(
         )
     doc = build(config, server, collector, sampler, setup.pools, database, supervisor.stop_reason, mismatch, transport.describe())
     doc["repeat"] = None
+    doc["load"] = setup.load
     return doc

@@ -9,11 +9,11 @@ from tests.conftest import REPO
 
 
 def test_ruff_finds_nothing() -> None:
-    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "runner", "workloads", "tests", "bench"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "runner", "workloads", "tests", "bench", "examples"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_mypy_finds_nothing() -> None:
-    proc = subprocess.run([sys.executable, "-m", "mypy", "runner", "workloads"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "mypy", "runner", "workloads", "examples"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

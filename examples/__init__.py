@@ -1,0 +1,1 @@
+"""Example services benchmarked with runner (see README: "Benchmarking your service")."""

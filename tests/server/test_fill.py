@@ -1,0 +1,117 @@
+"""--scale: the generic filler and a workload's own populate(conn, scale), on the real server."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import query, run_runner
+
+WITH_POPULATE = '''
+from sqlalchemy import MetaData, String, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from workloads import workload
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    __tablename__ = "item"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(8), unique=True)
+
+
+bench = workload("items", Base)
+
+
+@bench.populate
+def fill(conn, {params}):
+    n = {rows}
+    conn.execute(text(f"INSERT INTO runner.item SELECT g, 'i' || g FROM generate_series(1, {{n}}) g"))
+    return {{"item": n}}
+
+
+@bench.read()
+async def get(ctx):
+    async with ctx.sessions() as session:
+        await session.get(Item, ctx.keys.pick(max(ctx.scale, 1)))
+'''
+
+
+def test_the_seed_tables_filled_by_the_generic_filler(dsn: str) -> None:
+    result = run_runner("--scale", "5000", "--ops", "400", "--quiet", dsn=dsn)
+    assert result.code == 0, result.stderr  # writes after the load: the id sequences carried on past 5000
+    doc = result.doc
+    assert doc is not None
+    load = doc["load"]
+    assert load["source"] == "generic" and load["scale"] == 5000 and doc["config"]["scale"] == 5000
+    assert {t: v["rows"] for t, v in load["tables"].items()} == {"a": 5000, "b": 5000}
+    assert load["rows"] == 10000 and load["rows_per_s"] == pytest.approx(load["rows"] / load["seconds"], rel=0.01)
+    assert doc["database"]["rows"] == doc["database"]["expected_rows"]
+    assert doc["database"]["expected_rows"]["a"] == 5000 + 3 * doc["totals"]["by_op"]["write"]["ok"]
+    # Every b points at an a the filler made, and the values are not all alike.
+    assert query(dsn, "SELECT count(*) FROM runner.b WHERE id <= 5000 AND a_id > 5000") == 0
+    assert query(dsn, "SELECT count(DISTINCT a_id) FROM runner.b WHERE id <= 5000") > 2500
+    assert query(dsn, "SELECT count(DISTINCT data) FROM runner.a WHERE id <= 5000") > 100
+
+
+def test_unique_and_length_limited_columns_hold(dsn: str) -> None:
+    result = run_runner("--workload", "examples.shop.bench", "--scale", "3000", "--ops", "100", "--quiet", dsn=dsn)
+    assert result.code == 0, result.stderr
+    assert query(dsn, "SELECT count(DISTINCT email) FROM runner.users") == 3000
+    assert query(dsn, "SELECT max(length(sku)) FROM runner.products") <= 32
+    assert query(dsn, "SELECT count(*) FROM runner.order_lines l LEFT JOIN runner.products p ON p.id = l.product_id WHERE p.id IS NULL") == 0
+
+
+@pytest.mark.parametrize(("params", "rows", "source"), [("scale", "scale or 5", "workload"), ("_unused=None", "7", None)])
+def test_a_populate_that_takes_the_scale_is_used_one_that_does_not_is_replaced(
+    dsn: str, tmp_path: Path, params: str, rows: str, source: str | None
+) -> None:
+    path = tmp_path / "items.py"
+    path.write_text(textwrap.dedent(WITH_POPULATE.format(params=params, rows=rows)))
+    if source is None:  # fill(conn, _unused=None) takes no scale: count its parameters as one
+        path.write_text(path.read_text().replace("def fill(conn, _unused=None):", "def fill(conn):"))
+    result = run_runner("--workload", str(path), "--scale", "300", "--ops", "50", "--quiet", dsn=dsn)
+    assert result.code == 0, result.stderr
+    doc = result.doc
+    assert doc is not None
+    assert doc["load"]["source"] == (source or "generic")
+    assert doc["database"]["rows"]["item"] == 300
+    names = query(dsn, "SELECT min(name) FROM runner.item")
+    assert names.startswith("i") == (source == "workload")
+    without = run_runner("--workload", str(path), "--ops", "50", "--quiet", dsn=dsn).doc
+    assert without is not None and without["load"] is None  # no --scale, no default: its populate as it is
+    assert without["database"]["rows"]["item"] == (7 if source is None else 5)  # scale None: its own default
+
+
+COMPOSITE = '''
+from sqlalchemy import MetaData, Table, Column, Integer
+from workloads import workload
+
+metadata = MetaData()
+Table("pair", metadata, Column("a", Integer, primary_key=True), Column("b", Integer, primary_key=True))
+bench = workload("pairs", metadata)
+
+
+@bench.read()
+async def nothing(ctx):
+    pass
+'''
+
+
+def test_a_table_the_filler_cannot_fill_is_one_line(dsn: str, tmp_path: Path) -> None:
+    path = tmp_path / "pairs.py"
+    path.write_text(COMPOSITE)
+    result = run_runner("--workload", str(path), "--scale", "10", "--ops", "10", dsn=dsn)
+    assert result.code == 2
+    assert "cannot fill table 'pair': it has a composite primary key" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_bad_scale_is_refused() -> None:
+    result = run_runner("--scale", "0", "--ops", "10")
+    assert result.code == 2 and "--scale must be at least 1" in result.stderr
