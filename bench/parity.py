@@ -36,6 +36,9 @@ CELLS = {
     "raw-psycopg2": ["--layer", "raw", "--driver", "psycopg2", "--mode", "sync", "--threads", str(SYNC_THREADS)],
     "core": ["--layer", "core", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT)],
     "orm": ["--layer", "orm", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT)],
+    # The same without the per-op anatomy (--no-anatomy): what the tool costs apart from it.
+    "core-bare": ["--layer", "core", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT), "--no-anatomy"],
+    "orm-bare": ["--layer", "orm", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT), "--no-anatomy"],
 }
 
 
@@ -55,7 +58,7 @@ def plain_rate(dsn: str, workload: str, cell: str, ops: int) -> tuple[float, flo
         prepare_schema(conn, WORKLOADS[workload])  # the same fresh tables the runner makes
     concurrency = SYNC_THREADS if cell == "raw-psycopg2" else ASYNC_IN_FLIGHT
     out = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "plain.py"), "--cell", cell, "--workload", workload, "--ops", str(ops),
+        [sys.executable, str(REPO / "bench" / "plain.py"), "--cell", cell.removesuffix("-bare"), "--workload", workload, "--ops", str(ops),
          "--concurrency", str(concurrency), "--dsn", dsn],
         check=True, capture_output=True, text=True, cwd=REPO,
     ).stdout

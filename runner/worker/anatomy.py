@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection, QueuePool
 
 from runner.config import Config
@@ -55,19 +55,13 @@ def trace_factory(config: Config) -> Callable[[], OpTrace | None]:
     return lambda: OpTrace(sees_statements, keeps_calls)
 
 
-def _before_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-    trace = CURRENT.get()
-    if trace is not None:
-        trace.started_ns = time.perf_counter_ns()
-
-
-def _after_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-    trace = CURRENT.get()
-    if trace is None or trace.texts is None:
-        return
-    trace.db_ns += time.perf_counter_ns() - trace.started_ns
+def _seen(trace: OpTrace, started_ns: int, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    """One statement the driver just ran for the op `trace` follows: its time, text and rows."""
+    trace.db_ns += time.perf_counter_ns() - started_ns
     trace.statements += 1
-    trace.texts[statement] = trace.texts.get(statement, 0) + 1
+    texts = trace.texts
+    assert texts is not None
+    texts[statement] = texts.get(statement, 0) + 1
     if trace.calls is not None:
         # An executemany keeps its first parameter set; insertmanyvalues batches arrive with
         # executemany set but one flat list for their rewritten statement, kept whole.
@@ -85,10 +79,47 @@ def _after_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: An
     trace.rows += count
 
 
+def _timed(run: Callable[..., None], executemany: bool) -> Callable[..., None]:
+    """A dialect's do_execute / do_executemany, timed for the op in progress."""
+
+    def timed(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+        trace = CURRENT.get()
+        if trace is None or trace.texts is None:
+            run(cursor, statement, parameters, context)
+            return
+        started = time.perf_counter_ns()
+        run(cursor, statement, parameters, context)
+        _seen(trace, started, cursor, statement, parameters, context, executemany)
+
+    return timed
+
+
+def _timed_no_params(run: Callable[..., None]) -> Callable[..., None]:
+    def timed(cursor: Any, statement: str, context: Any = None) -> None:
+        trace = CURRENT.get()
+        if trace is None or trace.texts is None:
+            run(cursor, statement, context)
+            return
+        started = time.perf_counter_ns()
+        run(cursor, statement, context)
+        _seen(trace, started, cursor, statement, None, context, False)
+
+    return timed
+
+
 def instrument(engine: Engine) -> None:
-    """Time every statement the engine sends (an AsyncEngine: pass its sync_engine)."""
-    event.listen(engine, "before_cursor_execute", _before_cursor_execute)
-    event.listen(engine, "after_cursor_execute", _after_cursor_execute)
+    """Time every statement the engine sends (an AsyncEngine: pass its sync_engine).
+
+    This wraps the engine's own dialect's do_execute, do_executemany and do_execute_no_params,
+    the three calls through which SQLAlchemy hands a statement to the driver, at the point where
+    its before/after_cursor_execute events fire. Not those events themselves: an engine with any
+    cursor-execute listener pays for SQLAlchemy's event dispatch on every connection and
+    statement, measured at ~5 µs per statement (30 µs per tpcb op) before a listener runs.
+    """
+    dialect: Any = engine.dialect  # this engine's own instance: no other engine is touched
+    dialect.do_execute = _timed(dialect.do_execute, False)
+    dialect.do_executemany = _timed(dialect.do_executemany, True)
+    dialect.do_execute_no_params = _timed_no_params(dialect.do_execute_no_params)
 
 
 def pool_wait(acquire: Callable[[], T]) -> T:
