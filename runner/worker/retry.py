@@ -39,6 +39,14 @@ class Retrier:
     def backoff_s(self, retried: int) -> float:
         return self._rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (retried - 1)))
 
+    def _pause(self, exc: Exception, retried: int, on_retry: Callable[[BaseException], None]) -> float | None:
+        """After a failed try: the seconds to wait before the next, or None (give up: not
+        retryable, or the tries are used up)."""
+        if not self.again(exc, retried):
+            return None
+        on_retry(exc)
+        return self.backoff_s(retried + 1)
+
     async def call_async(self, call: Callable[[], Awaitable[None]], on_retry: Callable[[BaseException], None]) -> tuple[int, Exception | None]:
         """(retries made, the last try's error or None). A cancellation is not caught."""
         retried = 0
@@ -47,11 +55,10 @@ class Retrier:
                 await call()
                 return retried, None
             except Exception as exc:
-                if not self.again(exc, retried):
+                if (pause := self._pause(exc, retried, on_retry)) is None:
                     return retried, exc
-                on_retry(exc)
-                retried += 1
-                await asyncio.sleep(self.backoff_s(retried))
+            retried += 1
+            await asyncio.sleep(pause)
 
     def call_sync(self, call: Callable[[], None], on_retry: Callable[[BaseException], None]) -> tuple[int, Exception | None]:
         retried = 0
@@ -60,8 +67,7 @@ class Retrier:
                 call()
                 return retried, None
             except Exception as exc:
-                if not self.again(exc, retried):
+                if (pause := self._pause(exc, retried, on_retry)) is None:
                     return retried, exc
-                on_retry(exc)
-                retried += 1
-                time.sleep(self.backoff_s(retried))
+            retried += 1
+            time.sleep(pause)

@@ -16,6 +16,8 @@ SHOP = ("--workload", "examples.shop.bench", "--scale", "2000", "--quiet")
         ("--mode", "window", "--chunk", "8", "--ops", "300"),
         ("--mode", "sync", "--threads", "4", "--ops", "300"),
         ("--mode", "sync", "--driver", "psycopg", "--ops", "200"),
+        ("--mode", "async", "--driver", "psycopg", "--ops", "200"),
+        ("--rate", "150", "--duration", "2"),
     ],
 )
 def test_the_shop_runs_and_leaves_the_rows_its_checkouts_made(dsn: str, args: tuple[str, ...]) -> None:
