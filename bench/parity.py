@@ -39,6 +39,7 @@ CELLS = {
     # The same without the per-op anatomy (--no-anatomy): what the tool costs apart from it.
     "core-bare": ["--layer", "core", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT), "--no-anatomy"],
     "orm-bare": ["--layer", "orm", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT), "--no-anatomy"],
+    "raw-asyncpg-bare": ["--layer", "raw", "--driver", "asyncpg", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT), "--no-anatomy"],
 }
 
 
