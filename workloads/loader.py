@@ -42,15 +42,21 @@ def _builtins() -> str:
     return ", ".join(n for n in WORKLOADS if ":" not in n)
 
 
+def _as_workload(value: object) -> Workload | None:
+    """A module attribute as a workload: a Workload, or a decorator-form definition built now."""
+    if isinstance(value, WorkloadDefinition):
+        return value.build()
+    return value if isinstance(value, Workload) else None
+
+
 def _found(module: ModuleType, registered: list[Workload], known: set[int], where: str) -> Workload:
     """The one workload a module defines: registered while it ran, or a module attribute (one it
     imported from elsewhere, a built-in say, was known before and does not count)."""
     found: dict[int, Workload] = {id(w): w for w in registered}
     for value in list(vars(module).values()):
-        if isinstance(value, WorkloadDefinition):
-            value = value.build()
-        if isinstance(value, Workload) and id(value) not in known:
-            found.setdefault(id(value), value)
+        workload = _as_workload(value)
+        if workload is not None and id(workload) not in known:
+            found.setdefault(id(workload), workload)
     if len(found) != 1:
         raise WorkloadFileError(
             f"{where} must hold exactly one workload, it holds {len(found)}"
@@ -115,8 +121,7 @@ def _import(name: str) -> Workload:
     if not hasattr(module, attribute):
         raise WorkloadFileError(f"{where}: module {module_name} has no attribute {attribute!r}")
     value = getattr(module, attribute)
-    if isinstance(value, WorkloadDefinition):
-        value = value.build()
-    if not isinstance(value, Workload):
+    workload = _as_workload(value)
+    if workload is None:
         raise WorkloadFileError(f"{where}: {attribute} is a {type(value).__name__}, not a workload (workloads.workload(...) or Workload)")
-    return value
+    return workload

@@ -124,11 +124,12 @@ def failed_lines(results: list[dict[str, Any]], median: bool) -> list[str]:
     """One line per failed check for stderr."""
     where = " (the median run)" if median else ""
     return [
-        f"check failed{where}: {r['check']}: measured {'nothing (no such op ran)' if r['value'] is None else _show(r['value'])}"
+        f"check failed{where}: {r['check']}: measured {'nothing (no such op ran)' if r['value'] is None else show(r['value'])}"
         for r in results
         if not r["pass"]
     ]
 
 
-def _show(value: float) -> str:
+def show(value: float) -> str:
+    """A measured figure as the check lines print it."""
     return f"{value:.4g}"

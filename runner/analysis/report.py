@@ -6,6 +6,7 @@ import os
 import platform
 import resource
 import sys
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -50,16 +51,20 @@ def _rate(count: int, seconds: float) -> float:
     return round(count / seconds, 3) if seconds > 0 else 0.0
 
 
+def _added(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Counts by class, added up over op types (in the order the classes first appear)."""
+    total: dict[str, int] = {}
+    for part in counts:
+        for name, count in part.items():
+            total[name] = total.get(name, 0) + count
+    return total
+
+
 def _retries(parts: list[OpTotals]) -> dict[str, Any]:
     """--retries, summed over `parts`: tries retried by class, ops that then succeeded, ops that
     failed on their last allowed try (by that try's class; they are in the errors too)."""
-    by_class: dict[str, int] = {}
-    gave_up: dict[str, int] = {}
-    for part in parts:
-        for name, count in part.retries.items():
-            by_class[name] = by_class.get(name, 0) + count
-        for name, count in part.gave_up.items():
-            gave_up[name] = gave_up.get(name, 0) + count
+    by_class = _added(part.retries for part in parts)
+    gave_up = _added(part.gave_up for part in parts)
     return {
         "retried": sum(by_class.values()),
         "by_class": by_class,
@@ -211,11 +216,9 @@ def build(
     }
     ok = sum(w.ok for w in workers)
     errors = sum(w.errors for w in workers)
-    errors_by_class: dict[str, int] = {}
+    errors_by_class = _added(totals.errors for totals in collector.by_op.values())
     error_samples: dict[str, str] = {}
     for totals in collector.by_op.values():
-        for name, count in totals.errors.items():
-            errors_by_class[name] = errors_by_class.get(name, 0) + count
         for name, message in totals.error_samples.items():
             error_samples.setdefault(name, message)
     dropped = sum(w.dropped for w in workers)

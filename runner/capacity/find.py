@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from runner.analysis.checks import Check, parse_check
+from runner.analysis.checks import Check, parse_check, show
 from runner.analysis.report import SCHEMA_VERSION, environment
 from runner.capacity.search import Search, SearchSpec
 from runner.config import Config
@@ -49,7 +49,7 @@ def judge(doc: dict[str, Any], checks: list[Check]) -> dict[str, Any]:
     schedule = totals["schedule"]
     results = [check.evaluate(doc) for check in checks]
     broken = [
-        f"{r['check']} (measured {'nothing' if r['value'] is None else format(r['value'], '.4g')})" for r in results if not r["pass"]
+        f"{r['check']} (measured {'nothing' if r['value'] is None else show(r['value'])})" for r in results if not r["pass"]
     ]
     named = {check.figure.rpartition(".")[2] for check in checks}  # an SLO on a figure replaces its default
     if totals["errors"] and not named & {"errors", "error_rate"}:

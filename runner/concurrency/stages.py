@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 
+from runner.config import DURATION_UNIT_S
 from runner.errors import UsageError
 
 STEP = re.compile(r"^(ramp:)?(\d+(?:\.\d+)?)(ms|s|m):(\d+(?:\.\d+)?)(/s)?$")
-UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0}
 
 Stage = tuple[str, float, float]  # ("hold" | "ramp", seconds, target)
 
@@ -28,7 +28,7 @@ def parse_stages(text: str) -> tuple[str, tuple[Stage, ...]]:
         if match is None:
             raise UsageError(f"--stages: {part.strip()!r} is not a step: write 30s:100/s (a rate), 30s:10 (ops in flight) or ramp:60s:400/s")
         ramp, number, unit, target, per_s = match.groups()
-        seconds = float(number) * UNIT_S[unit]
+        seconds = float(number) * DURATION_UNIT_S[unit]
         if seconds <= 0:
             raise UsageError(f"--stages: {part.strip()!r} lasts no time")
         kinds.add("rate" if per_s else "concurrency")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Engine, Integer, Table, Uuid, text
+from sqlalchemy import Column, Engine, Integer, Table, UniqueConstraint, Uuid, text
 from sqlalchemy.orm import registry
 
 from runner.errors import UsageError
@@ -63,8 +63,8 @@ def _primary_key(table: Table) -> Column[Any]:
 def _single_column_unique(table: Table) -> set[str]:
     names = {c.name for c in table.columns if c.unique}
     for constraint in table.constraints:
-        columns = list(getattr(constraint, "columns", []))
-        if constraint.__class__.__name__ == "UniqueConstraint":
+        if isinstance(constraint, UniqueConstraint):
+            columns = list(constraint.columns)
             if len(columns) > 1:
                 raise _fail(table, f"a unique constraint over several columns ({', '.join(c.name for c in columns)})")
             names.update(c.name for c in columns)
@@ -142,8 +142,7 @@ def _column_source(
     return lambda first, n: rng.choices(values, k=n)
 
 
-def _rows(table: Table, wanted: int, rows: dict[str, int], rng: random.Random) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
-    pk = _primary_key(table)
+def _rows(table: Table, pk: Column[Any], wanted: int, rows: dict[str, int], rng: random.Random) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
     unique = _single_column_unique(table) - {pk.name}
     pools = _pools(table, rng)
     columns = [c for c in table.columns if c.computed is None and not (c.identity is not None and c.identity.always)]
@@ -172,7 +171,8 @@ def fill(engine: Engine, workload: Workload, scale: int, progress: Progress | No
         raw: Any = conn.connection.dbapi_connection  # a psycopg.Connection: its cursor has copy()
         for table in workload.metadata.sorted_tables:
             start = last = time.monotonic()
-            names, generated = _rows(table, scale, rows, rng)
+            pk = _primary_key(table)
+            names, generated = _rows(table, pk, scale, rows, rng)
             done = 0
             quoted = ", ".join(f'"{n}"' for n in names)
             with raw.cursor() as cursor, cursor.copy(f'COPY {SCHEMA}."{table.name}" ({quoted}) FROM STDIN') as copy:
@@ -182,7 +182,6 @@ def fill(engine: Engine, workload: Workload, scale: int, progress: Progress | No
                     if progress is not None and not done % 10_000 and time.monotonic() - last >= PROGRESS_PERIOD_S:
                         last = time.monotonic()
                         progress(str(table.name), done, scale)
-            pk = _primary_key(table)
             if isinstance(pk.type, Integer):  # a serial or identity key carries on after the loaded rows
                 conn.execute(
                     text("SELECT setval(seq, :n) FROM pg_get_serial_sequence(:t, :c) AS seq WHERE seq IS NOT NULL"),

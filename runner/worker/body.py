@@ -28,7 +28,7 @@ import uvloop
 
 from runner.concurrency import MODES, Knobs
 from runner.concurrency.stages import next_arrival, target_at
-from runner.worker.anatomy import CURRENT, ThreadProbe, probe_loop, trace_factory
+from runner.worker.anatomy import CURRENT, OpTrace, ThreadProbe, probe_loop, trace_factory
 from runner.worker.channel import Channel, Emitter
 from runner.worker.engine import AsyncEngineBackend, PreflightError, SyncEngineBackend, check_descriptors, secrets
 from runner.worker.plan import WorkerPlan
@@ -44,9 +44,9 @@ NS_PER_S = 1_000_000_000
 DATA_SEED_OFFSET = 1  # op data values have their own RNG, so they never shift the op sequence
 WARMUP_SEED_OFFSET = 2  # and so does warm-up: the measured sequence is the same without it
 ARRIVAL_SEED_OFFSET = 3
+KEYS_SEED_OFFSET = 4  # keys too: --keys zipf picks other rows, never other ops
 THINK_SEED_OFFSET = 5
 RETRY_SEED_OFFSET = 6
-KEYS_SEED_OFFSET = 4  # keys too: --keys zipf picks other rows, never other ops
 T = TypeVar("T")
 
 
@@ -171,12 +171,8 @@ async def _run_async(ctx: WorkerContext) -> int:
     backend = AsyncRawBackend(plan) if plan.config.layer == "raw" else AsyncEngineBackend(plan)
     try:
         settings = await backend.preflight()
-        impls = {op.name: op.impl(plan.config.layer, True) for op in resolve(plan.config.workload).ops}
-        handle = _context(backend.handle, plan)
+        impls, handle, new_trace, think, retrier = _op_kit(plan, backend.handle, True)
         data_rng = handle.rng
-        new_trace = trace_factory(plan.config)
-        think = _thinker(plan)
-        retrier = Retrier(plan.config.retries, random.Random(plan.seed + RETRY_SEED_OFFSET)) if plan.config.retries else None
 
         async def execute(op: Op, intended_ns: int | None = None) -> None:
             start = time.perf_counter_ns() if intended_ns is None else intended_ns
@@ -237,12 +233,8 @@ def _run_sync(ctx: WorkerContext) -> int:
     backend = SyncRawBackend(plan) if plan.config.layer == "raw" else SyncEngineBackend(plan)
     try:
         settings = backend.preflight()
-        impls = {op.name: op.impl(plan.config.layer, False) for op in resolve(plan.config.workload).ops}
-        handle = _context(backend.handle, plan)
+        impls, handle, new_trace, think, retrier = _op_kit(plan, backend.handle, False)
         data_rng = handle.rng
-        new_trace = trace_factory(plan.config)
-        think = _thinker(plan)
-        retrier = Retrier(plan.config.retries, random.Random(plan.seed + RETRY_SEED_OFFSET)) if plan.config.retries else None
 
         def execute(op: Op) -> None:
             start = time.perf_counter_ns()
@@ -281,6 +273,16 @@ def _run_sync(ctx: WorkerContext) -> int:
             return ctx.since_go_ns()
     finally:
         backend.close()
+
+
+def _op_kit(
+    plan: WorkerPlan, backend_handle: Handle, is_async: bool
+) -> tuple[dict[str, Callable[..., Any]], Handle, Callable[[], OpTrace | None], Callable[[], float] | None, Retrier | None]:
+    """What every op of the worker runs with, made once for either kind of loop: the ops'
+    implementations for this layer and kind, the context, the trace maker, --think and --retries."""
+    impls = {op.name: op.impl(plan.config.layer, is_async) for op in resolve(plan.config.workload).ops}
+    retrier = Retrier(plan.config.retries, random.Random(plan.seed + RETRY_SEED_OFFSET)) if plan.config.retries else None
+    return impls, _context(backend_handle, plan), trace_factory(plan.config), _thinker(plan), retrier
 
 
 def _thinker(plan: WorkerPlan) -> Callable[[], float] | None:
