@@ -20,11 +20,15 @@ from tests.conftest import REPO, run_runner
 SCHEMA = json.loads((REPO / "docs" / "capacity.schema.json").read_text())
 CEILING = 4 / 0.020  # ops/s: 4 connections, each op holding one for 20 ms
 QUICK = ("--workload", "sleep", "--step", "2s", "--step-warmup", "0.5s")
+# About twice an op's own latency: in a 2 s step, a rate a few % above capacity builds a queue
+# long enough to break it. With a looser SLO (100 ms) a step that short can pass a rate just
+# above capacity (seen once in CI: 201.8/s), since its backlog has not yet reached the SLO.
+SLO = "sleep.p99 < 40ms"
 
 
 @pytest.fixture(scope="module")
 def search(dsn: str) -> dict:  # type: ignore[type-arg]
-    result = run_runner("capacity", *QUICK, "--pool-size", "4", "--slo", "sleep.p99 < 100ms", "--start-rate", "60", "--precision", "10%", dsn=dsn)
+    result = run_runner("capacity", *QUICK, "--pool-size", "4", "--slo", SLO, "--start-rate", "60", "--precision", "10%", dsn=dsn)
     assert result.code == 0, result.stderr
     assert result.doc is not None
     result.doc["_stderr"] = result.stderr
@@ -35,7 +39,7 @@ def test_the_capacity_found_is_what_the_pool_and_the_sleep_allow(search: dict) -
     assert search["outcome"] == "converged" and search["complete"]
     assert 0.8 * CEILING <= search["capacity_per_s"] <= CEILING
     assert search["capacity_per_s"] < search["first_failing_per_s"] <= search["capacity_per_s"] * 1.10
-    assert any("sleep.p99 < 100ms" in why for why in search["broken"])
+    assert any(SLO in why for why in search["broken"])
 
 
 def test_every_step_is_reported_and_agrees_with_the_answer(search: dict) -> None:  # type: ignore[type-arg]
@@ -47,7 +51,7 @@ def test_every_step_is_reported_and_agrees_with_the_answer(search: dict) -> None
         assert step["pass"] == all(c["pass"] for c in step["checks"])
         assert step["ok"] > 0 and step["errors"] == 0
     assert search["_stderr"].count("runner: capacity step") == len(steps)
-    assert f"capacity: {search['capacity_per_s']:g}/s met sleep.p99 < 100ms" in search["_stderr"]
+    assert f"capacity: {search['capacity_per_s']:g}/s met {SLO}" in search["_stderr"]
 
 
 def test_the_document_follows_its_schema(search: dict) -> None:  # type: ignore[type-arg]
