@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import itertools
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -129,11 +130,22 @@ class Workload:
             read_ratio = 0.0
         if not writes:
             read_ratio = 1.0
+        # A kind with one op needs no weighted draw, and one kind needs no kind draw: the op
+        # stream is the worker's hot path, and random.choices costs microseconds per op.
+        kinds = [(ratio, ops, weights) for ratio, ops, weights in ((read_ratio, reads, read_weights), (1.0 - read_ratio, writes, write_weights)) if ratio > 0]
+        if len(kinds) == 1:
+            _, ops, weights = kinds[0]
+            if len(ops) == 1:
+                yield from itertools.repeat(ops[0])
+            while True:
+                yield rng.choices(ops, weights)[0]
+        read_one = reads[0] if len(reads) == 1 else None
+        write_one = writes[0] if len(writes) == 1 else None
         while True:
             if rng.random() < read_ratio:
-                yield rng.choices(reads, read_weights)[0]
+                yield read_one if read_one is not None else rng.choices(reads, read_weights)[0]
             else:
-                yield rng.choices(writes, write_weights)[0]
+                yield write_one if write_one is not None else rng.choices(writes, write_weights)[0]
 
 
 WORKLOADS: dict[str, Workload] = {}

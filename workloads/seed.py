@@ -9,6 +9,7 @@ the driver itself (asyncpg, psycopg2).
 
 from __future__ import annotations
 
+import functools
 import random
 from datetime import datetime
 from typing import Any, cast
@@ -43,14 +44,17 @@ def _values(rows: int, columns: int, style: str) -> str:
     return ", ".join("(" + ", ".join(marks[r * columns : (r + 1) * columns]) + ")" for r in range(rows))
 
 
+@functools.lru_cache(maxsize=64)  # built once per shape, as a hand-written script's constants
 def _a_insert(style: str) -> str:
     return f"INSERT INTO {SCHEMA}.a (data) VALUES {_values(len(CHILDREN_PER_A), 1, style)} RETURNING id, create_date"
 
 
+@functools.lru_cache(maxsize=64)  # built once per shape, as a hand-written script's constants
 def _b_insert(style: str) -> str:
     return f"INSERT INTO {SCHEMA}.b (a_id, data) VALUES {_values(sum(CHILDREN_PER_A), 2, style)}"
 
 
+@functools.lru_cache(maxsize=64)  # built once per shape, as a hand-written script's constants
 def _b_select(count: int, style: str) -> str:
     return f"SELECT id, a_id, data FROM {SCHEMA}.b WHERE a_id IN ({', '.join(_marks(count, style))})"
 

@@ -173,13 +173,15 @@ async def _run_async(ctx: WorkerContext) -> int:
         settings = await backend.preflight()
         impls, handle, new_trace, think, retrier = _op_kit(plan, backend.handle, True)
         data_rng = handle.rng
+        loop = asyncio.get_running_loop()
+        current_task = asyncio.current_task  # given the loop: no get_running_loop() (a getpid()) per op
 
         async def execute(op: Op, intended_ns: int | None = None) -> None:
             start = time.perf_counter_ns() if intended_ns is None else intended_ns
             if ctx.cancelling:  # issued after the grace period ran out: never run
                 ctx.recorder.unfinished(op.name)
                 return
-            task = asyncio.current_task()
+            task = current_task(loop)
             assert task is not None
             ctx.inflight[task] = op
             error = None

@@ -36,6 +36,12 @@ def format_params(sql: str) -> tuple[str, tuple[int, ...]]:
     return DOLLAR.sub("%s", sql.replace("%", "%%")), order
 
 
+def _psycopg_call(sql: str, args: tuple[Any, ...]) -> tuple[str, list[Any] | None]:
+    """An asyncpg-style call's text and arguments as psycopg takes them."""
+    text, order = format_params(sql)
+    return text, [args[i] for i in order] if order else None
+
+
 class PsycopgAsync:
     """psycopg 3's async connection behind the asyncpg methods the raw ops use."""
 
@@ -44,19 +50,17 @@ class PsycopgAsync:
     def __init__(self, conn: Any) -> None:
         self.conn = conn  # autocommit: like asyncpg, a transaction only where one is begun
 
-    async def _cursor(self, sql: str, args: tuple[Any, ...]) -> Any:
-        text, order = format_params(sql)
-        return await self.conn.execute(text, [args[i] for i in order] if order else None)
-
+    # Each method awaits the connection itself: a shared helper coroutine was one more awaited
+    # frame per statement, a measurable part of the adapter's cost against psycopg used directly.
     async def execute(self, sql: str, *args: Any) -> str:
-        cursor = await self._cursor(sql, args)
+        cursor = await self.conn.execute(*_psycopg_call(sql, args))
         return str(cursor.statusmessage or "")
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
-        return list(await (await self._cursor(sql, args)).fetchall())
+        return list(await (await self.conn.execute(*_psycopg_call(sql, args))).fetchall())
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
-        return await (await self._cursor(sql, args)).fetchone()
+        return await (await self.conn.execute(*_psycopg_call(sql, args))).fetchone()
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         row = await self.fetchrow(sql, *args)

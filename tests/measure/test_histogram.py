@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from hdrh.histogram import HdrHistogram
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.measure.histogram import HIGHEST_NS, LatencyHistogram, LayoutError
+from runner.measure.histogram import HIGHEST_NS, LAYOUT, LatencyHistogram, LayoutError, counts_index
 
 latencies = st.lists(st.integers(min_value=1, max_value=HIGHEST_NS), max_size=300)
 
@@ -34,6 +35,27 @@ def test_quantiles_within_one_percent(values: list[int]) -> None:
         exact = ordered[int(rank) - 1]
         assert abs(hist.quantile_ns(pct) - exact) <= 0.01 * exact
     assert abs(hist.max_ns() - ordered[-1]) <= 0.01 * ordered[-1]
+
+
+@given(st.integers(min_value=1, max_value=HIGHEST_NS * 4))
+def test_counts_index_is_hdrhs_own(value: int) -> None:
+    assert counts_index(value) == HdrHistogram(*LAYOUT)._counts_index_for(value)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=HIGHEST_NS * 2), max_size=200))
+def test_record_leaves_the_state_hdrh_record_value_leaves(values: list[int]) -> None:
+    # record() indexes the buckets itself (the worker's hot path): every bucket, the count, the
+    # minimum and the maximum must be what hdrh's own record_value gives, 0 and overflow included.
+    ours, reference = LatencyHistogram(), HdrHistogram(*LAYOUT)
+    edges = [2**k + d for k in range(0, 42) for d in (-1, 0, 1)]
+    overflowed = 0
+    for value in values + edges:
+        ours.record(value)
+        overflowed += not reference.record_value(value)
+    hdr = ours._hdr
+    assert list(hdr.counts) == list(reference.counts)
+    assert (hdr.total_count, hdr.min_value, hdr.max_value) == (reference.total_count, reference.min_value, reference.max_value)
+    assert ours.overflow == overflowed
 
 
 def test_out_of_range_values_are_counted_not_dropped() -> None:
