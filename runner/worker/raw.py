@@ -36,10 +36,20 @@ def format_params(sql: str) -> tuple[str, tuple[int, ...]]:
     return DOLLAR.sub("%s", sql.replace("%", "%%")), order
 
 
-def _psycopg_call(sql: str, args: tuple[Any, ...]) -> tuple[str, list[Any] | None]:
-    """An asyncpg-style call's text and arguments as psycopg takes them."""
+@functools.lru_cache(maxsize=1024)
+def _in_order(sql: str) -> tuple[str, tuple[int, ...] | None]:
+    """format_params, with order None where the arguments go as they are ($1, $2, ... in turn)."""
     text, order = format_params(sql)
-    return text, [args[i] for i in order] if order else None
+    return text, None if order == tuple(range(len(order))) else order
+
+
+def _psycopg_call(sql: str, args: tuple[Any, ...]) -> tuple[str, Any]:
+    """An asyncpg-style call's text and arguments as psycopg takes them (None: no parameters, so
+    a literal % stays as it is)."""
+    text, order = _in_order(sql)
+    if order is None:
+        return text, args or None
+    return text, [args[i] for i in order]
 
 
 class PsycopgAsync:

@@ -11,7 +11,7 @@ import pytest
 
 from runner.config import Config
 from runner.worker.plan import WorkerPlan
-from runner.worker.raw import AsyncRawBackend, SyncRawBackend, format_params
+from runner.worker.raw import AsyncRawBackend, SyncRawBackend, _psycopg_call, format_params
 from tests.conftest import query, run_runner
 from tests.test_faults import _finish, _nothing_lost, _start
 
@@ -27,6 +27,13 @@ def _plan(dsn: str, **options: Any) -> WorkerPlan:
 def test_format_params_reorders_and_escapes() -> None:
     assert format_params("SELECT $2, $1 WHERE x LIKE 'a%'") == ("SELECT %s, %s WHERE x LIKE 'a%%'", (1, 0))
     assert format_params("SELECT 1 WHERE x LIKE 'a%'") == ("SELECT 1 WHERE x LIKE 'a%'", ())  # no parameters: as it is
+
+
+
+def test_psycopg_gets_the_arguments_in_the_order_of_its_placeholders() -> None:
+    assert _psycopg_call("SELECT $1, $2", ("a", "b")) == ("SELECT %s, %s", ("a", "b"))  # in turn: as given
+    assert _psycopg_call("SELECT $2, $1, $2", ("a", "b")) == ("SELECT %s, %s, %s", ["b", "a", "b"])
+    assert _psycopg_call("SELECT '100%'", ()) == ("SELECT '100%'", None)  # no parameters: % left alone
 
 
 @pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
