@@ -43,6 +43,23 @@ class OpTrace:
         self.calls: list[Call] | None = [] if keeps_calls else None  # --exemplars: what it sent
 
 
+class PoolTrace(OpTrace):
+    """A raw op's trace: the pool wait is all the layer can see (it has no --exemplars), so the
+    rest are class-level zeros and one attribute is set per op (the worker's hot path)."""
+
+    __slots__ = ()
+    statements: int = 0
+    rows: int = 0
+    streamed: int = 0
+    db_ns: int = 0
+    started_ns: int = 0
+    texts: dict[str, int] | None = None
+    calls: list[Call] | None = None
+
+    def __init__(self) -> None:  # noqa: D107 - only the slot the pool writes
+        self.pool_wait_ns = 0
+
+
 CURRENT: ContextVar[OpTrace | None] = ContextVar("runner_op_trace", default=None)
 
 
@@ -51,8 +68,10 @@ def trace_factory(config: Config) -> Callable[[], OpTrace | None]:
     sees statements unless the layer is raw and keeps them with --exemplars."""
     if not config.anatomy:
         return lambda: None
-    sees_statements, keeps_calls = config.layer != "raw", config.exemplars > 0
-    return lambda: OpTrace(sees_statements, keeps_calls)
+    if config.layer == "raw":  # no statements to see (and so no --exemplars): the pool wait only
+        return PoolTrace
+    keeps_calls = config.exemplars > 0
+    return lambda: OpTrace(True, keeps_calls)
 
 
 def _seen(trace: OpTrace, started_ns: int, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:

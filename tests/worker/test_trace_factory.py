@@ -1,0 +1,30 @@
+"""What each op is traced with, per layer: the raw layer's light trace reads like a full one."""
+
+from __future__ import annotations
+
+from runner.config import Config
+from runner.measure.anatomy import Anatomy
+from runner.worker.anatomy import CURRENT, OpTrace, PoolTrace, pool_wait, trace_factory
+
+
+def test_a_raw_op_gets_a_pool_only_trace_that_anatomy_reads_as_no_statements() -> None:
+    trace = trace_factory(Config(layer="raw"))()
+    assert type(trace) is PoolTrace
+    token = CURRENT.set(trace)
+    try:
+        assert pool_wait(lambda: "conn") == "conn"
+    finally:
+        CURRENT.reset(token)
+    assert trace.pool_wait_ns > 0
+    anatomy = Anatomy()
+    anatomy.record(trace, 5_000_000)
+    assert (anatomy.ops, anatomy.statements, anatomy.rows, anatomy.db_timed) == (1, 0, 0, False)
+    assert anatomy.hists["pool_wait"].count == 1
+
+
+def test_other_layers_keep_the_full_trace() -> None:
+    core = trace_factory(Config(layer="core"))()
+    assert type(core) is OpTrace and core.texts == {} and core.calls is None
+    kept = trace_factory(Config(layer="orm", exemplars=3))()
+    assert type(kept) is OpTrace and kept.texts == {} and kept.calls == []
+    assert trace_factory(Config(layer="raw", anatomy=False))() is None
