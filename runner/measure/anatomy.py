@@ -54,14 +54,7 @@ class Anatomy:
         # The worker's hot path: a part that is 0 (no pool checkout, no statement: the no-op
         # workload, a raw op's db) is only counted here and enters its histogram in bulk.
         self.ops += 1
-        statements = trace.statements
-        self.statements += statements
-        if statements > self.statements_max:
-            self.statements_max = statements
-        self.rows += trace.rows
-        self.streamed += trace.streamed
-        pool_ns, db_ns = trace.pool_wait_ns, trace.db_ns
-        hists, zeros = self.hists, self.zeros
+        pool_ns, hists, zeros = trace.pool_wait_ns, self.hists, self.zeros
         if pool_ns:
             hists["pool_wait"].record(pool_ns)
         else:
@@ -70,6 +63,13 @@ class Anatomy:
         if texts is None:  # the raw layer: only the pool wait is seen
             self.db_timed = False
             return
+        statements = trace.statements
+        self.statements += statements
+        if statements > self.statements_max:
+            self.statements_max = statements
+        self.rows += trace.rows
+        self.streamed += trace.streamed
+        db_ns = trace.db_ns
         if db_ns:
             hists["db"].record(db_ns)
         else:
