@@ -177,7 +177,9 @@ async def _run_async(ctx: WorkerContext) -> int:
         current_task = asyncio.current_task  # given the loop: no get_running_loop() (a getpid()) per op
 
         async def execute(op: Op, intended_ns: int | None = None) -> None:
-            start = time.perf_counter_ns() if intended_ns is None else intended_ns
+            start = time.perf_counter_ns()
+            if intended_ns is not None and intended_ns < start:  # the open loop: from when it was due
+                start = intended_ns  # (a timer that woke early never makes a latency negative)
             if ctx.cancelling:  # issued after the grace period ran out: never run
                 ctx.recorder.unfinished(op.name)
                 return

@@ -114,7 +114,7 @@ def test_raw_reads_back_session_settings_and_counts_timeouts(dsn: str, args: lis
 
 @pytest.mark.parametrize("args", RAW_DRIVERS[:1] + RAW_DRIVERS[2:3], ids=lambda a: " ".join(a))
 def test_raw_survives_killed_connections(dsn: str, args: list[str]) -> None:
-    ops = 40_000 if "sync" in args else 6000  # long enough to still be running after start-up
+    ops = 40_000 if "sync" in args else 24_000  # long enough to still be running after start-up
     parent, _ = _start(dsn, "--layer", "raw", *args, "--procs", "2", "--chunk", "10", "--ops", str(ops), "--quiet")
     killed = 0
     for _ in range(3):
