@@ -21,11 +21,11 @@ NS_PER_MS = 1_000_000
 
 def _index_constants() -> tuple[int, int, int]:
     layout = HdrHistogram(*LAYOUT)
+    assert layout.unit_magnitude == 0  # LOWEST_NS = 1: counts_index assumes it
     return layout.sub_bucket_mask, layout.sub_bucket_half_count_magnitude, layout.sub_bucket_half_count
 
 
 _MASK, _HALF_MAGNITUDE, _HALF_COUNT = _index_constants()
-assert HdrHistogram(*LAYOUT).unit_magnitude == 0  # LOWEST_NS = 1: counts_index assumes it
 
 
 def counts_index(value: int) -> int:
@@ -49,7 +49,7 @@ class LatencyHistogram:
 
     def record(self, latency_ns: int) -> None:
         """One value. This runs once per op on the worker's hot path, so the bucket index is
-        computed here in one expression (counts_index below) instead of through hdrh's
+        computed here in one expression (counts_index above) instead of through hdrh's
         record_value, which makes six Python calls for the same arithmetic."""
         hdr = self._hdr
         index = counts_index(latency_ns) if latency_ns > 0 else -1

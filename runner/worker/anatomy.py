@@ -28,17 +28,17 @@ T = TypeVar("T")
 
 
 class OpTrace:
-    """One op's figures. `texts` None: the layer cannot see its statements (raw)."""
+    """One op's figures on a layer that sees its statements (core, orm); a raw op has a PoolTrace."""
 
     __slots__ = ("statements", "rows", "streamed", "db_ns", "pool_wait_ns", "texts", "started_ns", "calls")
 
-    def __init__(self, sees_statements: bool, keeps_calls: bool = False) -> None:
+    def __init__(self, keeps_calls: bool = False) -> None:
         self.statements = 0
         self.rows = 0
         self.streamed = 0
         self.db_ns = 0
         self.pool_wait_ns = 0
-        self.texts: dict[str, int] | None = {} if sees_statements else None
+        self.texts: dict[str, int] | None = {}  # None only in a PoolTrace: the raw layer's statements are unseen
         self.started_ns = 0  # the statement in progress (an op's statements run one at a time)
         self.calls: list[Call] | None = [] if keeps_calls else None  # --exemplars: what it sent
 
@@ -64,14 +64,14 @@ CURRENT: ContextVar[OpTrace | None] = ContextVar("runner_op_trace", default=None
 
 
 def trace_factory(config: Config) -> Callable[[], OpTrace | None]:
-    """What each op of this run is traced with: nothing (--no-anatomy), or a fresh OpTrace that
-    sees statements unless the layer is raw and keeps them with --exemplars."""
+    """What each op of this run is traced with: nothing (--no-anatomy), a PoolTrace on the raw
+    layer, or a fresh OpTrace (keeping what each statement sent with --exemplars)."""
     if not config.anatomy:
         return lambda: None
     if config.layer == "raw":  # no statements to see (and so no --exemplars): the pool wait only
         return PoolTrace
     keeps_calls = config.exemplars > 0
-    return lambda: OpTrace(True, keeps_calls)
+    return lambda: OpTrace(keeps_calls)
 
 
 def _seen(trace: OpTrace, started_ns: int, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
