@@ -2,9 +2,11 @@
 
 An async mode is a coroutine function `issue(ops, execute, knobs)`; a sync mode is a plain
 function of the same shape. `ops` is an iterator that ends when the worker's share is done or
-a stop was requested; `execute(op, intended_ns=None)` runs, times and records one op and never
-raises (latency counts from `intended_ns` when given: the open loop's schedule); `knobs` holds
-the mode's settings (`width` is `--chunk` for async modes, `--threads` for sync).
+a stop was requested; `execute(ops, intended_ns=None)` runs, times and records the given ops one
+after another (one op, or a window lane's share of a shared iterator) and never raises (latency
+counts from `intended_ns` when given: the open loop's schedule); a sync mode's `execute(op)` runs
+one. `knobs` holds the mode's settings (`width` is `--chunk` for async modes, `--threads` for
+sync).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from workloads import Op
 
-AsyncExecute = Callable[..., Coroutine[Any, Any, None]]  # (op, intended_ns: int | None = None)
+AsyncExecute = Callable[..., Coroutine[Any, Any, None]]  # (ops: Iterable[Op], intended_ns: int | None = None)
 SyncExecute = Callable[[Op], None]
 
 

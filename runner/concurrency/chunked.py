@@ -14,7 +14,7 @@ async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
     width = knobs.width
     while chunk := list(itertools.islice(ops, width)):
         # The chunk barrier is the point of this mode: the slowest op holds back the next chunk.
-        await asyncio.gather(*(execute(op) for op in chunk))
+        await asyncio.gather(*(execute((op,)) for op in chunk))
 
 
 MODE = register(

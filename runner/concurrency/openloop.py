@@ -37,7 +37,7 @@ async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
         if knobs.width and len(in_flight) >= knobs.width:
             knobs.on_drop(op)  # --max-inflight: counted, never silently skipped
             continue
-        task: asyncio.Task[None] = asyncio.create_task(execute(op, intended_ns))
+        task: asyncio.Task[None] = asyncio.create_task(execute((op,), intended_ns))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     if in_flight:

@@ -12,7 +12,7 @@ from workloads import Op
 async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
     tasks: set[asyncio.Task[None]] = set()
     for op in ops:
-        tasks.add(asyncio.create_task(execute(op)))
+        tasks.add(asyncio.create_task(execute((op,))))
         if op.kind == "write":
             # As the seed did: yield after each write task so the loop starts work while creating.
             await asyncio.sleep(0)

@@ -19,9 +19,10 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import uvloop
@@ -176,40 +177,44 @@ async def _run_async(ctx: WorkerContext) -> int:
         loop = asyncio.get_running_loop()
         current_task = asyncio.current_task  # given the loop: no get_running_loop() (a getpid()) per op
 
-        async def execute(op: Op, intended_ns: int | None = None) -> None:
-            start = time.perf_counter_ns()
-            if intended_ns is not None and intended_ns < start:  # the open loop: from when it was due
-                start = intended_ns  # (a timer that woke early never makes a latency negative)
-            if ctx.cancelling:  # issued after the grace period ran out: never run
-                ctx.recorder.unfinished(op.name)
-                return
+        async def execute(ops: Iterable[Op], intended_ns: int | None = None) -> None:
+            """Each op in turn, timed and recorded; never raises. A window lane passes the shared
+            op stream and runs its whole part in this one coroutine: a coroutine (and a frame for
+            every resume) per op was a measurable part of the harness's cost."""
+            recorder, inflight = ctx.recorder, ctx.inflight
             task = current_task(loop)
             assert task is not None
-            ctx.inflight[task] = op
-            error = None
-            retried = 0
-            trace = new_trace()
-            token = CURRENT.set(trace)  # the task's own context: ops in other tasks never see it
-            try:
-                if retrier is None:
-                    await impls[op.name](handle, data_rng)
-                else:  # the latency counts from the first try
-                    impl = impls[op.name]
-                    retried, error = await retrier.call_async(lambda: impl(handle, data_rng), lambda e: ctx.recorder.retry(op.name, e))
-            except asyncio.CancelledError:  # only _cancel_after_grace cancels an op
-                ctx.recorder.unfinished(op.name)
-                return
-            except Exception as exc:  # counted by class, with a sample message; the run goes on
-                error = exc
-            finally:
-                del ctx.inflight[task]
-                CURRENT.reset(token)
-            ctx.recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
-            if think is not None:  # after the op is recorded: the pause is never latency
+            for op in ops:
+                start = time.perf_counter_ns()
+                if intended_ns is not None and intended_ns < start:  # the open loop: from when it was due
+                    start = intended_ns  # (a timer that woke early never makes a latency negative)
+                if ctx.cancelling:  # issued after the grace period ran out: never run
+                    recorder.unfinished(op.name)
+                    continue
+                inflight[task] = op
+                error = None
+                retried = 0
+                trace = new_trace()
+                token = CURRENT.set(trace)  # the task's own context: ops in other tasks never see it
                 try:
-                    await asyncio.sleep(think())
-                except asyncio.CancelledError:  # the grace period ran out while it paused: nothing lost
+                    if retrier is None:
+                        await impls[op.name](handle, data_rng)
+                    else:  # the latency counts from the first try
+                        retried, error = await retrier.call_async(partial(impls[op.name], handle, data_rng), partial(recorder.retry, op.name))
+                except asyncio.CancelledError:  # only _cancel_after_grace cancels an op
+                    recorder.unfinished(op.name)
                     return
+                except Exception as exc:  # counted by class, with a sample message; the run goes on
+                    error = exc
+                finally:
+                    del inflight[task]
+                    CURRENT.reset(token)
+                recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
+                if think is not None:  # after the op is recorded: the pause is never latency
+                    try:
+                        await asyncio.sleep(think())
+                    except asyncio.CancelledError:  # the grace period ran out while it paused: nothing lost
+                        return
 
         knobs = _knobs(ctx, plan.config.chunk)
         if _has_warmup(plan):

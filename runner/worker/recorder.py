@@ -34,6 +34,10 @@ class _OpInterval:
     retried_ok: int = 0
     gave_up: Counter[str] = field(default_factory=Counter)
 
+    def new_anatomy(self) -> Anatomy:
+        self.anatomy = Anatomy()
+        return self.anatomy
+
 
 def driver_error(exc: BaseException) -> BaseException:
     """The driver's own exception where SQLAlchemy wrapped one (e.g. TooManyConnectionsError)."""
@@ -72,16 +76,15 @@ class Recorder:
     def record(self, op: str, latency_ns: int, error: BaseException | None, trace: Trace | None = None, retried: int = 0) -> None:
         """Count one finished op; only successful ops enter the latency histogram and the anatomy.
         `retried`: how many times it was retried (--retries) before this, its last, try."""
-        if error is None:
+        if error is None:  # every op's hot path: no helper calls beyond the two records
             with self._lock:
-                stats = self._stats(op)
+                stats = self._ops.get(op) or self._stats(op)
                 stats.ok += 1
-                stats.retried_ok += retried > 0
+                if retried:
+                    stats.retried_ok += 1
                 stats.hist.record(latency_ns)
                 if trace is not None:
-                    if stats.anatomy is None:
-                        stats.anatomy = Anatomy()
-                    stats.anatomy.record(trace, latency_ns)
+                    (stats.anatomy or stats.new_anatomy()).record(trace, latency_ns)
             if self._exemplars is not None and trace is not None and trace.calls is not None:
                 self._exemplars.offer(op, latency_ns, trace.calls)
             return

@@ -133,6 +133,18 @@ def test_raw_sees_the_pool_wait_only_and_no_anatomy_turns_it_off(dsn: str) -> No
     assert "anatomy " not in off.stderr
 
 
+def test_raw_pool_wait_is_zero_for_an_idle_connection_and_timed_for_a_queue(dsn: str) -> None:
+    # Pool as wide as the window: after each connection's first use, every op finds one idle.
+    wide = run_runner("--layer", "raw", "--workload", "tpcb", "--ops", "200", "--chunk", "4", "--warmup", "0", dsn=dsn)
+    # Two connections for eight lanes: most ops queue behind an op in flight.
+    narrow = run_runner("--layer", "raw", "--workload", "tpcb", "--ops", "200", "--chunk", "8", "--pool-size", "2", "--warmup", "0", dsn=dsn)
+    assert wide.code == 0 and narrow.code == 0, wide.stderr + narrow.stderr
+    assert wide.doc is not None and narrow.doc is not None
+    idle, queued = _anatomy(wide.doc, "tpcb")["pool_wait_ms"], _anatomy(narrow.doc, "tpcb")["pool_wait_ms"]
+    assert idle["p50"] == 0 and idle["max"] > 0  # the max: a first use, which connects
+    assert queued["p50"] > 0.1 and queued["mean"] > idle["mean"]
+
+
 def test_a_busy_event_loop_is_called_the_bottleneck(dsn: str, tmp_path: Path) -> None:
     path = tmp_path / "burner.py"
     path.write_text(BURNER)
