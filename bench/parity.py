@@ -7,7 +7,11 @@ bench/plain.py cell with the same op count and concurrency (40 in flight for the
 8 threads for psycopg2), alternating which goes first, each on freshly created and filled tables.
 Each cell starts with one unmeasured pass of each side (a quarter of the ops) to warm the server.
 Prints ops/s and client CPU per op (the runner's workers, the script's process) per round, the
-medians and runner/plain per cell (goal: every cell >= 0.98).
+medians and runner/plain per cell (goal: every cell >= 0.98). It also prints the server's CPU
+per op for each side (Linux: the postmaster's, its ended backends' and its live children's from
+/proc, over the whole side: table set-up and fill included for both, and for the runner its
+preflight, connection sampler and statistics probes), so a gap in ops/s can be split between the
+client and the server.
 
 `--pg-setting synchronous_commit=off` starts the server with that flag, for both sides alike: a
 commit then no longer waits for the disk's flush, whose latency varies from round to round by
@@ -22,6 +26,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,6 +50,32 @@ CELLS = {
     "orm-bare": ["--layer", "orm", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT), "--no-anatomy"],
     "raw-asyncpg-bare": ["--layer", "raw", "--driver", "asyncpg", "--mode", "window", "--chunk", str(ASYNC_IN_FLIGHT), "--no-anatomy"],
 }
+
+
+REAP_S = 0.3  # for the postmaster to reap the side's last backends, whose CPU it then holds
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int | str) -> list[str]:
+    """/proc/PID/stat's fields after the command name (field 3 of proc(5) is index 0)."""
+    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def server_cpu_s(postmaster: int) -> float:
+    """The server's CPU so far: the postmaster's own and its reaped children's (the backends of
+    closed connections), and its live children's (checkpointer, walwriter, open backends)."""
+    own = _stat(postmaster)
+    ticks = sum(int(field) for field in own[11:15])  # utime, stime, cutime, cstime
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            child = _stat(entry.name)
+        except OSError:  # gone meanwhile: the postmaster's cutime has it
+            continue
+        if int(child[1]) == postmaster:
+            ticks += int(child[11]) + int(child[12])
+    return ticks / CLOCK_TICKS
 
 
 def runner_rate(dsn: str, workload: str, cell: str, ops: int, seed: int) -> tuple[float, float]:
@@ -81,12 +112,15 @@ def main() -> None:
     args = parser.parse_args()
     settings = dict(setting.split("=", 1) for setting in args.pg_setting)
     server = start_embedded(settings)
+    postmaster = server.postmaster_pid()
+    assert postmaster is not None, "the embedded server has no postmaster.pid"
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     try:
         for workload in args.workloads:
             for cell in args.cells:
                 rates: dict[str, list[float]] = {"runner": [], "plain": []}
                 cpu: dict[str, list[float]] = {"runner": [], "plain": []}
+                server_us: dict[str, list[float]] = {"runner": [], "plain": []}
                 # One unmeasured pass of each side first: the server's caches and the first
                 # side of round 1 would otherwise pay for a cold start the other does not.
                 runner_rate(server.dsn, workload, cell, args.ops // 4, 99)
@@ -94,12 +128,17 @@ def main() -> None:
                 for i in range(args.repeat):
                     order = ["runner", "plain"] if i % 2 == 0 else ["plain", "runner"]
                     for side in order:
+                        before = server_cpu_s(postmaster)
                         rate, us = runner_rate(server.dsn, workload, cell, args.ops, i) if side == "runner" else plain_rate(server.dsn, workload, cell, args.ops)
+                        time.sleep(REAP_S)
                         rates[side].append(round(rate, 1))
                         cpu[side].append(round(us, 1))
-                    print(f"{workload} {cell} round {i + 1}: runner {rates['runner'][-1]} ops/s {cpu['runner'][-1]} us/op, "
-                          f"plain {rates['plain'][-1]} ops/s {cpu['plain'][-1]} us/op", file=sys.stderr)
-                results.setdefault(workload, {})[cell] = {**rates, "runner_cpu": cpu["runner"], "plain_cpu": cpu["plain"]}
+                        server_us[side].append(round((server_cpu_s(postmaster) - before) * 1e6 / args.ops, 1))
+                    print(f"{workload} {cell} round {i + 1}: runner {rates['runner'][-1]} ops/s {cpu['runner'][-1]} us/op "
+                          f"(server {server_us['runner'][-1]}), plain {rates['plain'][-1]} ops/s {cpu['plain'][-1]} us/op "
+                          f"(server {server_us['plain'][-1]})", file=sys.stderr)
+                results.setdefault(workload, {})[cell] = {**rates, "runner_cpu": cpu["runner"], "plain_cpu": cpu["plain"],
+                                                          "runner_server": server_us["runner"], "plain_server": server_us["plain"]}
     finally:
         server.stop()
     table = []
@@ -109,7 +148,9 @@ def main() -> None:
             table.append({"workload": workload, "cell": cell, "runner_median": runner, "plain_median": plain,
                           "ratio": round(runner / plain, 3), "runner_rounds": rates["runner"], "plain_rounds": rates["plain"],
                           "cpu_us_per_op_runner": statistics.median(rates["runner_cpu"]),
-                          "cpu_us_per_op_plain": statistics.median(rates["plain_cpu"])})
+                          "cpu_us_per_op_plain": statistics.median(rates["plain_cpu"]),
+                          "server_cpu_us_per_op_runner": statistics.median(rates["runner_server"]),
+                          "server_cpu_us_per_op_plain": statistics.median(rates["plain_server"])})
     print(json.dumps({"ops": args.ops, "repeat": args.repeat, "pg_settings": settings, "load": os.getloadavg(), "cells": table}, indent=1))
 
 

@@ -155,7 +155,10 @@ class SyncLease:
         self._pin = pin
 
     def __enter__(self) -> Any:
-        self._conn = pool_wait(self._pool.acquire)
+        # The thread's own connection is taken without timing anything (every op's hot path in
+        # the sync mode): nothing was waited for, so the op's pool wait stays 0.
+        conn = self._pool.take_own() if self._pin else None
+        self._conn = pool_wait(self._pool.acquire) if conn is None else conn
         return self._conn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
@@ -210,12 +213,16 @@ class SyncSlots:
         with self._ready:
             return self._opened - len(self._idle) - sum(1 for slot in self._slots if slot.conn is not None)
 
+    def take_own(self) -> Any:
+        """This thread's own connection if the pool keeps one per thread and it has it; None
+        otherwise (then acquire() takes a shared one or opens one)."""
+        if not self._pinned:
+            return None
+        slot = self._slot()
+        conn, slot.conn = slot.conn, None
+        return conn
+
     def acquire(self) -> Any:
-        if self._pinned:
-            slot = self._slot()
-            if slot.conn is not None:
-                conn, slot.conn = slot.conn, None
-                return conn
         with self._ready:
             if self._idle:
                 return self._idle.popleft()
