@@ -17,9 +17,23 @@ from runner.server.embedded import EmbeddedServer, start_embedded
 from tests.conftest import REPO, query, run_runner, wait_for_workers
 
 LONG_RUN = ["--ops", "1000000", "--quiet"]
-WAITING_ON_A_LOCK = (
-    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name LIKE 'runner-worker-%'"
-)
+# Worker backends with an op under way: waiting on a lock, running, or between its statements.
+OPS_IN_FLIGHT = "SELECT count(*) FROM pg_stat_activity WHERE state <> 'idle' AND application_name LIKE 'runner-worker-%'"
+
+
+def _settled_count(engine: Any, query: str) -> int:
+    """The query's count once it has stopped changing (the same three times, 0.3 s apart): the
+    ops that had touched the table before the lock was granted take a moment to finish."""
+    from sqlalchemy import text
+
+    seen: list[int] = []
+    deadline = time.monotonic() + 10
+    with engine.connect() as watcher:
+        while time.monotonic() < deadline and (len(seen) < 3 or len(set(seen[-3:])) > 1):
+            time.sleep(0.3)
+            seen.append(watcher.execute(text(query)).scalar_one())
+            watcher.commit()  # pg_stat_activity is a per-transaction snapshot
+    return seen[-1]
 
 
 def _start(dsn: str, *args: str) -> tuple[subprocess.Popen[str], list[psutil.Process]]:
@@ -326,11 +340,9 @@ def test_in_flight_ops_past_the_grace_are_cancelled_and_counted(dsn: str) -> Non
     with engine.connect() as blocker:
         parent, workers = _start(dsn, "--procs", "1", "--chunk", "10", "--grace", "1", *LONG_RUN)
         blocker.execute(text("LOCK TABLE runner.a IN ACCESS EXCLUSIVE MODE"))  # every op now hangs
-        time.sleep(1.0)
         # The ops of the chunk in flight that had already touched the table finished before the
         # lock was granted; the rest hang, and hold the chunk (and so the run) where it is.
-        with engine.connect() as watcher:
-            hung = watcher.execute(text(WAITING_ON_A_LOCK)).scalar_one()
+        hung = _settled_count(engine, OPS_IN_FLIGHT)
         os.kill(parent.pid, signal.SIGTERM)
         _, alive = psutil.wait_procs(workers, timeout=10)  # ended by itself, the lock still held
         blocker.rollback()  # the parent's final row count needs the table

@@ -38,10 +38,11 @@ def test_pg_setting_on_the_embedded_server() -> None:
 
 
 def test_pg_setting_on_a_users_server_is_set_on_every_worker_session(dsn: str) -> None:
-    # A 1 ms statement_timeout only takes effect if the workers' sessions really have it.
-    result = run_runner("--ops", "200", "--quiet", "--pg-setting", "statement_timeout=1", dsn=dsn)
-    assert result.doc is not None
-    assert result.doc["server"]["settings"]["statement_timeout"] == "1ms"
+    # A 10 ms statement_timeout cancels the sleep workload's 20 ms ops only if the workers'
+    # sessions really have it. (Not 1 ms: on a busy machine the preflight's own query took longer.)
+    result = run_runner("--workload", "sleep", "--ops", "200", "--quiet", "--pg-setting", "statement_timeout=10", dsn=dsn)
+    assert result.doc is not None, result.stderr
+    assert result.doc["server"]["settings"]["statement_timeout"] == "10ms"
     assert result.doc["totals"]["errors_by_class"].get("QueryCanceledError", 0) > 0
     refused = run_runner("--ops", "10", "--pg-setting", "plan_cache_mode=bogus", dsn=dsn)
     assert refused.code == 2 and "refused by the server" in refused.stderr
