@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -150,6 +150,18 @@ def pool_wait(acquire: Callable[[], T]) -> T:
     start = time.perf_counter_ns()
     try:
         return acquire()
+    finally:
+        trace.pool_wait_ns += time.perf_counter_ns() - start
+
+
+async def pool_wait_async(acquire: Callable[[], Awaitable[T]]) -> T:
+    """pool_wait for a pool that is awaited (the raw layer's async slots, when no connection is idle)."""
+    trace = CURRENT.get()
+    if trace is None:
+        return await acquire()
+    start = time.perf_counter_ns()
+    try:
+        return await acquire()
     finally:
         trace.pool_wait_ns += time.perf_counter_ns() - start
 

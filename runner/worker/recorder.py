@@ -82,7 +82,8 @@ class Recorder:
             # Every op's hot path: the op is only kept here, and enters the counters and
             # histograms with FOLD_EVERY others in one tight loop (_fold). Beside PostgreSQL on
             # the same cores, the histograms' code and data are cold by the time the next op
-            # ends; folded in a batch they stay warm (bench/parity.py: several µs per op).
+            # ends; folded in a batch they stay warm (6 µs per op less in one process against
+            # the real server, BENCHMARKS.md).
             with self._lock:
                 pending = self._pending
                 pending.append((op, latency_ns, trace, retried))

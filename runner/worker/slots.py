@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import deque
 from typing import Any, Protocol
 
-from runner.worker.anatomy import CURRENT, pool_wait
+from runner.worker.anatomy import pool_wait, pool_wait_async
 
 
 class AsyncOpener(Protocol):
@@ -50,17 +49,9 @@ class AsyncLease:
     async def __aenter__(self) -> Any:
         # An idle connection with nobody waiting is lent at once, without awaiting or timing
         # anything (every raw op's hot path): there was no wait, so the op's pool wait stays 0.
-        # Otherwise the wait is timed as anatomy.pool_wait times a sync pool's, which cannot
-        # take an awaited acquire.
         conn = self._pool.take_idle()
         if conn is None:
-            trace = CURRENT.get()
-            start = time.perf_counter_ns()
-            try:
-                conn = await self._pool.acquire()
-            finally:
-                if trace is not None:
-                    trace.pool_wait_ns += time.perf_counter_ns() - start
+            conn = await pool_wait_async(self._pool.acquire)
         self._conn = conn
         return conn
 
