@@ -60,17 +60,24 @@ class PsycopgAsync:
     def __init__(self, conn: Any) -> None:
         self.conn = conn  # autocommit: like asyncpg, a transaction only where one is begun
 
-    # Each method awaits the connection itself: a shared helper coroutine was one more awaited
-    # frame per statement, a measurable part of the adapter's cost against psycopg used directly.
+    # Each method makes the cursor and awaits its execute itself, as psycopg's own
+    # AsyncConnection.execute does inside: calling that one (or a shared helper) puts one more
+    # awaited frame under every statement, resumed at each of its waits for the socket, and
+    # beside PostgreSQL on the same cores that frame cost several µs per op (BENCHMARKS.md).
     async def execute(self, sql: str, *args: Any) -> str:
-        cursor = await self.conn.execute(*_psycopg_call(sql, args))
+        cursor = self.conn.cursor()
+        await cursor.execute(*_psycopg_call(sql, args))
         return str(cursor.statusmessage or "")
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
-        return list(await (await self.conn.execute(*_psycopg_call(sql, args))).fetchall())
+        cursor = self.conn.cursor()
+        await cursor.execute(*_psycopg_call(sql, args))
+        return list(await cursor.fetchall())
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
-        return await (await self.conn.execute(*_psycopg_call(sql, args))).fetchone()
+        cursor = self.conn.cursor()
+        await cursor.execute(*_psycopg_call(sql, args))
+        return await cursor.fetchone()
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         row = await self.fetchrow(sql, *args)
