@@ -131,21 +131,27 @@ class Workload:
         if not writes:
             read_ratio = 1.0
         # A kind with one op needs no weighted draw, and one kind needs no kind draw: the op
-        # stream is the worker's hot path, and random.choices costs microseconds per op.
-        kinds = [(ratio, ops, weights) for ratio, ops, weights in ((read_ratio, reads, read_weights), (1.0 - read_ratio, writes, write_weights)) if ratio > 0]
-        if len(kinds) == 1:
-            _, ops, weights = kinds[0]
-            if len(ops) == 1:
-                yield from itertools.repeat(ops[0])
-            while True:
-                yield rng.choices(ops, weights)[0]
-        read_one = reads[0] if len(reads) == 1 else None
-        write_one = writes[0] if len(writes) == 1 else None
+        # stream is the worker's hot path, and random.choices costs microseconds per op. One op
+        # of one kind is itertools.repeat itself, with no generator frame to resume per op.
+        only = reads if read_ratio == 1.0 else writes if read_ratio == 0.0 else None
+        if only is not None and len(only) == 1:
+            return itertools.repeat(only[0])
+        return _draws(rng, read_ratio, reads, read_weights, writes, write_weights)
+
+
+def _draws(rng: random.Random, read_ratio: float, reads: list[Op], read_weights: list[float], writes: list[Op], write_weights: list[float]) -> Iterator[Op]:
+    """op_sequence's draws: the kind by read_ratio (where there are two), the op by weight."""
+    if read_ratio in (0.0, 1.0):
+        ops, weights = (reads, read_weights) if read_ratio == 1.0 else (writes, write_weights)
         while True:
-            if rng.random() < read_ratio:
-                yield read_one if read_one is not None else rng.choices(reads, read_weights)[0]
-            else:
-                yield write_one if write_one is not None else rng.choices(writes, write_weights)[0]
+            yield rng.choices(ops, weights)[0]
+    read_one = reads[0] if len(reads) == 1 else None
+    write_one = writes[0] if len(writes) == 1 else None
+    while True:
+        if rng.random() < read_ratio:
+            yield read_one if read_one is not None else rng.choices(reads, read_weights)[0]
+        else:
+            yield write_one if write_one is not None else rng.choices(writes, write_weights)[0]
 
 
 WORKLOADS: dict[str, Workload] = {}

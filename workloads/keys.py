@@ -15,9 +15,11 @@ incrementally when n grows (the `latest` table grows as writes insert).
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runner.errors import UsageError
@@ -114,17 +116,21 @@ class Zipfian:
 class Keys:
     """`pick(n)`: a key in 1..n by the run's --keys; one per worker, with the worker's own RNG."""
 
+    pick: Callable[[int], int]
+
     def __init__(self, spec: KeySpec, rng: random.Random) -> None:
         self.spec = spec
         self.rng = rng
         self._zipf = Zipfian(spec.theta if spec.name == "zipf" else DEFAULT_THETA)
+        # The default is random.randint itself, bound once: `pick` runs in many ops, and beside
+        # PostgreSQL on the same cores every Python frame an op passes through is a cold one.
+        # (Below 1 it raises randint's ValueError, "empty range", as the others raise theirs.)
+        self.pick = functools.partial(rng.randint, 1) if spec.name == "uniform" else self._pick
 
-    def pick(self, n: int) -> int:
+    def _pick(self, n: int) -> int:
         if n < 1:
             raise ValueError(f"no key to pick among {n}")
         name, rng = self.spec.name, self.rng
-        if name == "uniform":
-            return rng.randint(1, n)
         if name == "zipf":
             return fnv1a_64(self._zipf.rank(rng, n)) % n + 1
         if name == "latest":

@@ -49,9 +49,13 @@ class AsyncLease:
     async def __aenter__(self) -> Any:
         # An idle connection with nobody waiting is lent at once, without awaiting or timing
         # anything (every raw op's hot path): there was no wait, so the op's pool wait stays 0.
-        conn = self._pool.take_idle()
-        if conn is None:
-            conn = await pool_wait_async(self._pool.acquire)
+        # Nobody waiting: then first come, first served, so acquire() queues behind the waiters.
+        pool = self._pool
+        if pool.idle and not pool.waiters:
+            pool.checked_out += 1
+            conn = pool.idle.popleft()
+        else:
+            conn = await pool_wait_async(pool.acquire)
         self._conn = conn
         return conn
 
@@ -67,27 +71,19 @@ class AsyncSlots:
 
     def __init__(self, driver: AsyncOpener, size: int, overflow: int, timeout_s: float) -> None:
         self._driver, self._size, self._capacity, self._timeout_s = driver, size, size + overflow, timeout_s
-        self._idle: deque[Any] = deque()
-        self._waiters: deque[asyncio.Future[Any]] = deque()
+        self.idle: deque[Any] = deque()  # idle and waiters: read by AsyncLease's fast path too
+        self.waiters: deque[asyncio.Future[Any]] = deque()
         self._opened = 0
         self.checked_out = 0
 
     def lease(self) -> AsyncLease:
         return AsyncLease(self)
 
-    def take_idle(self) -> Any:
-        """An idle connection if there is one and nobody is waiting (then first come, first
-        served: acquire() queues behind the waiters); None otherwise."""
-        if self._idle and not self._waiters:
-            self.checked_out += 1
-            return self._idle.popleft()
-        return None
-
     async def acquire(self) -> Any:
         self.checked_out += 1
         try:
-            if self._idle:
-                return self._idle.popleft()
+            if self.idle:
+                return self.idle.popleft()
             if self._opened < self._capacity:
                 self._opened += 1
                 try:
@@ -96,7 +92,7 @@ class AsyncSlots:
                     self._opened -= 1
                     raise
             waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
+            self.waiters.append(waiter)
             try:
                 return await asyncio.wait_for(waiter, self._timeout_s)
             except TimeoutError:
@@ -107,16 +103,16 @@ class AsyncSlots:
 
     def give_back(self, conn: Any) -> None:
         self.checked_out -= 1
-        while self._waiters:  # the longest waiter gets it; a cancelled one (timed out) is skipped
-            waiter = self._waiters.popleft()
+        while self.waiters:  # the longest waiter gets it; a cancelled one (timed out) is skipped
+            waiter = self.waiters.popleft()
             if not waiter.done():
                 waiter.set_result(conn)  # still lent: the waiter counted itself when it began to wait
                 return
-        if len(self._idle) >= self._size:  # an overflow connection: closed, as SQLAlchemy's QueuePool does
+        if len(self.idle) >= self._size:  # an overflow connection: closed, as SQLAlchemy's QueuePool does
             self._opened -= 1
             asyncio.get_running_loop().create_task(self._driver.close(conn))
             return
-        self._idle.append(conn)
+        self.idle.append(conn)
 
     async def recover(self, conn: Any, cancelled: bool) -> None:
         """After a failed op: keep the connection if a rollback makes it usable again."""
@@ -129,12 +125,12 @@ class AsyncSlots:
 
     async def each_idle(self, sql: str) -> None:
         """Run `sql` once on every idle connection (warm-up's statistics flush)."""
-        for conn in list(self._idle):
+        for conn in list(self.idle):
             await self._driver.statement(conn, sql)
 
     async def close(self) -> None:
-        while self._idle:
-            await self._driver.close(self._idle.popleft())
+        while self.idle:
+            await self._driver.close(self.idle.popleft())
 
 
 class SyncLease:
@@ -182,7 +178,7 @@ class SyncSlots:
         self._pinned = size >= threads
         self._local = threading.local()
         self._slots: list[_Pinned] = []  # every thread's slot, to count the idle ones
-        self._idle: deque[Any] = deque()
+        self.idle: deque[Any] = deque()
         self._ready = threading.Condition()
         self._opened = 0
 
@@ -202,7 +198,7 @@ class SyncSlots:
     def checked_out(self) -> int:
         """Connections lent out now (read once per interval, so counted, not tracked per op)."""
         with self._ready:
-            return self._opened - len(self._idle) - sum(1 for slot in self._slots if slot.conn is not None)
+            return self._opened - len(self.idle) - sum(1 for slot in self._slots if slot.conn is not None)
 
     def take_own(self) -> Any:
         """This thread's own connection if the pool keeps one per thread and it has it; None
@@ -215,12 +211,12 @@ class SyncSlots:
 
     def acquire(self) -> Any:
         with self._ready:
-            if self._idle:
-                return self._idle.popleft()
+            if self.idle:
+                return self.idle.popleft()
             if self._opened >= self._capacity:
-                if not self._ready.wait_for(lambda: self._idle, self._timeout_s):
+                if not self._ready.wait_for(lambda: self.idle, self._timeout_s):
                     raise TimeoutError(f"no connection free within --pool-timeout {self._timeout_s:g} s")
-                return self._idle.popleft()
+                return self.idle.popleft()
             self._opened += 1
         try:
             return self._driver.connect()
@@ -240,9 +236,9 @@ class SyncSlots:
                 slot.conn = conn
                 return
         with self._ready:
-            overflow = len(self._idle) >= self._size
+            overflow = len(self.idle) >= self._size
             if not overflow:
-                self._idle.append(conn)
+                self.idle.append(conn)
                 self._ready.notify()
                 return
             self._opened -= 1
@@ -258,14 +254,14 @@ class SyncSlots:
     def each_idle(self, sql: str) -> None:
         """Run `sql` once on every idle connection (warm-up's statistics flush; no op is running)."""
         with self._ready:
-            conns = list(self._idle) + [slot.conn for slot in self._slots if slot.conn is not None]
+            conns = list(self.idle) + [slot.conn for slot in self._slots if slot.conn is not None]
         for conn in conns:
             self._driver.statement(conn, sql)
 
     def close(self) -> None:
         with self._ready:
-            conns = list(self._idle) + [slot.conn for slot in self._slots if slot.conn is not None]
-            self._idle.clear()
+            conns = list(self.idle) + [slot.conn for slot in self._slots if slot.conn is not None]
+            self.idle.clear()
             for slot in self._slots:
                 slot.conn = None
         for conn in conns:
