@@ -93,7 +93,7 @@ def _params(handle: Handle) -> dict[str, int]:
     return {
         "aid": handle.keys.pick(ACCOUNTS),
         "tid": rng.randint(1, TELLERS),
-        "bid": rng.randint(1, BRANCHES),
+        "bid": BRANCHES,  # pgbench draws random(1, :scale), which at scale 1 is 1: no draw to pay for
         "delta": rng.randint(-5000, 5000),
     }
 

@@ -134,25 +134,32 @@ class AsyncSlots:
 
 
 class SyncLease:
-    __slots__ = ("_pool", "_conn", "_pin")
+    __slots__ = ("_pool", "_conn", "_slot")
 
-    def __init__(self, pool: SyncSlots, pin: bool) -> None:
+    def __init__(self, pool: SyncSlots, slot: _Pinned | None) -> None:
         self._pool = pool
         self._conn: Any = None
-        self._pin = pin
+        self._slot = slot  # the thread's own connection slot, where the pool keeps one per thread
 
     def __enter__(self) -> Any:
         # The thread's own connection is taken without timing anything (every op's hot path in
-        # the sync mode): nothing was waited for, so the op's pool wait stays 0.
-        conn = self._pool.take_own() if self._pin else None
-        self._conn = pool_wait(self._pool.acquire) if conn is None else conn
+        # the sync mode): nothing was waited for, so the op's pool wait stays 0. Taken and put
+        # back here, inline: each call an op makes beside PostgreSQL on the same cores is a cold one.
+        slot = self._slot
+        if slot is not None and slot.conn is not None:
+            self._conn, slot.conn = slot.conn, None
+        else:
+            self._conn = pool_wait(self._pool.acquire)
         return self._conn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if kind is None:
-            self._pool.give_back(self._conn, self._pin)
+        slot = self._slot
+        if kind is not None:
+            self._pool.recover(self._conn, slot)
+        elif slot is not None and slot.conn is None:
+            slot.conn = self._conn
         else:
-            self._pool.recover(self._conn, self._pin)
+            self._pool.give_back(self._conn)
 
 
 class _Pinned:
@@ -185,7 +192,7 @@ class SyncSlots:
     def lease(self, pin: bool = True) -> SyncLease:
         """One op's connection; `pin=False` for a thread that runs no ops (the preflight's), whose
         connection must go back to the shared queue, not stay with it."""
-        return SyncLease(self, pin)
+        return SyncLease(self, self._slot() if self._pinned and pin else None)
 
     def _slot(self) -> _Pinned:
         slot: _Pinned | None = getattr(self._local, "slot", None)
@@ -199,15 +206,6 @@ class SyncSlots:
         """Connections lent out now (read once per interval, so counted, not tracked per op)."""
         with self._ready:
             return self._opened - len(self.idle) - sum(1 for slot in self._slots if slot.conn is not None)
-
-    def take_own(self) -> Any:
-        """This thread's own connection if the pool keeps one per thread and it has it; None
-        otherwise (then acquire() takes a shared one or opens one)."""
-        if not self._pinned:
-            return None
-        slot = self._slot()
-        conn, slot.conn = slot.conn, None
-        return conn
 
     def acquire(self) -> Any:
         with self._ready:
@@ -229,12 +227,12 @@ class SyncSlots:
         with self._ready:
             self._opened -= 1
 
-    def give_back(self, conn: Any, pin: bool = True) -> None:
-        if self._pinned and pin:
-            slot = self._slot()
-            if slot.conn is None:
-                slot.conn = conn
-                return
+    def give_back(self, conn: Any, slot: _Pinned | None = None) -> None:
+        """A connection back: to the thread's own slot if it has one and the slot is empty,
+        otherwise to the shared queue (or closed, beyond the pool's size)."""
+        if slot is not None and slot.conn is None:
+            slot.conn = conn
+            return
         with self._ready:
             overflow = len(self.idle) >= self._size
             if not overflow:
@@ -244,9 +242,9 @@ class SyncSlots:
             self._opened -= 1
         self._driver.close(conn)  # an overflow connection: closed, as SQLAlchemy's QueuePool does
 
-    def recover(self, conn: Any, pin: bool = True) -> None:
+    def recover(self, conn: Any, slot: _Pinned | None = None) -> None:
         if self._driver.restore(conn):
-            self.give_back(conn, pin)
+            self.give_back(conn, slot)
             return
         self._forget()
         self._driver.close(conn)
