@@ -7,7 +7,9 @@ bench/plain.py cell with the same op count and concurrency (40 in flight for the
 8 threads for psycopg2), alternating which goes first, each on freshly created and filled tables.
 Each cell starts with one unmeasured pass of each side (a quarter of the ops) to warm the server.
 Prints ops/s and client CPU per op (the runner's workers, the script's process) per round, the
-medians and runner/plain per cell (goal: every cell >= 0.98). It also prints the server's CPU
+medians and runner/plain per cell (the ratio of the medians; goal: every cell >= 0.98), and the
+median of each round's own runner/plain (paired_ratio: the two sides of a round run back to
+back, so the machine's drift between rounds cancels out of it). It also prints the server's CPU
 per op for each side (Linux: the postmaster's, its ended backends' and its live children's from
 /proc, over the whole side: table set-up and fill included for both, and for the runner its
 preflight, connection sampler and statistics probes), so a gap in ops/s can be split between the
@@ -146,7 +148,10 @@ def main() -> None:
         for cell, rates in cells.items():
             runner, plain = statistics.median(rates["runner"]), statistics.median(rates["plain"])
             table.append({"workload": workload, "cell": cell, "runner_median": runner, "plain_median": plain,
-                          "ratio": round(runner / plain, 3), "runner_rounds": rates["runner"], "plain_rounds": rates["plain"],
+                          "ratio": round(runner / plain, 3),
+                          # each round's pair ran back to back: its ratio is free of the drift between rounds
+                          "paired_ratio": round(statistics.median(r / p for r, p in zip(rates["runner"], rates["plain"], strict=True)), 3),
+                          "runner_rounds": rates["runner"], "plain_rounds": rates["plain"],
                           "cpu_us_per_op_runner": statistics.median(rates["runner_cpu"]),
                           "cpu_us_per_op_plain": statistics.median(rates["plain_cpu"]),
                           "server_cpu_us_per_op_runner": statistics.median(rates["runner_server"]),
