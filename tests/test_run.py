@@ -169,6 +169,9 @@ def test_bad_duration_and_warmup(args: list[str], needle: str) -> None:
     assert result.code == 2 and needle in result.stderr and result.stderr.count("\n") == 1
 
 
+ANALYZE_ROWS = 20  # pg_statistic rows a few first ANALYZEs can add; a doubled count adds hundreds
+
+
 def test_server_stats_insert_counts_match_the_writes(dsn: str) -> None:
     result = run_runner("--ops", "300", "--procs", "2", dsn=dsn)
     assert result.code == 0 and result.doc is not None
@@ -177,7 +180,9 @@ def test_server_stats_insert_counts_match_the_writes(dsn: str) -> None:
     stats = doc["server"]["stats"]
     assert stats["tables"]["a"]["n_tup_ins"] == 3 * writes
     assert stats["tables"]["b"]["n_tup_ins"] == 5 * writes
-    assert stats["database"]["tup_inserted"] == 8 * writes
+    # The database's count also takes catalog rows: autovacuum's first ANALYZE of a table inserts
+    # one pg_statistic row per column, whenever it happens to run (CI saw 1193 for 8 x 149).
+    assert 8 * writes <= stats["database"]["tup_inserted"] <= 8 * writes + ANALYZE_ROWS
     assert stats["tables"]["b"]["seq_scan"] > 0  # no index on b.a_id: every read scans b
     assert stats["cpu_s"] is None  # --dsn: the server's processes are not ours to measure
     assert "seq-scanned" in result.stderr
