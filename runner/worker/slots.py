@@ -143,8 +143,8 @@ class SyncLease:
 
     def __enter__(self) -> Any:
         # The thread's own connection is taken without timing anything (every op's hot path in
-        # the sync mode): nothing was waited for, so the op's pool wait stays 0. Taken and put
-        # back here, inline: each call an op makes beside PostgreSQL on the same cores is a cold one.
+        # the sync mode): nothing was waited for, so the op's pool wait stays 0. Taken here,
+        # inline: each call an op makes beside PostgreSQL on the same cores is a cold one.
         slot = self._slot
         if slot is not None and slot.conn is not None:
             self._conn, slot.conn = slot.conn, None
@@ -153,13 +153,10 @@ class SyncLease:
         return self._conn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        slot = self._slot
-        if kind is not None:
-            self._pool.recover(self._conn, slot)
-        elif slot is not None and slot.conn is None:
-            slot.conn = self._conn
+        if kind is None:
+            self._pool.give_back(self._conn, self._slot)
         else:
-            self._pool.give_back(self._conn)
+            self._pool.recover(self._conn, self._slot)
 
 
 class _Pinned:
