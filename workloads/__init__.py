@@ -133,18 +133,20 @@ class Workload:
         # A kind with one op needs no weighted draw, and one kind needs no kind draw: the op
         # stream is the worker's hot path, and random.choices costs microseconds per op. One op
         # of one kind is itertools.repeat itself, with no generator frame to resume per op.
-        only = reads if read_ratio == 1.0 else writes if read_ratio == 0.0 else None
-        if only is not None and len(only) == 1:
-            return itertools.repeat(only[0])
-        return _draws(rng, read_ratio, reads, read_weights, writes, write_weights)
+        if read_ratio in (0.0, 1.0):
+            ops, weights = (reads, read_weights) if read_ratio == 1.0 else (writes, write_weights)
+            return itertools.repeat(ops[0]) if len(ops) == 1 else _weighted(rng, ops, weights)
+        return _mixed(rng, read_ratio, reads, read_weights, writes, write_weights)
 
 
-def _draws(rng: random.Random, read_ratio: float, reads: list[Op], read_weights: list[float], writes: list[Op], write_weights: list[float]) -> Iterator[Op]:
-    """op_sequence's draws: the kind by read_ratio (where there are two), the op by weight."""
-    if read_ratio in (0.0, 1.0):
-        ops, weights = (reads, read_weights) if read_ratio == 1.0 else (writes, write_weights)
-        while True:
-            yield rng.choices(ops, weights)[0]
+def _weighted(rng: random.Random, ops: list[Op], weights: list[float]) -> Iterator[Op]:
+    """One kind's ops, drawn by weight."""
+    while True:
+        yield rng.choices(ops, weights)[0]
+
+
+def _mixed(rng: random.Random, read_ratio: float, reads: list[Op], read_weights: list[float], writes: list[Op], write_weights: list[float]) -> Iterator[Op]:
+    """Both kinds: the kind by read_ratio, then (where the kind has several) the op by weight."""
     read_one = reads[0] if len(reads) == 1 else None
     write_one = writes[0] if len(writes) == 1 else None
     while True:
