@@ -15,7 +15,6 @@ incrementally when n grows (the `latest` table grows as writes insert).
 
 from __future__ import annotations
 
-import functools
 import math
 import random
 import re
@@ -122,10 +121,15 @@ class Keys:
         self.spec = spec
         self.rng = rng
         self._zipf = Zipfian(spec.theta if spec.name == "zipf" else DEFAULT_THETA)
-        # The default is random.randint itself, bound once: `pick` runs in many ops, and beside
-        # PostgreSQL on the same cores every Python frame an op passes through is a cold one.
-        # (Below 1 it raises randint's ValueError, "empty range", as the others raise theirs.)
-        self.pick = functools.partial(rng.randint, 1) if spec.name == "uniform" else self._pick
+        # Chosen once, not per pick: the default `uniform` is one check and randint, since `pick`
+        # runs in many ops, and beside PostgreSQL on the same cores every frame an op passes
+        # through is a cold one.
+        self.pick = self._uniform if spec.name == "uniform" else self._pick
+
+    def _uniform(self, n: int) -> int:
+        if n < 1:  # a user's `pick(ctx.scale)` without --scale: say so, not randint's "empty range"
+            raise ValueError(f"no key to pick among {n}")
+        return self.rng.randint(1, n)
 
     def _pick(self, n: int) -> int:
         if n < 1:

@@ -102,3 +102,17 @@ def test_specs_read_back_as_written() -> None:
     assert [str(KeySpec.parse(t)) for t in ("uniform", "zipf", "zipf:0.8", "hotspot", "latest")] == [
         "uniform", "zipf:0.99", "zipf:0.8", "hotspot:0.2:0.8", "latest",
     ]
+
+
+@pytest.mark.parametrize("spec", ["uniform", "zipf", "hotspot", "latest"])
+def test_picking_among_no_keys_says_so(spec: str) -> None:
+    # a user's `pick(ctx.scale)` run without --scale: the op's error must name the cause
+    keys = Keys(KeySpec.parse(spec), random.Random(1))
+    with pytest.raises(ValueError, match="no key to pick among 0"):
+        keys.pick(0)
+
+
+def test_uniform_draws_what_randint_draws() -> None:
+    # the same sequence for a seed as before the picker was bound once (tpcb's aid draws)
+    keys, rng = Keys(KeySpec.parse("uniform"), random.Random(5)), random.Random(5)
+    assert [keys.pick(100_000) for _ in range(50)] == [rng.randint(1, 100_000) for _ in range(50)]
