@@ -70,8 +70,9 @@ def trace_factory(config: Config) -> Callable[[], OpTrace | None]:
         return lambda: None
     if config.layer == "raw":  # no statements to see (and so no --exemplars): the pool wait only
         return PoolTrace
-    keeps_calls = config.exemplars > 0
-    return lambda: OpTrace(keeps_calls)
+    if config.exemplars > 0:
+        return lambda: OpTrace(keeps_calls=True)
+    return OpTrace  # the class itself: no frame of ours around its __init__ on every op
 
 
 def _timed(run: Callable[..., None], executemany: bool) -> Callable[..., None]:
