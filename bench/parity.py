@@ -1,6 +1,6 @@
 """Parity per layer and driver: the runner against a hand-written script of the same thing (not a test).
 
-    python bench/parity.py [--workloads tpcb seed] [--cells ...] [--ops 8000] [--repeat 3] [--pg-setting NAME=VALUE ...]
+    python bench/parity.py [--workloads tpcb seed] [--cells ...] [--ops 8000] [--repeat 3] [--pg-setting NAME=VALUE ...] [--pin]
 
 One embedded server. For every workload and cell, each round runs the runner and the matching
 bench/plain.py cell with the same op count and concurrency (40 in flight for the async cells,
@@ -9,11 +9,18 @@ Each cell starts with one unmeasured pass of each side (a quarter of the ops) to
 Prints ops/s and client CPU per op (the runner's workers, the script's process) per round, the
 medians and runner/plain per cell (the ratio of the medians; goal: every cell >= 0.98), and the
 median of each round's own runner/plain (paired_ratio: the two sides of a round run back to
-back, so the machine's drift between rounds cancels out of it). It also prints the server's CPU
+back, so the machine's drift between rounds cancels out of it), with their geometric mean and its
+95 % t-interval (paired_geomean, paired_ci95): a cell whose interval lies below 0.98 costs more
+than the goal; one whose interval spans 0.98 is within what its rounds can resolve. It also prints the server's CPU
 per op for each side (Linux: the postmaster's, its ended backends' and its live children's from
 /proc, over the whole side: table set-up and fill included for both, and for the runner its
 preflight, connection sampler and statistics probes), so a gap in ops/s can be split between the
 client and the server.
+
+`--pin` puts the server's processes on the last CPU and both sides' clients on the others (Linux),
+so neither side's client shares a core, and its caches, with PostgreSQL's backends (as the
+README advises for real runs); on 2 cores the server then has one core, so a cell whose client
+needs less than a core is bound by the server and its ratio tests only that the runner keeps up.
 
 `--pg-setting synchronous_commit=off` starts the server with that flag, for both sides alike: a
 commit then no longer waits for the disk's flush, whose latency varies from round to round by
@@ -24,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,6 +63,9 @@ CELLS = {
 }
 
 
+# Student's t at 97.5 % (a two-sided 95 % interval) by degrees of freedom; between two entries the
+# smaller one's, which is the wider interval
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
 REAP_S = 0.3  # for the postmaster to reap the side's last backends, whose CPU it then holds
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -68,6 +80,13 @@ def server_cpu_s(postmaster: int) -> float:
     closed connections), and its live children's (checkpointer, walwriter, open backends)."""
     own = _stat(postmaster)
     ticks = sum(int(field) for field in own[11:15])  # utime, stime, cutime, cstime
+    for _, child in _children(postmaster):
+        ticks += int(child[11]) + int(child[12])
+    return ticks / CLOCK_TICKS
+
+
+def _children(postmaster: int) -> Iterator[tuple[int, list[str]]]:
+    """The postmaster's live children: each one's pid and its _stat fields."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -76,8 +95,35 @@ def server_cpu_s(postmaster: int) -> float:
         except OSError:  # gone meanwhile: the postmaster's cutime has it
             continue
         if int(child[1]) == postmaster:
-            ticks += int(child[11]) + int(child[12])
-    return ticks / CLOCK_TICKS
+            yield int(entry.name), child
+
+
+def pin(postmaster: int) -> tuple[set[int], set[int]]:
+    """--pin: the server's processes on the last CPU this script may use, this script (and so both
+    sides' clients, started from it) on the others. Backends fork from the postmaster and keep
+    its CPU. Returns (server CPUs, client CPUs)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs at least 2 CPUs")
+    server, client = {cpus[-1]}, set(cpus[:-1])
+    os.sched_setaffinity(postmaster, server)
+    for pid, _ in _children(postmaster):  # its background processes (checkpointer, walwriter, ...)
+        os.sched_setaffinity(pid, server)
+    os.sched_setaffinity(0, client)
+    return server, client
+
+
+def ratio_interval(ratios: list[float]) -> tuple[float, float, float]:
+    """The rounds' paired runner/plain ratios: their geometric mean and its 95 % t-interval (on
+    the logs, as a ratio's noise is relative). An interval wholly below 0.98 is a cost the rounds
+    show; one that spans 0.98 is a cost they cannot resolve."""
+    logs = [math.log(r) for r in ratios]
+    mean = statistics.fmean(logs)
+    if len(logs) < 2:
+        return math.exp(mean), 0.0, math.inf
+    t = T975[max(df for df in T975 if df <= len(logs) - 1)]
+    half = t * statistics.stdev(logs) / math.sqrt(len(logs))
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
 
 
 def runner_rate(dsn: str, workload: str, cell: str, ops: int, seed: int) -> tuple[float, float]:
@@ -111,11 +157,13 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=8000)
     parser.add_argument("--repeat", type=int, default=4)
     parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE", help="a server flag for the run's server")
+    parser.add_argument("--pin", action="store_true", help="the server on the last CPU, both sides' clients on the others (Linux)")
     args = parser.parse_args()
     settings = dict(setting.split("=", 1) for setting in args.pg_setting)
     server = start_embedded(settings)
     postmaster = server.postmaster_pid()
     assert postmaster is not None, "the embedded server has no postmaster.pid"
+    cpus = pin(postmaster) if args.pin else None
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     try:
         for workload in args.workloads:
@@ -147,16 +195,20 @@ def main() -> None:
     for workload, cells in results.items():
         for cell, rates in cells.items():
             runner, plain = statistics.median(rates["runner"]), statistics.median(rates["plain"])
+            paired = [r / p for r, p in zip(rates["runner"], rates["plain"], strict=True)]
+            geomean, low, high = ratio_interval(paired)
             table.append({"workload": workload, "cell": cell, "runner_median": runner, "plain_median": plain,
                           "ratio": round(runner / plain, 3),
                           # each round's pair ran back to back: its ratio is free of the drift between rounds
-                          "paired_ratio": round(statistics.median(r / p for r, p in zip(rates["runner"], rates["plain"], strict=True)), 3),
+                          "paired_ratio": round(statistics.median(paired), 3),
+                          "paired_geomean": round(geomean, 3), "paired_ci95": [round(low, 3), round(high, 3)] if len(paired) > 1 else None,
                           "runner_rounds": rates["runner"], "plain_rounds": rates["plain"],
                           "cpu_us_per_op_runner": statistics.median(rates["runner_cpu"]),
                           "cpu_us_per_op_plain": statistics.median(rates["plain_cpu"]),
                           "server_cpu_us_per_op_runner": statistics.median(rates["runner_server"]),
                           "server_cpu_us_per_op_plain": statistics.median(rates["plain_server"])})
-    print(json.dumps({"ops": args.ops, "repeat": args.repeat, "pg_settings": settings, "load": os.getloadavg(), "cells": table}, indent=1))
+    print(json.dumps({"ops": args.ops, "repeat": args.repeat, "pg_settings": settings,
+                      "pinned": {"server": sorted(cpus[0]), "client": sorted(cpus[1])} if cpus else None, "load": os.getloadavg(), "cells": table}, indent=1))
 
 
 if __name__ == "__main__":
