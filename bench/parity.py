@@ -103,8 +103,6 @@ def pin(postmaster: int) -> tuple[set[int], set[int]]:
     sides' clients, started from it) on the others. Backends fork from the postmaster and keep
     its CPU. Returns (server CPUs, client CPUs)."""
     cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        raise SystemExit("--pin needs at least 2 CPUs")
     server, client = {cpus[-1]}, set(cpus[:-1])
     os.sched_setaffinity(postmaster, server)
     for pid, _ in _children(postmaster):  # its background processes (checkpointer, walwriter, ...)
@@ -159,13 +157,15 @@ def main() -> None:
     parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE", help="a server flag for the run's server")
     parser.add_argument("--pin", action="store_true", help="the server on the last CPU, both sides' clients on the others (Linux)")
     args = parser.parse_args()
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        parser.error("--pin needs at least 2 CPUs: one for the server, the others for the clients")
     settings = dict(setting.split("=", 1) for setting in args.pg_setting)
     server = start_embedded(settings)
     postmaster = server.postmaster_pid()
     assert postmaster is not None, "the embedded server has no postmaster.pid"
-    cpus = pin(postmaster) if args.pin else None
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     try:
+        cpus = pin(postmaster) if args.pin else None
         for workload in args.workloads:
             for cell in args.cells:
                 rates: dict[str, list[float]] = {"runner": [], "plain": []}
