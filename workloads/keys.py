@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from runner.errors import UsageError
@@ -115,26 +114,17 @@ class Zipfian:
 class Keys:
     """`pick(n)`: a key in 1..n by the run's --keys; one per worker, with the worker's own RNG."""
 
-    pick: Callable[[int], int]
-
     def __init__(self, spec: KeySpec, rng: random.Random) -> None:
         self.spec = spec
         self.rng = rng
         self._zipf = Zipfian(spec.theta if spec.name == "zipf" else DEFAULT_THETA)
-        # Chosen once, not per pick: the default `uniform` is one check and randint, since `pick`
-        # runs in many ops, and beside PostgreSQL on the same cores every frame an op passes
-        # through is a cold one.
-        self.pick = self._uniform if spec.name == "uniform" else self._pick
 
-    def _uniform(self, n: int) -> int:
-        if n < 1:  # a user's `pick(ctx.scale)` without --scale: say so, not randint's "empty range"
-            raise ValueError(f"no key to pick among {n}")
-        return self.rng.randint(1, n)
-
-    def _pick(self, n: int) -> int:
+    def pick(self, n: int) -> int:
         if n < 1:
             raise ValueError(f"no key to pick among {n}")
         name, rng = self.spec.name, self.rng
+        if name == "uniform":
+            return rng.randint(1, n)
         if name == "zipf":
             return fnv1a_64(self._zipf.rank(rng, n)) % n + 1
         if name == "latest":

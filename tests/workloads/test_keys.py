@@ -113,6 +113,6 @@ def test_picking_among_no_keys_says_so(spec: str) -> None:
 
 
 def test_uniform_draws_what_randint_draws() -> None:
-    # the same sequence for a seed as before the picker was bound once (tpcb's aid draws)
+    # tpcb's aid draws: the same sequence for a seed as randint(1, n) itself
     keys, rng = Keys(KeySpec.parse("uniform"), random.Random(5)), random.Random(5)
     assert [keys.pick(100_000) for _ in range(50)] == [rng.randint(1, 100_000) for _ in range(50)]
