@@ -111,17 +111,17 @@ def pin(postmaster: int) -> tuple[set[int], set[int]]:
     return server, client
 
 
-def ratio_interval(ratios: list[float]) -> tuple[float, float, float]:
+def ratio_interval(ratios: list[float]) -> tuple[float, list[float] | None]:
     """The rounds' paired runner/plain ratios: their geometric mean and its 95 % t-interval (on
-    the logs, as a ratio's noise is relative). An interval wholly below 0.98 is a cost the rounds
-    show; one that spans 0.98 is a cost they cannot resolve."""
+    the logs, as a ratio's noise is relative), None from one round. An interval wholly below 0.98
+    is a cost the rounds show; one that spans 0.98 is a cost they cannot resolve."""
     logs = [math.log(r) for r in ratios]
     mean = statistics.fmean(logs)
     if len(logs) < 2:
-        return math.exp(mean), 0.0, math.inf
+        return math.exp(mean), None
     t = T975[max(df for df in T975 if df <= len(logs) - 1)]
     half = t * statistics.stdev(logs) / math.sqrt(len(logs))
-    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+    return math.exp(mean), [math.exp(mean - half), math.exp(mean + half)]
 
 
 def runner_rate(dsn: str, workload: str, cell: str, ops: int, seed: int) -> tuple[float, float]:
@@ -196,12 +196,12 @@ def main() -> None:
         for cell, rates in cells.items():
             runner, plain = statistics.median(rates["runner"]), statistics.median(rates["plain"])
             paired = [r / p for r, p in zip(rates["runner"], rates["plain"], strict=True)]
-            geomean, low, high = ratio_interval(paired)
+            geomean, interval = ratio_interval(paired)
             table.append({"workload": workload, "cell": cell, "runner_median": runner, "plain_median": plain,
                           "ratio": round(runner / plain, 3),
                           # each round's pair ran back to back: its ratio is free of the drift between rounds
                           "paired_ratio": round(statistics.median(paired), 3),
-                          "paired_geomean": round(geomean, 3), "paired_ci95": [round(low, 3), round(high, 3)] if len(paired) > 1 else None,
+                          "paired_geomean": round(geomean, 3), "paired_ci95": interval and [round(end, 3) for end in interval],
                           "runner_rounds": rates["runner"], "plain_rounds": rates["plain"],
                           "cpu_us_per_op_runner": statistics.median(rates["runner_cpu"]),
                           "cpu_us_per_op_plain": statistics.median(rates["plain_cpu"]),
