@@ -19,20 +19,23 @@ QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 NS_PER_MS = 1_000_000
 
 
-def _index_constants() -> tuple[int, int, int]:
+def _index_constants() -> tuple[int, int]:
     layout = HdrHistogram(*LAYOUT)
     assert layout.unit_magnitude == 0  # LOWEST_NS = 1: counts_index assumes it
-    return layout.sub_bucket_mask, layout.sub_bucket_half_count_magnitude, layout.sub_bucket_half_count
+    assert layout.sub_bucket_half_count == 1 << layout.sub_bucket_half_count_magnitude  # it cancels out below
+    return layout.sub_bucket_mask, layout.sub_bucket_half_count_magnitude
 
 
-_MASK, _HALF_MAGNITUDE, _HALF_COUNT = _index_constants()
+_MASK, _HALF_MAGNITUDE = _index_constants()
+_SHIFT = _HALF_MAGNITUDE + 1
 
 
 def counts_index(value: int) -> int:
     """hdrh's _counts_index_for(value) for a positive value, for LAYOUT: the bucket is the power of
-    two above `value | sub_bucket_mask` (hdrh: 64 - clz), the sub-bucket its top bits."""
-    bucket = (value | _MASK).bit_length() - _HALF_MAGNITUDE - 1
-    return ((bucket + 1) << _HALF_MAGNITUDE) + (value >> bucket) - _HALF_COUNT
+    two above `value | sub_bucket_mask` (hdrh: 64 - clz), the sub-bucket its top bits. hdrh's
+    `((bucket + 1) << half_magnitude) - half_count` is `bucket << half_magnitude`."""
+    bucket = (value | _MASK).bit_length() - _SHIFT
+    return (bucket << _HALF_MAGNITUDE) + (value >> bucket)
 
 
 class LayoutError(ValueError):
@@ -63,6 +66,28 @@ class LatencyHistogram:
         elif not hdr.record_value(latency_ns):  # 0 (hdrh's own path), or out of range
             self.overflow += 1
             self.overflow_max_ns = max(self.overflow_max_ns, latency_ns)
+
+    def record_many(self, values: list[int]) -> None:
+        """Each of `values`, leaving the state record(value) would leave for each in turn: the
+        worker's batch of one op type's latencies (runner.worker.recorder). The bucket arithmetic
+        is written out in the loop: a call per value was most of the cost of recording it."""
+        if not values:
+            return
+        low, high = min(values), max(values)
+        hdr = self._hdr
+        if low <= 0 or counts_index(high) >= hdr.counts_len:  # 0 or out of range among them: in turn
+            for value in values:
+                self.record(value)
+            return
+        counts, mask, shift, magnitude = hdr.counts, _MASK, _SHIFT, _HALF_MAGNITUDE
+        for value in values:
+            bucket = (value | mask).bit_length() - shift
+            counts[(bucket << magnitude) + (value >> bucket)] += 1
+        hdr.total_count += len(values)
+        if low < hdr.min_value:
+            hdr.min_value = low
+        if high > hdr.max_value:
+            hdr.max_value = high
 
     def record_zeros(self, count: int) -> None:
         """`count` values of 0 at once (an op that waited for no pool or sent no statement)."""

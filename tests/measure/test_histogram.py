@@ -58,6 +58,22 @@ def test_record_leaves_the_state_hdrh_record_value_leaves(values: list[int]) -> 
     assert ours.overflow == overflowed
 
 
+@given(st.lists(st.integers(min_value=1, max_value=HIGHEST_NS), max_size=300), st.lists(st.sampled_from([0, HIGHEST_NS * 3]), max_size=2))
+def test_record_many_leaves_the_state_record_leaves(values: list[int], odd: list[int]) -> None:
+    # The recorder's batches take record_many's inline loop unless a 0 or an out-of-range value
+    # is among them; either way every bucket, the count, min, max and overflow are record()'s.
+    for batch in (values, values + odd):
+        many, one = LatencyHistogram(), LatencyHistogram()
+        many.record(7_000)  # a histogram that already holds values: min and max are compared too
+        one.record(7_000)
+        many.record_many(batch)
+        for value in batch:
+            one.record(value)
+        assert list(many._hdr.counts) == list(one._hdr.counts)
+        assert (many._hdr.total_count, many._hdr.min_value, many._hdr.max_value) == (one._hdr.total_count, one._hdr.min_value, one._hdr.max_value)
+        assert (many.overflow, many.overflow_max_ns) == (one.overflow, one.overflow_max_ns)
+
+
 def test_out_of_range_values_are_counted_not_dropped() -> None:
     hist = _of([5_000, 6_000, HIGHEST_NS * 10])
     assert hist.count == 3
