@@ -9,8 +9,10 @@ the three parts add up to the latency of each op.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from operator import attrgetter, sub
+from typing import Any, Protocol, cast
 
 from runner.measure.histogram import LatencyHistogram
 
@@ -19,6 +21,8 @@ MAX_TEXTS = 32  # distinct statement texts kept per op type and interval (ORM SQ
 TEXT_CHARS = 160  # a statement is named by its first characters
 REPEAT_WARNING = 5.0  # a statement sent this many times per op on average: likely N+1
 PARTS = ("pool_wait", "db", "python")
+_TEXTS, _POOL_WAIT, _STATEMENTS = attrgetter("texts"), attrgetter("pool_wait_ns"), attrgetter("statements")
+_ROWS, _STREAMED, _DB_NS = attrgetter("rows"), attrgetter("streamed"), attrgetter("db_ns")
 
 
 class Trace(Protocol):
@@ -51,38 +55,60 @@ class Anatomy:
     zeros: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARTS, 0))  # not yet in hists
 
     def record(self, trace: Trace, latency_ns: int) -> None:
-        # The worker's hot path: a part that is 0 (no pool checkout, no statement: the no-op
-        # workload, a raw op's db) is only counted here and enters its histogram in bulk.
-        self.ops += 1
-        pool_ns, hists, zeros = trace.pool_wait_ns, self.hists, self.zeros
-        if pool_ns:
-            hists["pool_wait"].record(pool_ns)
-        else:
-            zeros["pool_wait"] += 1
-        texts = trace.texts
-        if texts is None:  # the raw layer: only the pool wait is seen
+        """One op's trace and latency: a batch of one."""
+        self.record_many([trace], [latency_ns])
+
+    def record_many(self, traces: list[Trace], latencies_ns: list[int]) -> None:
+        """Each op's trace and latency, as the worker's recorder folds a batch of one op type in.
+
+        The worker's hot path: each figure is taken across the batch at once (map, sum, one
+        histogram loop), not op by op; a part that is 0 (no pool checkout, no statement: the
+        no-op workload, a raw op's db) is only counted here and enters its histogram in bulk."""
+        count = len(traces)
+        if not count:
+            return
+        texts = list(map(_TEXTS, traces))
+        unseen = texts.count(None)  # the raw layer's ops: only the pool wait is seen
+        if unseen and unseen < count:  # both kinds: never from one worker (its layer is fixed)
+            for trace, latency_ns in zip(traces, latencies_ns, strict=True):
+                self.record_many([trace], [latency_ns])
+            return
+        self.ops += count
+        pools = list(map(_POOL_WAIT, traces))
+        self._record_part("pool_wait", pools)
+        if unseen:
             self.db_timed = False
             return
-        statements = trace.statements
-        self.statements += statements
-        if statements > self.statements_max:
-            self.statements_max = statements
-        self.rows += trace.rows
-        self.streamed += trace.streamed
-        db_ns = trace.db_ns
-        if db_ns:
-            hists["db"].record(db_ns)
-        else:
-            zeros["db"] += 1
-        hists["python"].record(max(0, latency_ns - db_ns - pool_ns))
-        self._keep(texts)
+        statements = list(map(_STATEMENTS, traces))
+        self.statements += sum(statements)
+        most = max(statements)
+        if most > self.statements_max:
+            self.statements_max = most
+        self.rows += sum(map(_ROWS, traces))
+        self.streamed += sum(map(_STREAMED, traces))
+        dbs = list(map(_DB_NS, traces))
+        self._record_part("db", dbs)
+        python = list(map(sub, map(sub, latencies_ns, dbs), pools))
+        if min(python) < 0:  # never a negative part
+            python = [max(0, part) for part in python]
+        self.hists["python"].record_many(python)
+        # Ops of one type send the same statements: each distinct set is added once, times its ops.
+        for shape, times in Counter(map(tuple, map(dict.items, cast("list[dict[str, int]]", texts)))).items():
+            self._keep(shape, times)
 
-    def _keep(self, texts: dict[str, int]) -> None:
-        """Add statement counts; past MAX_TEXTS distinct statements, only those already kept."""
+    def _record_part(self, part: str, values: list[int]) -> None:
+        zeros = values.count(0)
+        self.zeros[part] += zeros
+        if zeros < len(values):
+            self.hists[part].record_many([value for value in values if value] if zeros else values)
+
+    def _keep(self, texts: Iterable[tuple[str, int]], times: int = 1) -> None:
+        """Add statement counts (`times` over); past MAX_TEXTS distinct statements, only those
+        already kept."""
         kept = self.texts
-        for text, count in texts.items():
+        for text, count in texts:
             if text in kept or len(kept) < MAX_TEXTS:
-                kept[text] += count
+                kept[text] += count * times
 
     def _flush_zeros(self) -> None:
         for part, count in self.zeros.items():
@@ -98,7 +124,7 @@ class Anatomy:
         self.rows += other.rows
         self.streamed += other.streamed
         self.db_timed = self.db_timed and other.db_timed
-        self._keep(other.texts)
+        self._keep(other.texts.items())
         for part in PARTS:
             self.hists[part].merge(other.hists[part])
 
