@@ -1,6 +1,7 @@
 """Benchmark: what the raw layer's worker costs over a hand-written loop, with no server (not a test).
 
     python bench/raw_cost.py [--workload tpcb] [--ops 40000] [--repeat 5]
+    python bench/raw_cost.py --instructions [--workload tpcb] [--ops 12000]
 
 bench/parity.py compares the runner with bench/plain.py against a real server, where 40 backends
 share the two cores with the client and round-to-round spread is several percent. This isolates
@@ -10,6 +11,15 @@ whose every call only yields to the event loop once. On one side, plain.py's own
 window mode with 40 lanes, the slot pool, the recorder, the anatomy, the emitter thread, the lag
 probe), in this process, alternating. Prints the CPU time per op of each (the body's over its
 measured part, as the run document reports it) and the difference: the harness's own cost per op.
+
+CPU time on this 2-core machine moves by more than the harness costs. `--instructions` counts
+instead: each side runs alone under valgrind (cachegrind, no cache simulation), once with a fifth
+of --ops and once with --ops, and the difference of their instruction counts over the difference
+of their ops is its instructions per op, start-up and imports cancelled out. The count is the
+same from run to run to within a few hundred instructions per op, whatever else the machine is
+doing. What the worker does by the clock is left out of that count (one interval record a
+second, the lag probe's 100 wake-ups a second): valgrind runs the code tens of times slower, so
+per op it would fire tens of times as often as it does natively, where it costs ~0.2 µs per op.
 """
 
 from __future__ import annotations
@@ -17,7 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -34,7 +47,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import plain  # noqa: E402
 
 from runner.config import Config  # noqa: E402
-from runner.worker import raw  # noqa: E402
+from runner.worker import body, raw  # noqa: E402
 from runner.worker.body import run_worker  # noqa: E402
 from runner.worker.channel import Channel  # noqa: E402
 from runner.worker.plan import WorkerPlan  # noqa: E402
@@ -90,8 +103,19 @@ def plain_us(workload: str, ops: int) -> float:
     return (time.process_time() - start) * 1e6 / ops
 
 
-def runner_us(workload: str, ops: int, anatomy: bool) -> float:
-    config = Config(workload=workload, layer="raw", mode="window", chunk=SLOTS, ops=ops, dsn=DSN, anatomy=anatomy)
+async def _no_probe(_: object) -> None:
+    await asyncio.Event().wait()  # cancelled with the measured part, as the probe is
+
+
+def runner_us(workload: str, ops: int, anatomy: bool, clocked: bool = True) -> float:
+    """The worker body's CPU per op; without `clocked`, no interval records but the last and no
+    lag probe (for --instructions)."""
+    if not clocked:
+        body.probe_loop = _no_probe  # type: ignore[assignment]
+    config = Config(
+        workload=workload, layer="raw", mode="window", chunk=SLOTS, ops=ops, dsn=DSN, anatomy=anatomy,
+        interval_s=1.0 if clocked else 86_400.0,
+    )
     plan = WorkerPlan(0, config, DSN, ops, 0, 1, SLOTS, 0, {})
     go = threading.Event()
     go.set()
@@ -102,20 +126,56 @@ def runner_us(workload: str, ops: int, anatomy: bool) -> float:
     return float(final["cpu_measured_s"]) * 1e6 / ops
 
 
+def _instructions(side: str, workload: str, ops: int) -> int:
+    """Instructions executed by one run of one side, start to exit, counted by valgrind."""
+    command = [
+        "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+        sys.executable, __file__, "--one", side, "--workload", workload, "--ops", str(ops),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"raw_cost.py: no instruction count in valgrind's output: {done.stderr[-300:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def instructions(workload: str, ops: int, sides: list[str]) -> None:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("raw_cost.py: --instructions needs valgrind (Debian: apt-get install valgrind)")
+    low = max(1, ops // 5)
+    per_op = {side: round((_instructions(side, workload, ops) - _instructions(side, workload, low)) / (ops - low)) for side in sides}
+    print(json.dumps({
+        "workload": workload, "ops": [low, ops], "instructions_per_op": per_op,
+        "harness_instructions_per_op": per_op["runner"] - per_op["plain"],
+        "harness_instructions_per_op_no_anatomy": per_op["runner-no-anatomy"] - per_op["plain"],
+        "runner_over_plain": round(per_op["runner"] / per_op["plain"], 4),
+    }, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", default="tpcb", choices=("tpcb", "seed"))
-    parser.add_argument("--ops", type=int, default=40_000)
+    parser.add_argument("--ops", type=int, default=None, help="40,000 (12,000 with --instructions)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--instructions", action="store_true", help="count instructions per op under valgrind instead of CPU time")
+    parser.add_argument("--one", choices=("plain", "runner", "runner-no-anatomy"), help=argparse.SUPPRESS)  # one side, once
     args = parser.parse_args()
+    ops = args.ops or (12_000 if args.instructions else 40_000)
     raw.AsyncDriver.connect = lambda self: _connect()  # type: ignore[method-assign]
     raw.AsyncDriver.settings = _settings  # type: ignore[method-assign,assignment]
     plain.asyncpg.connect = _connect
     sides = {
-        "plain": lambda: plain_us(args.workload, args.ops),
-        "runner": lambda: runner_us(args.workload, args.ops, True),
-        "runner-no-anatomy": lambda: runner_us(args.workload, args.ops, False),
+        "plain": lambda: plain_us(args.workload, ops),
+        "runner": lambda: runner_us(args.workload, ops, True),
+        "runner-no-anatomy": lambda: runner_us(args.workload, ops, False),
     }
+    if args.instructions:
+        instructions(args.workload, ops, list(sides))
+        return
+    if args.one:  # under valgrind, for --instructions
+        us = plain_us(args.workload, ops) if args.one == "plain" else runner_us(args.workload, ops, args.one == "runner", clocked=False)
+        print(json.dumps({"side": args.one, "cpu_us_per_op": us}))
+        return
     for run in sides.values():  # one unmeasured pass each: imports, caches
         run()
     rounds: dict[str, list[float]] = {name: [] for name in sides}
@@ -124,7 +184,7 @@ def main() -> None:
             rounds[name].append(round(sides[name](), 2))
     medians = {name: statistics.median(values) for name, values in rounds.items()}
     print(json.dumps({
-        "workload": args.workload, "ops": args.ops, "repeat": args.repeat, "cpu_us_per_op_rounds": rounds,
+        "workload": args.workload, "ops": ops, "repeat": args.repeat, "cpu_us_per_op_rounds": rounds,
         "cpu_us_per_op": medians,
         "harness_us_per_op": round(medians["runner"] - medians["plain"], 2),
         "harness_us_per_op_no_anatomy": round(medians["runner-no-anatomy"] - medians["plain"], 2),
