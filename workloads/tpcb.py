@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from operator import itemgetter
 
@@ -84,7 +85,10 @@ def _arguments(names: list[str]) -> Callable[[dict[str, int]], tuple[int, ...]]:
 
 DOLLAR = [_dollar(s) for s in STATEMENTS]
 DOLLAR_CALLS = [(sql, _arguments(names)) for sql, names in DOLLAR]
-FORMAT = [s.replace(":delta", "%(delta)s").replace(":aid", "%(aid)s").replace(":tid", "%(tid)s").replace(":bid", "%(bid)s") for s in STATEMENTS]
+# The same for the DB-API drivers: positional %s, as a hand-written psycopg2 script passes them.
+# Named %(aid)s parameters made psycopg2 parse and hash every name of every statement again on
+# every op: 24,000 more instructions per op than positional ones (BENCHMARKS.md).
+FORMAT_CALLS = [(re.sub(r"\$\d+", "%s", sql), arguments) for sql, arguments in DOLLAR_CALLS]
 
 
 def _params(handle: Handle) -> dict[str, int]:
@@ -146,8 +150,8 @@ def raw_sync(handle: Handle, rng: random.Random) -> None:
     params = _params(handle)
     with handle.raw() as conn:
         with conn.cursor() as cur:
-            for sql in FORMAT:
-                cur.execute(sql, params)
+            for sql, arguments in FORMAT_CALLS:
+                cur.execute(sql, arguments(params))
         conn.commit()
 
 

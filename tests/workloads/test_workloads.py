@@ -90,3 +90,22 @@ def test_tpcb_picks_its_accounts_by_keys(dsn: str, keys: str, hot_only: bool) ->
     assert result.doc is not None and result.doc["config"]["keys"] == keys
     touched_cold = query(dsn, "SELECT count(*) FROM runner.history WHERE aid > 1000")  # the hot 1 %: accounts 1-1000
     assert (touched_cold == 0) is hot_only
+
+
+def test_tpcb_sends_the_same_statements_with_positional_parameters(dsn: str) -> None:
+    # The DB-API raw op passes its arguments by position (psycopg2 parses named ones on every
+    # call); what reaches the server must be what the named form, written from STATEMENTS, sends.
+    import psycopg2
+
+    from workloads import tpcb
+
+    names = "|".join(tpcb.ORDER)  # not ::text
+    named = [re.sub(rf":({names})\b", r"%(\1)s", statement) for statement in tpcb.STATEMENTS]
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            for params in ({"aid": 1, "tid": 2, "bid": 1, "delta": -3}, {"aid": 99_999, "tid": 10, "bid": 1, "delta": 5000}):
+                sent = [cur.mogrify(sql, arguments(params)) for sql, arguments in tpcb.FORMAT_CALLS]
+                assert sent == [cur.mogrify(sql, params) for sql in named]
+    finally:
+        conn.close()
