@@ -16,10 +16,11 @@ CPU time on this 2-core machine moves by more than the harness costs. `--instruc
 instead: each side runs alone under valgrind (cachegrind, no cache simulation), once with a fifth
 of --ops and once with --ops, and the difference of their instruction counts over the difference
 of their ops is its instructions per op, start-up and imports cancelled out. The count is the
-same from run to run to within a few hundred instructions per op, whatever else the machine is
-doing. What the worker does by the clock is left out of that count (one interval record a
-second, the lag probe's 100 wake-ups a second): valgrind runs the code tens of times slower, so
-per op it would fire tens of times as often as it does natively, where it costs ~0.2 µs per op.
+same from run to run to within about a thousand instructions per op (tpcb: 100,378-101,258 for
+the script in six runs), whatever else the machine is doing. What the worker does by the clock
+is left out of that count (one interval record a second, the lag probe's 100 wake-ups a second):
+valgrind runs the code tens of times slower, so per op it would fire tens of times as often as
+it does natively, where it costs ~0.2 µs per op.
 """
 
 from __future__ import annotations
