@@ -108,13 +108,13 @@ class Recorder:
     def _fold(self) -> None:
         """The kept successful ops into this interval's counters (call with the lock held): each
         op type's batch at once, its figures gathered by C-level maps, not op by op."""
-        kept, ops = self._kept, self._ops
+        kept = self._kept
         pending = [kept.popleft() for _ in range(len(kept))]  # not one kept after this began
         pending.sort(key=_NAME)  # stable: each op type's ops keep the order they ended in
         for op, group in groupby(pending, _NAME):
             batch = list(group)
             count = len(batch)
-            stats = ops.get(op) or self._stats(op)
+            stats = self._stats(op)
             stats.ok += count
             stats.retried_ok += count - list(map(_RETRIED, batch)).count(0)
             latencies = list(map(_LATENCY, batch))
