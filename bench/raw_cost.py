@@ -1,7 +1,7 @@
 """Benchmark: what the raw layer's worker costs over a hand-written loop, with no server (not a test).
 
     python bench/raw_cost.py [--workload tpcb] [--ops 40000] [--repeat 5]
-    python bench/raw_cost.py --instructions [--workload tpcb] [--ops 12000]
+    python bench/raw_cost.py --instructions [--workload tpcb] [--ops 12000] [--hash-seeds 1]
 
 bench/parity.py compares the runner with bench/plain.py against a real server, where 40 backends
 share the two cores with the client and round-to-round spread is several percent. This isolates
@@ -15,9 +15,11 @@ measured part, as the run document reports it) and the difference: the harness's
 CPU time on this 2-core machine moves by more than the harness costs. `--instructions` counts
 instead: each side runs alone under valgrind (cachegrind, no cache simulation), once with a fifth
 of --ops and once with --ops, and the difference of their instruction counts over the difference
-of their ops is its instructions per op, start-up and imports cancelled out. The count is the
-same from run to run to within about a thousand instructions per op (tpcb: 100,378-101,258 for
-the script in six runs), whatever else the machine is doing. What the worker does by the clock
+of their ops is its instructions per op, start-up and imports cancelled out. Each run has the
+str hash seed fixed (PYTHONHASHSEED, 0 and up with --hash-seeds): with it the count repeats to a
+few dozen instructions per op, whatever else the machine is doing; with a random one it moved by
+about a thousand (tpcb: 100,378-101,258 for the script in six runs), as dicts and sets laid out
+differently. What the worker does by the clock
 is left out of that count (one interval record a second, the lag probe's 100 wake-ups a second):
 valgrind runs the code tens of times slower, so per op it would fire tens of times as often as
 it does natively, where it costs ~0.2 µs per op.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import shutil
 import statistics
@@ -127,26 +130,37 @@ def runner_us(workload: str, ops: int, anatomy: bool, clocked: bool = True) -> f
     return float(final["cpu_measured_s"]) * 1e6 / ops
 
 
-def _instructions(side: str, workload: str, ops: int) -> int:
-    """Instructions executed by one run of one side, start to exit, counted by valgrind."""
+def _instructions(side: str, workload: str, ops: int, hash_seed: int) -> int:
+    """Instructions executed by one run of one side, start to exit, counted by valgrind, with
+    the str hash seed fixed: dicts and sets then lay out the same way each run, and the count
+    repeats to a few dozen instructions per op (with a random seed, to ~1,000 on tpcb)."""
     command = [
         "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
         sys.executable, __file__, "--one", side, "--workload", workload, "--ops", str(ops),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if found is None:
         raise SystemExit(f"raw_cost.py: no instruction count in valgrind's output: {done.stderr[-300:]}")
     return int(found.group(1).replace(",", ""))
 
 
-def instructions(workload: str, ops: int, sides: list[str]) -> None:
+def instructions(workload: str, ops: int, sides: list[str], hash_seeds: int) -> None:
+    """Each side's instructions per op: the mean over hash seeds 0..hash_seeds-1 (one layout of
+    the dicts can favour one side's lookups by a few hundred instructions per op)."""
     if shutil.which("valgrind") is None:
         raise SystemExit("raw_cost.py: --instructions needs valgrind (Debian: apt-get install valgrind)")
     low = max(1, ops // 5)
-    per_op = {side: round((_instructions(side, workload, ops) - _instructions(side, workload, low)) / (ops - low)) for side in sides}
+    per_seed = {
+        side: [(_instructions(side, workload, ops, seed) - _instructions(side, workload, low, seed)) / (ops - low) for seed in range(hash_seeds)]
+        for side in sides
+    }
+    per_op = {side: round(statistics.mean(counts)) for side, counts in per_seed.items()}
     print(json.dumps({
-        "workload": workload, "ops": [low, ops], "instructions_per_op": per_op,
+        "workload": workload, "ops": [low, ops], "hash_seeds": hash_seeds,
+        "instructions_per_op_per_hash_seed": {side: [round(c) for c in counts] for side, counts in per_seed.items()},
+        "instructions_per_op": per_op,
         "harness_instructions_per_op": per_op["runner"] - per_op["plain"],
         "harness_instructions_per_op_no_anatomy": per_op["runner-no-anatomy"] - per_op["plain"],
         "runner_over_plain": round(per_op["runner"] / per_op["plain"], 4),
@@ -159,6 +173,7 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=None, help="40,000 (12,000 with --instructions)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--instructions", action="store_true", help="count instructions per op under valgrind instead of CPU time")
+    parser.add_argument("--hash-seeds", type=int, default=1, help="--instructions: average over this many str hash seeds (from 0)")
     parser.add_argument("--one", choices=("plain", "runner", "runner-no-anatomy"), help=argparse.SUPPRESS)  # one side, once
     args = parser.parse_args()
     ops = args.ops or (12_000 if args.instructions else 40_000)
@@ -171,7 +186,7 @@ def main() -> None:
         "runner-no-anatomy": lambda: runner_us(args.workload, ops, False),
     }
     if args.instructions:
-        instructions(args.workload, ops, list(sides))
+        instructions(args.workload, ops, list(sides), max(1, args.hash_seeds))
         return
     if args.one:  # under valgrind, for --instructions
         us = plain_us(args.workload, ops) if args.one == "plain" else runner_us(args.workload, ops, args.one == "runner", clocked=False)
