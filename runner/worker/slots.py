@@ -38,13 +38,14 @@ class SyncOpener(Protocol):
 
 
 class AsyncLease:
-    """`async with pool.lease() as conn:` one op's connection."""
+    """`async with pool.lease() as conn:` one op's connection.
 
-    __slots__ = ("_pool", "_conn")
+    Each pool makes its own subclass with `_pool` set on the class (AsyncSlots.__init__), so
+    taking a lease is one C-level call with no __init__ frame: beside PostgreSQL on the same
+    cores, every frame an op adds over a hand-written script's is its cost (BENCHMARKS.md)."""
 
-    def __init__(self, pool: AsyncSlots) -> None:
-        self._pool = pool
-        self._conn: Any = None
+    __slots__ = ("_conn",)
+    _pool: AsyncSlots
 
     async def __aenter__(self) -> Any:
         # An idle connection with nobody waiting is lent at once, without awaiting or timing
@@ -60,24 +61,28 @@ class AsyncLease:
         return conn
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        pool = self._pool
         if kind is None:
-            self._pool.give_back(self._conn)
+            if not pool.waiters and len(pool.idle) < pool.size:  # give_back's common case, inline
+                pool.checked_out -= 1
+                pool.idle.append(self._conn)
+            else:
+                pool.give_back(self._conn)
         else:
-            await self._pool.recover(self._conn, cancelled=issubclass(kind, asyncio.CancelledError))
+            await pool.recover(self._conn, cancelled=issubclass(kind, asyncio.CancelledError))
 
 
 class AsyncSlots:
     """The async slot pool; one per worker, used from its event loop only."""
 
     def __init__(self, driver: AsyncOpener, size: int, overflow: int, timeout_s: float) -> None:
-        self._driver, self._size, self._capacity, self._timeout_s = driver, size, size + overflow, timeout_s
-        self.idle: deque[Any] = deque()  # idle and waiters: read by AsyncLease's fast path too
+        self._driver, self.size, self._capacity, self._timeout_s = driver, size, size + overflow, timeout_s
+        self.idle: deque[Any] = deque()  # idle, waiters and size: read by AsyncLease's fast paths too
         self.waiters: deque[asyncio.Future[Any]] = deque()
         self._opened = 0
         self.checked_out = 0
-
-    def lease(self) -> AsyncLease:
-        return AsyncLease(self)
+        # `lease()`: one op's connection (see AsyncLease).
+        self.lease: type[AsyncLease] = type("AsyncLease", (AsyncLease,), {"__slots__": (), "_pool": self})
 
     async def acquire(self) -> Any:
         self.checked_out += 1
@@ -108,7 +113,7 @@ class AsyncSlots:
             if not waiter.done():
                 waiter.set_result(conn)  # still lent: the waiter counted itself when it began to wait
                 return
-        if len(self.idle) >= self._size:  # an overflow connection: closed, as SQLAlchemy's QueuePool does
+        if len(self.idle) >= self.size:  # an overflow connection: closed, as SQLAlchemy's QueuePool does
             self._opened -= 1
             asyncio.get_running_loop().create_task(self._driver.close(conn))
             return

@@ -56,6 +56,27 @@ def test_the_async_slot_pool_has_no_engine_and_keeps_its_size(dsn: str, driver: 
     assert distinct == 3 and peak == 0  # three connections served nine ops; all returned
 
 
+def test_the_async_slot_pool_closes_what_overflowed_when_it_comes_back(dsn: str) -> None:
+    plan = _plan(dsn, max_overflow=2)
+    backend = AsyncRawBackend(WorkerPlan(0, plan.config, dsn, 10, 0, 1, 1, 0, {}))  # a pool of one, two more at a push
+
+    async def go() -> tuple[int, int, int]:
+        async def op() -> Any:
+            async with backend.handle.raw() as conn:
+                await asyncio.sleep(0.05)
+                return await conn.fetchval("SELECT pg_backend_pid()")
+        pids = await asyncio.gather(*(op() for _ in range(3)))
+        await asyncio.sleep(0.1)  # the overflow connections' closing
+        opened = await asyncio.gather(*(op() for _ in range(1)))
+        idle = len(backend._slots.idle)
+        await backend.close()
+        return len(set(pids)), len(set(pids) | set(opened)), idle
+
+    distinct, ever, idle = asyncio.run(go())
+    assert distinct == 3  # the pool grew by its overflow
+    assert ever == 3 and idle == 1  # one kept, the two beyond the pool size closed, none opened again
+
+
 def test_the_sync_slot_pool_times_out_like_sqlalchemys(dsn: str) -> None:
     backend = SyncRawBackend(_plan(dsn, mode="sync", pool_timeout_s=0.2))
     with backend.handle.raw(), backend.handle.raw(), backend.handle.raw():
