@@ -1,9 +1,10 @@
 """Inside an op: SQLAlchemy's own events and a timed pool, attributed to the op that caused them,
 and a probe of how late the worker's timers fire (is the client the bottleneck?).
 
-The op being run is a context variable: asyncio gives every task its own context, threads have
-their own, and SQLAlchemy's greenlets run in their task's context (greenlet's gr_context), so
-an event handler always finds the op whose statement it sees.
+The op being run is in a context variable (CURRENT, a cell holding its trace): asyncio gives
+every task its own context, threads have their own, and SQLAlchemy's greenlets run in their
+task's context (greenlet's gr_context), so an event handler always finds the op whose statement
+it sees.
 """
 
 from __future__ import annotations
@@ -60,7 +61,22 @@ class PoolTrace(OpTrace):
         self.pool_wait_ns = 0
 
 
-CURRENT: ContextVar[OpTrace | None] = ContextVar("runner_op_trace", default=None)
+class OpCell:
+    """What a task (or thread) that runs ops runs now: its `trace`, None between ops.
+
+    CURRENT holds a cell, set once for all the ops a window lane (or a sync thread) runs, and each
+    op only puts its trace in it. Setting the context variable per op instead (a new context
+    mapping and a token each time, and a reset) cost ~3,500 instructions per raw op, a tenth of
+    the harness's whole cost over a hand-written loop (BENCHMARKS.md)."""
+
+    __slots__ = ("trace",)
+
+    def __init__(self) -> None:
+        self.trace: OpTrace | None = None
+
+
+NO_OP = OpCell()  # CURRENT outside any op's task or thread; never written
+CURRENT: ContextVar[OpCell] = ContextVar("runner_op", default=NO_OP)
 
 
 def trace_factory(config: Config) -> Callable[[], OpTrace | None]:
@@ -81,7 +97,7 @@ def _timed(run: Callable[..., None], executemany: bool) -> Callable[..., None]:
     every statement (5 per tpcb op) beside PostgreSQL on the same cores."""
 
     def timed(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
-        trace = CURRENT.get()
+        trace = CURRENT.get().trace
         if trace is None or trace.texts is None:
             run(cursor, statement, parameters, context)
             return
@@ -133,7 +149,7 @@ def instrument(engine: Engine) -> None:
 def pool_wait(acquire: Callable[[], T]) -> T:
     """`acquire()`, its time added to the current op's pool wait: from asking a pool for a
     connection to having it (the queue, a new connection's connect, the checkout handlers)."""
-    trace = CURRENT.get()
+    trace = CURRENT.get().trace
     if trace is None:
         return acquire()
     start = time.perf_counter_ns()
@@ -145,7 +161,7 @@ def pool_wait(acquire: Callable[[], T]) -> T:
 
 async def pool_wait_async(acquire: Callable[[], Awaitable[T]]) -> T:
     """pool_wait for a pool that is awaited (the raw layer's async slots, when no connection is idle)."""
-    trace = CURRENT.get()
+    trace = CURRENT.get().trace
     if trace is None:
         return await acquire()
     start = time.perf_counter_ns()

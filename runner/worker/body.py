@@ -29,7 +29,7 @@ import uvloop
 
 from runner.concurrency import MODES, Knobs
 from runner.concurrency.stages import next_arrival, target_at
-from runner.worker.anatomy import CURRENT, OpTrace, ThreadProbe, probe_loop, trace_factory
+from runner.worker.anatomy import CURRENT, NO_OP, OpCell, OpTrace, ThreadProbe, probe_loop, trace_factory
 from runner.worker.channel import Channel, Emitter
 from runner.worker.engine import AsyncEngineBackend, PreflightError, SyncEngineBackend, check_descriptors, secrets
 from runner.worker.plan import WorkerPlan
@@ -184,37 +184,41 @@ async def _run_async(ctx: WorkerContext) -> int:
             recorder, inflight = ctx.recorder, ctx.inflight
             task = current_task(loop)
             assert task is not None
-            for op in ops:
-                start = time.perf_counter_ns()
-                if intended_ns is not None and intended_ns < start:  # the open loop: from when it was due
-                    start = intended_ns  # (a timer that woke early never makes a latency negative)
-                if ctx.cancelling:  # issued after the grace period ran out: never run
-                    recorder.unfinished(op.name)
-                    continue
-                inflight[task] = op
-                error = None
-                retried = 0
-                trace = new_trace()
-                token = CURRENT.set(trace)  # the task's own context: ops in other tasks never see it
-                try:
-                    if retrier is None:
-                        await impls[op.name](handle, data_rng)
-                    else:  # the latency counts from the first try
-                        retried, error = await retrier.call_async(partial(impls[op.name], handle, data_rng), partial(recorder.retry, op.name))
-                except asyncio.CancelledError:  # only _cancel_after_grace cancels an op
-                    recorder.unfinished(op.name)
-                    return
-                except Exception as exc:  # counted by class, with a sample message; the run goes on
-                    error = exc
-                finally:
-                    del inflight[task]
-                    CURRENT.reset(token)
-                recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
-                if think is not None:  # after the op is recorded: the pause is never latency
+            cell = OpCell()  # this task's ops' traces, one at a time (see OpCell)
+            cell_token = CURRENT.set(cell)  # the task's own context: ops in other tasks never see it
+            try:
+                for op in ops:
+                    start = time.perf_counter_ns()
+                    if intended_ns is not None and intended_ns < start:  # the open loop: from when it was due
+                        start = intended_ns  # (a timer that woke early never makes a latency negative)
+                    if ctx.cancelling:  # issued after the grace period ran out: never run
+                        recorder.unfinished(op.name)
+                        continue
+                    inflight[task] = op
+                    error = None
+                    retried = 0
+                    trace = cell.trace = new_trace()
                     try:
-                        await asyncio.sleep(think())
-                    except asyncio.CancelledError:  # the grace period ran out while it paused: nothing lost
+                        if retrier is None:
+                            await impls[op.name](handle, data_rng)
+                        else:  # the latency counts from the first try
+                            retried, error = await retrier.call_async(partial(impls[op.name], handle, data_rng), partial(recorder.retry, op.name))
+                    except asyncio.CancelledError:  # only _cancel_after_grace cancels an op
+                        recorder.unfinished(op.name)
                         return
+                    except Exception as exc:  # counted by class, with a sample message; the run goes on
+                        error = exc
+                    finally:
+                        del inflight[task]
+                        cell.trace = None
+                    recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
+                    if think is not None:  # after the op is recorded: the pause is never latency
+                        try:
+                            await asyncio.sleep(think())
+                        except asyncio.CancelledError:  # the grace period ran out while it paused: nothing lost
+                            return
+            finally:
+                CURRENT.reset(cell_token)
 
         knobs = _knobs(ctx, plan.config.chunk)
         if _has_warmup(plan):
@@ -249,8 +253,11 @@ def _run_sync(ctx: WorkerContext) -> int:
             start = time.perf_counter_ns()
             error = None
             retried = 0
-            trace = new_trace()
-            token = CURRENT.set(trace)  # a thread's own context: no other op sees it
+            cell = CURRENT.get()
+            if cell is NO_OP:  # the thread's first op: its cell stays for the rest (see OpCell)
+                cell = OpCell()
+                CURRENT.set(cell)  # a thread's own context: no other thread's ops see it
+            trace = cell.trace = new_trace()
             try:
                 # Sharing one Random between threads is safe: each draw is one C call under the GIL.
                 if retrier is None:
@@ -261,7 +268,7 @@ def _run_sync(ctx: WorkerContext) -> int:
             except Exception as exc:
                 error = exc
             finally:
-                CURRENT.reset(token)
+                cell.trace = None
             ctx.recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
             if think is not None:
                 time.sleep(think())
