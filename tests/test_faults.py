@@ -332,13 +332,14 @@ def test_an_open_loop_far_above_capacity_ends_on_time_with_bounded_memory_and_sa
     assert "offered rate 1e+06/s not met" in result.stderr and "never issued" in result.stderr
 
 
-def test_in_flight_ops_past_the_grace_are_cancelled_and_counted(dsn: str) -> None:
+@pytest.mark.parametrize("mode", ["chunked", "window"])  # a task per op; a task per lane, for all its ops
+def test_in_flight_ops_past_the_grace_are_cancelled_and_counted(dsn: str, mode: str) -> None:
     from sqlalchemy import create_engine, text
 
     assert run_runner("--ops", "10", "--quiet", dsn=dsn).code == 0  # the schema exists
     engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
     with engine.connect() as blocker:
-        parent, workers = _start(dsn, "--procs", "1", "--chunk", "10", "--grace", "1", *LONG_RUN)
+        parent, workers = _start(dsn, "--procs", "1", "--mode", mode, "--chunk", "10", "--grace", "1", *LONG_RUN)
         blocker.execute(text("LOCK TABLE runner.a IN ACCESS EXCLUSIVE MODE"))  # every op now hangs
         # The ops of the chunk in flight that had already touched the table finished before the
         # lock was granted; the rest hang, and hold the chunk (and so the run) where it is.

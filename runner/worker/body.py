@@ -69,7 +69,7 @@ class WorkerContext:
     cpu_at_go_s: float = 0.0  # process CPU when the measured part began
     cancelling: bool = False  # the grace period after a stop ran out: in-flight ops are cancelled
     loop: str | None = None  # the event loop's class, for the report
-    inflight: dict[asyncio.Task[Any], Op] = field(default_factory=dict)
+    inflight: set[asyncio.Task[Any]] = field(default_factory=set)  # tasks running ops (execute), to cancel
 
     def since_go_ns(self) -> int:
         return time.perf_counter_ns() - self.go_ns if self.go_ns else 0
@@ -186,6 +186,9 @@ async def _run_async(ctx: WorkerContext) -> int:
             assert task is not None
             cell = OpCell()  # this task's ops' traces, one at a time (see OpCell)
             cell_token = CURRENT.set(cell)  # the task's own context: ops in other tasks never see it
+            # Registered for the whole call, not per op: a window lane is never between ops at an
+            # await but in its think time, where a cancel loses nothing either.
+            inflight.add(task)
             try:
                 for op in ops:
                     start = time.perf_counter_ns()
@@ -194,7 +197,6 @@ async def _run_async(ctx: WorkerContext) -> int:
                     if ctx.cancelling:  # issued after the grace period ran out: never run
                         recorder.unfinished(op.name)
                         continue
-                    inflight[task] = op
                     error = None
                     retried = 0
                     trace = cell.trace = new_trace()
@@ -209,7 +211,6 @@ async def _run_async(ctx: WorkerContext) -> int:
                     except Exception as exc:  # counted by class, with a sample message; the run goes on
                         error = exc
                     finally:
-                        del inflight[task]
                         cell.trace = None
                     recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
                     if think is not None:  # after the op is recorded: the pause is never latency
@@ -218,6 +219,7 @@ async def _run_async(ctx: WorkerContext) -> int:
                         except asyncio.CancelledError:  # the grace period ran out while it paused: nothing lost
                             return
             finally:
+                inflight.discard(task)
                 CURRENT.reset(cell_token)
 
         knobs = _knobs(ctx, plan.config.chunk)
