@@ -34,7 +34,7 @@ from runner.worker.channel import Channel, Emitter
 from runner.worker.engine import AsyncEngineBackend, PreflightError, SyncEngineBackend, check_descriptors, secrets
 from runner.worker.plan import WorkerPlan
 from runner.worker.raw import AsyncRawBackend, SyncRawBackend
-from runner.worker.recorder import Recorder
+from runner.worker.recorder import FOLD_EVERY, Recorder
 from runner.worker.retry import Retrier
 from workloads import Handle, Op, resolve
 from workloads.keys import Keys, KeySpec
@@ -182,6 +182,8 @@ async def _run_async(ctx: WorkerContext) -> int:
             op stream and runs its whole part in this one coroutine: a coroutine (and a frame for
             every resume) per op was a measurable part of the harness's cost."""
             recorder, inflight = ctx.recorder, ctx.inflight
+            kept = recorder.kept
+            keep = kept.append
             task = current_task(loop)
             assert task is not None
             cell = OpCell()  # this task's ops' traces, one at a time (see OpCell)
@@ -212,7 +214,12 @@ async def _run_async(ctx: WorkerContext) -> int:
                         error = exc
                     finally:
                         cell.trace = None
-                    recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
+                    if error is None:  # Recorder.record's hot path, written out (see Recorder.kept)
+                        keep((op.name, time.perf_counter_ns() - start, trace, retried))
+                        if len(kept) >= FOLD_EVERY:
+                            recorder.fold()
+                    else:
+                        recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
                     if think is not None:  # after the op is recorded: the pause is never latency
                         try:
                             await asyncio.sleep(think())
@@ -250,6 +257,9 @@ def _run_sync(ctx: WorkerContext) -> int:
         settings = backend.preflight()
         impls, handle, new_trace, think, retrier = _op_kit(plan, backend.handle, False)
         data_rng = handle.rng
+        recorder = ctx.recorder
+        kept = recorder.kept
+        keep = kept.append
 
         def execute(op: Op) -> None:
             start = time.perf_counter_ns()
@@ -271,7 +281,12 @@ def _run_sync(ctx: WorkerContext) -> int:
                 error = exc
             finally:
                 cell.trace = None
-            ctx.recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
+            if error is None:  # Recorder.record's hot path, written out (see Recorder.kept)
+                keep((op.name, time.perf_counter_ns() - start, trace, retried))
+                if len(kept) >= FOLD_EVERY:
+                    recorder.fold()
+            else:
+                recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
             if think is not None:
                 time.sleep(think())
 

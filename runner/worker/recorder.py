@@ -21,6 +21,7 @@ LATE_NS = 1_000_000  # an open-loop op issued more than 1 ms after its intended 
 
 
 FOLD_EVERY = 256  # successful ops kept before they enter the counters and histograms at once
+Kept = tuple[str, int, "Trace | None", int]  # a successful op, as record() takes it: name, latency, trace, retries
 _NAME, _LATENCY, _TRACE, _RETRIED = (itemgetter(i) for i in range(4))  # a kept op's fields
 SAMPLE_CHARS = 200  # an error's sample message is cut to this many characters
 
@@ -75,7 +76,9 @@ class Recorder:
         self._ops: dict[str, _OpInterval] = {}
         # Successful ops not yet folded in, appended without the lock: a deque's append and
         # popleft are atomic, so an op kept while another thread folds waits for the next fold.
-        self._kept: deque[tuple[str, int, Trace | None, int]] = deque()
+        # Appended to directly by the worker's op loops (Recorder.keep's two lines, written out
+        # there: a call per op was ~700 instructions of a raw op's harness cost).
+        self.kept: deque[Kept] = deque()
         self._late = 0
         self._max_lag_ns = 0
         self._tick_lag = LatencyHistogram()
@@ -90,11 +93,10 @@ class Recorder:
             # in a batch they stay warm (6 µs per op less in one process against the real server),
             # taken across the batch each figure costs a fraction of a call per op, and keeping
             # an op without the lock costs a third of what it did with it (BENCHMARKS.md).
-            kept = self._kept
+            kept = self.kept
             kept.append((op, latency_ns, trace, retried))
             if len(kept) >= FOLD_EVERY:
-                with self._lock:
-                    self._fold()
+                self.fold()
             return
         name = error_class(error)
         with self._lock:
@@ -105,10 +107,16 @@ class Recorder:
             if name not in stats.samples:  # one message per class and interval: the reason survives
                 stats.samples[name] = error_message(error, self._secrets)
 
+    def fold(self) -> None:
+        """The kept successful ops into this interval's counters: after a keep that made
+        `len(kept) >= FOLD_EVERY` (see record)."""
+        with self._lock:
+            self._fold()
+
     def _fold(self) -> None:
         """The kept successful ops into this interval's counters (call with the lock held): each
         op type's batch at once, its figures gathered by C-level maps, not op by op."""
-        kept = self._kept
+        kept = self.kept
         pending = [kept.popleft() for _ in range(len(kept))]  # not one kept after this began
         pending.sort(key=_NAME)  # stable: each op type's ops keep the order they ended in
         for op, group in groupby(pending, _NAME):
