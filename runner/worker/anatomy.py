@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from itertools import repeat
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -62,7 +63,8 @@ class PoolTrace(OpTrace):
 
 
 class OpCell:
-    """What a task (or thread) that runs ops runs now: its `trace`, None between ops.
+    """What a task (or thread) that runs ops runs now: its `trace`, None between ops (the op
+    loop takes the trace back from the cell when the op ends: see UNWAITED).
 
     CURRENT holds a cell, set once for all the ops a window lane (or a sync thread) runs, and each
     op only puts its trace in it. Setting the context variable per op instead (a new context
@@ -77,6 +79,19 @@ class OpCell:
 
 NO_OP = OpCell()  # CURRENT outside any op's task or thread; never written
 CURRENT: ContextVar[OpCell] = ContextVar("runner_op", default=NO_OP)
+# A raw op's trace until it waits for a connection: one shared PoolTrace, never written (its pool
+# wait is 0). The lease's slow path puts a PoolTrace of the op's own in the cell to time the wait,
+# and the op loop takes the cell's trace when the op ends, so most raw ops make no trace at all.
+UNWAITED = PoolTrace()
+
+
+def _op_trace() -> OpTrace | None:
+    """The current op's trace to add a pool wait to: its own, made now if it had none yet."""
+    cell = CURRENT.get()
+    trace = cell.trace
+    if trace is UNWAITED:
+        trace = cell.trace = PoolTrace()
+    return trace
 
 
 def trace_factory(config: Config) -> Callable[[], OpTrace | None]:
@@ -85,7 +100,7 @@ def trace_factory(config: Config) -> Callable[[], OpTrace | None]:
     if not config.anatomy:
         return lambda: None
     if config.layer == "raw":  # no statements to see (and so no --exemplars): the pool wait only
-        return PoolTrace
+        return repeat(UNWAITED).__next__  # C-level: no frame per op
     if config.exemplars > 0:
         return lambda: OpTrace(keeps_calls=True)
     return OpTrace  # the class itself: no frame of ours around its __init__ on every op
@@ -149,7 +164,7 @@ def instrument(engine: Engine) -> None:
 def pool_wait(acquire: Callable[[], T]) -> T:
     """`acquire()`, its time added to the current op's pool wait: from asking a pool for a
     connection to having it (the queue, a new connection's connect, the checkout handlers)."""
-    trace = CURRENT.get().trace
+    trace = _op_trace()
     if trace is None:
         return acquire()
     start = time.perf_counter_ns()
@@ -161,7 +176,7 @@ def pool_wait(acquire: Callable[[], T]) -> T:
 
 async def pool_wait_async(acquire: Callable[[], Awaitable[T]]) -> T:
     """pool_wait for a pool that is awaited (the raw layer's async slots, when no connection is idle)."""
-    trace = CURRENT.get().trace
+    trace = _op_trace()
     if trace is None:
         return await acquire()
     start = time.perf_counter_ns()

@@ -201,7 +201,7 @@ async def _run_async(ctx: WorkerContext) -> int:
                         continue
                     error = None
                     retried = 0
-                    trace = cell.trace = new_trace()
+                    cell.trace = new_trace()
                     try:
                         if retrier is None:
                             await impls[op.name](handle, data_rng)
@@ -213,7 +213,7 @@ async def _run_async(ctx: WorkerContext) -> int:
                     except Exception as exc:  # counted by class, with a sample message; the run goes on
                         error = exc
                     finally:
-                        cell.trace = None
+                        trace, cell.trace = cell.trace, None  # the op's own, if its pool wait made one
                     if error is None:  # Recorder.record's hot path, written out (see Recorder.kept)
                         keep((op.name, time.perf_counter_ns() - start, trace, retried))
                         if len(kept) >= FOLD_EVERY:
@@ -269,7 +269,7 @@ def _run_sync(ctx: WorkerContext) -> int:
             if cell is NO_OP:  # the thread's first op: its cell stays for the rest (see OpCell)
                 cell = OpCell()
                 CURRENT.set(cell)  # a thread's own context: no other thread's ops see it
-            trace = cell.trace = new_trace()
+            cell.trace = new_trace()
             try:
                 # Sharing one Random between threads is safe: each draw is one C call under the GIL.
                 if retrier is None:
@@ -280,7 +280,7 @@ def _run_sync(ctx: WorkerContext) -> int:
             except Exception as exc:
                 error = exc
             finally:
-                cell.trace = None
+                trace, cell.trace = cell.trace, None  # the op's own, if its pool wait made one
             if error is None:  # Recorder.record's hot path, written out (see Recorder.kept)
                 keep((op.name, time.perf_counter_ns() - start, trace, retried))
                 if len(kept) >= FOLD_EVERY:
