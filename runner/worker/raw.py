@@ -234,7 +234,7 @@ class AsyncRawBackend:
         self.handle = Handle(None, None, self._slots.lease)
 
     def checked_out(self) -> int:
-        return self._slots.checked_out
+        return self._slots.checked_out()
 
     async def preflight(self) -> dict[str, str]:
         try:

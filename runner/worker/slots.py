@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from runner.worker.anatomy import pool_wait, pool_wait_async
@@ -37,39 +39,39 @@ class SyncOpener(Protocol):
     def statement(self, conn: Any, sql: str) -> None: ...
 
 
-class AsyncLease:
-    """`async with pool.lease() as conn:` one op's connection.
+def _lease_type(pool: AsyncSlots) -> Callable[[], AbstractAsyncContextManager[Any]]:
+    """The pool's own lease class: `async with pool.lease() as conn:` one op's connection.
 
-    Each pool makes its own subclass with `_pool` set on the class (AsyncSlots.__init__), so
-    taking a lease is one C-level call with no __init__ frame: beside PostgreSQL on the same
-    cores, every frame an op adds over a hand-written script's is its cost (BENCHMARKS.md)."""
+    Every raw op takes and gives back a connection through it beside PostgreSQL on the same
+    cores, so taking a lease is one C-level call (no lease() or __init__ frame) and its hot paths
+    read the pool's deques from this closure, not the pool's attributes. The lease still costs
+    ~5,000 instructions per op, ~3,000 of them the `async with` protocol itself (BENCHMARKS.md)."""
+    idle, waiters, size = pool.idle, pool.waiters, pool.size
+    lend, take_back = idle.popleft, idle.append
 
-    __slots__ = ("_conn",)
-    _pool: AsyncSlots
+    class AsyncLease:
+        __slots__ = ("_conn",)
 
-    async def __aenter__(self) -> Any:
-        # An idle connection with nobody waiting is lent at once, without awaiting or timing
-        # anything (every raw op's hot path): there was no wait, so the op's pool wait stays 0.
-        # Nobody waiting: then first come, first served, so acquire() queues behind the waiters.
-        pool = self._pool
-        if pool.idle and not pool.waiters:
-            pool.checked_out += 1
-            conn = pool.idle.popleft()
-        else:
-            conn = await pool_wait_async(pool.acquire)
-        self._conn = conn
-        return conn
+        async def __aenter__(self) -> Any:
+            # An idle connection with nobody waiting is lent at once, without awaiting or timing
+            # anything: there was no wait, so the op's pool wait stays 0. Somebody waiting: then
+            # first come, first served, so acquire() queues behind the waiters.
+            if idle and not waiters:
+                conn = self._conn = lend()
+                return conn
+            conn = self._conn = await pool_wait_async(pool.acquire)
+            return conn
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        pool = self._pool
-        if kind is None:
-            if not pool.waiters and len(pool.idle) < pool.size:  # give_back's common case, inline
-                pool.checked_out -= 1
-                pool.idle.append(self._conn)
+        async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+            if kind is None:
+                if not waiters and len(idle) < size:  # give_back's common case, inline
+                    take_back(self._conn)
+                else:
+                    pool.give_back(self._conn)
             else:
-                pool.give_back(self._conn)
-        else:
-            await pool.recover(self._conn, cancelled=issubclass(kind, asyncio.CancelledError))
+                await pool.recover(self._conn, cancelled=issubclass(kind, asyncio.CancelledError))
+
+    return AsyncLease
 
 
 class AsyncSlots:
@@ -77,41 +79,38 @@ class AsyncSlots:
 
     def __init__(self, driver: AsyncOpener, size: int, overflow: int, timeout_s: float) -> None:
         self._driver, self.size, self._capacity, self._timeout_s = driver, size, size + overflow, timeout_s
-        self.idle: deque[Any] = deque()  # idle, waiters and size: read by AsyncLease's fast paths too
+        self.idle: deque[Any] = deque()  # never replaced: the lease class holds them (see _lease_type)
         self.waiters: deque[asyncio.Future[Any]] = deque()
-        self._opened = 0
-        self.checked_out = 0
-        # `lease()`: one op's connection (see AsyncLease).
-        self.lease: type[AsyncLease] = type("AsyncLease", (AsyncLease,), {"__slots__": (), "_pool": self})
+        self._opened = 0  # open or opening, lent or idle
+        self.lease = _lease_type(self)  # `lease()`: one op's connection
+
+    def checked_out(self) -> int:
+        """Connections lent out now (or being opened for an op), as SQLAlchemy's pool counts
+        them: not the ops waiting for one. Read once per interval, so counted, not tracked."""
+        return self._opened - len(self.idle)
 
     async def acquire(self) -> Any:
-        self.checked_out += 1
-        try:
-            if self.idle:
-                return self.idle.popleft()
-            if self._opened < self._capacity:
-                self._opened += 1
-                try:
-                    return await self._driver.connect()
-                except BaseException:
-                    self._opened -= 1
-                    raise
-            waiter = asyncio.get_running_loop().create_future()
-            self.waiters.append(waiter)
+        if self.idle:
+            return self.idle.popleft()
+        if self._opened < self._capacity:
+            self._opened += 1
             try:
-                return await asyncio.wait_for(waiter, self._timeout_s)
-            except TimeoutError:
-                raise TimeoutError(f"no connection free within --pool-timeout {self._timeout_s:g} s") from None
-        except BaseException:
-            self.checked_out -= 1
-            raise
+                return await self._driver.connect()
+            except BaseException:
+                self._opened -= 1
+                raise
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, self._timeout_s)
+        except TimeoutError:
+            raise TimeoutError(f"no connection free within --pool-timeout {self._timeout_s:g} s") from None
 
     def give_back(self, conn: Any) -> None:
-        self.checked_out -= 1
         while self.waiters:  # the longest waiter gets it; a cancelled one (timed out) is skipped
             waiter = self.waiters.popleft()
             if not waiter.done():
-                waiter.set_result(conn)  # still lent: the waiter counted itself when it began to wait
+                waiter.set_result(conn)  # lent on, never idle
                 return
         if len(self.idle) >= self.size:  # an overflow connection: closed, as SQLAlchemy's QueuePool does
             self._opened -= 1
@@ -124,7 +123,6 @@ class AsyncSlots:
         if not cancelled and await self._driver.restore(conn):
             self.give_back(conn)
             return
-        self.checked_out -= 1
         self._opened -= 1
         await self._driver.discard(conn)
 
