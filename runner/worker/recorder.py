@@ -120,14 +120,13 @@ class Recorder:
         pending = [kept.popleft() for _ in range(len(kept))]  # not one kept after this began
         pending.sort(key=_NAME)  # stable: each op type's ops keep the order they ended in
         for op, group in groupby(pending, _NAME):
-            batch = list(group)
-            count = len(batch)
+            _, latency_column, trace_column, retried = zip(*group, strict=True)  # the batch's fields, each in one tuple
+            latencies, traces = list(latency_column), list(trace_column)
+            count = len(latencies)
             stats = self._stats(op)
             stats.ok += count
-            stats.retried_ok += count - list(map(_RETRIED, batch)).count(0)
-            latencies = list(map(_LATENCY, batch))
+            stats.retried_ok += count - retried.count(0)
             stats.hist.record_many(latencies)
-            traces = list(map(_TRACE, batch))
             untraced = traces.count(None)  # --no-anatomy: all of them
             if untraced < count:
                 if untraced:
