@@ -7,11 +7,12 @@ import asyncio
 import time
 from typing import Any
 
+import psycopg
 import pytest
 
 from runner.config import Config
 from runner.worker.plan import WorkerPlan
-from runner.worker.raw import AsyncRawBackend, SyncRawBackend, _psycopg_call, format_params
+from runner.worker.raw import AsyncRawBackend, PsycopgAsync, SyncRawBackend, format_params
 from tests.conftest import query, run_runner
 from tests.test_faults import _finish, _nothing_lost, _start
 
@@ -30,10 +31,22 @@ def test_format_params_reorders_and_escapes() -> None:
 
 
 
-def test_psycopg_gets_the_arguments_in_the_order_of_its_placeholders() -> None:
-    assert _psycopg_call("SELECT $1, $2", ("a", "b")) == ("SELECT %s, %s", ("a", "b"))  # in turn: as given
-    assert _psycopg_call("SELECT $2, $1, $2", ("a", "b")) == ("SELECT %s, %s, %s", ["b", "a", "b"])
-    assert _psycopg_call("SELECT '100%'", ()) == ("SELECT '100%'", None)  # no parameters: % left alone
+def test_psycopg_gets_the_arguments_in_the_order_of_its_placeholders(dsn: str) -> None:
+    async def go() -> list[Any]:
+        conn = PsycopgAsync(await psycopg.AsyncConnection.connect(dsn, autocommit=True))
+        try:
+            return [
+                tuple(await conn.fetchrow("SELECT $1::text, $2::text", "a", "b")),  # in turn: as given
+                tuple(await conn.fetchrow("SELECT $2::text, $1::text, $2::text", "a", "b")),
+                await conn.fetchval("SELECT '100%'"),  # no parameters: % left alone
+                await conn.fetchval("SELECT $1::text || '%'", "100"),  # with them: % escaped
+                [tuple(row) for row in await conn.fetch("SELECT $2::int - $1::int", 1, 5)],
+                await conn.execute("SELECT $2::text, $1::text", "a", "b"),
+            ]
+        finally:
+            await conn.conn.close()
+
+    assert asyncio.run(go()) == [("a", "b"), ("b", "a", "b"), "100%", "100%", [(4,)], "SELECT 1"]
 
 
 @pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
