@@ -7,6 +7,7 @@ outside the trackable range are counted in `overflow`, never dropped silently.
 from __future__ import annotations
 
 import math
+from itertools import compress
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -47,6 +48,7 @@ class LatencyHistogram:
 
     def __init__(self) -> None:
         self._hdr = HdrHistogram(*LAYOUT)
+        self._fresh: list[int] | None = None  # record_many's bucket counts not yet in _hdr's (see _settled)
         self.overflow = 0
         self.overflow_max_ns = 0
 
@@ -79,7 +81,12 @@ class LatencyHistogram:
             for value in values:
                 self.record(value)
             return
-        counts, mask, shift, magnitude = hdr.counts, _MASK, _SHIFT, _HALF_MAGNITUDE
+        # Counted in a list first: an item of hdrh's ctypes array costs ~10 times a list's to
+        # read and write, and these are most of the worker's values. _settled adds them in.
+        counts = self._fresh
+        if counts is None:
+            counts = self._fresh = [0] * hdr.counts_len
+        mask, shift, magnitude = _MASK, _SHIFT, _HALF_MAGNITUDE
         for value in values:
             bucket = (value | mask).bit_length() - shift
             counts[(bucket << magnitude) + (value >> bucket)] += 1
@@ -88,6 +95,16 @@ class LatencyHistogram:
             hdr.min_value = low
         if high > hdr.max_value:
             hdr.max_value = high
+
+    def _settled(self) -> HdrHistogram:
+        """The HdrHistogram with every recorded value in its buckets (read through this)."""
+        fresh = self._fresh
+        if fresh is not None:
+            counts = self._hdr.counts
+            for index in compress(range(len(fresh)), fresh):  # the buckets that got values
+                counts[index] += fresh[index]
+            self._fresh = None
+        return self._hdr
 
     def record_zeros(self, count: int) -> None:
         """`count` values of 0 at once (an op that waited for no pool or sent no statement)."""
@@ -101,37 +118,37 @@ class LatencyHistogram:
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add `other`'s buckets to this histogram."""
-        self._hdr.add(other._hdr)
+        self._settled().add(other._settled())
         self.overflow += other.overflow
         self.overflow_max_ns = max(self.overflow_max_ns, other.overflow_max_ns)
 
     def quantile_ns(self, percentile: float) -> int:
         """The nearest-rank value at `percentile` (0-100): the smallest value with at least that
         share of the values at or below it. Overflowed values rank above every tracked one."""
-        tracked = self._hdr.get_total_count()
+        tracked = self._hdr.get_total_count()  # kept current by every record
         if self.count == 0:
             return 0
         rank = max(1, math.ceil(percentile / 100.0 * self.count - 1e-9))
         if rank > tracked:
             return self.overflow_max_ns
         # HdrHistogram rounds percentile * count to the nearest rank; aim a quarter below ours.
-        return int(self._hdr.get_value_at_percentile(100.0 * (rank - 0.25) / tracked))
+        return int(self._settled().get_value_at_percentile(100.0 * (rank - 0.25) / tracked))
 
     def max_ns(self) -> int:
         if self.overflow:
             return self.overflow_max_ns
-        return int(self._hdr.get_max_value()) if self._hdr.get_total_count() else 0
+        return int(self._settled().get_max_value()) if self._hdr.get_total_count() else 0
 
     def mean_ns(self) -> float:
         """Mean of the tracked values (overflowed values are reported apart, by count)."""
-        return float(self._hdr.get_mean_value()) if self._hdr.get_total_count() else 0.0
+        return float(self._settled().get_mean_value()) if self._hdr.get_total_count() else 0.0
 
     def cumulative(self, bounds_ns: list[int]) -> list[int]:
         """How many values are at or below each bound (a Prometheus histogram's buckets), each
         recorded value taken at the top of its HdrHistogram bucket (within 1 %)."""
         counts = [0] * len(bounds_ns)
         if self._hdr.get_total_count():
-            for item in self._hdr.get_recorded_iterator():
+            for item in self._settled().get_recorded_iterator():
                 for i, bound in enumerate(bounds_ns):
                     if item.value_iterated_to <= bound:
                         counts[i] += item.count_added_in_this_iter_step
@@ -149,7 +166,7 @@ class LatencyHistogram:
         """A compact wire form: the layout, HdrHistogram's compressed encoding, the overflow."""
         return {
             "layout": list(LAYOUT),
-            "hdr": self._hdr.encode().decode("ascii") if self._hdr.get_total_count() else "",
+            "hdr": self._settled().encode().decode("ascii") if self._hdr.get_total_count() else "",
             "overflow": self.overflow,
             "overflow_max_ns": self.overflow_max_ns,
         }
@@ -162,6 +179,7 @@ class LatencyHistogram:
         # The decoded histogram is used as it is (no empty one plus an add): the collector
         # decodes every worker's every interval, so this is its hot path.
         hist._hdr = HdrHistogram.decode(data["hdr"]) if data["hdr"] else HdrHistogram(*LAYOUT)
+        hist._fresh = None
         hist.overflow = int(data["overflow"])
         hist.overflow_max_ns = int(data["overflow_max_ns"])
         return hist

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hdrh.histogram import HdrHistogram
 from hypothesis import given
@@ -69,8 +71,11 @@ def test_record_many_leaves_the_state_record_leaves(values: list[int], odd: list
         many.record_many(batch)
         for value in batch:
             one.record(value)
-        assert list(many._hdr.counts) == list(one._hdr.counts)
-        assert (many._hdr.total_count, many._hdr.min_value, many._hdr.max_value) == (one._hdr.total_count, one._hdr.min_value, one._hdr.max_value)
+        assert many.count == one.count  # read before the buckets are settled: kept current as values come
+        settled = many._settled()
+        assert list(settled.counts) == list(one._hdr.counts)
+        assert (settled.total_count, settled.min_value, settled.max_value) == (one._hdr.total_count, one._hdr.min_value, one._hdr.max_value)
+        assert many.to_dict() == one.to_dict() and many.quantile_ns(50) == one.quantile_ns(50)
         assert (many.overflow, many.overflow_max_ns) == (one.overflow, one.overflow_max_ns)
 
 
@@ -96,3 +101,26 @@ def test_merge_refuses_another_layout() -> None:
 
 def test_empty_histogram_reports_zeros() -> None:
     assert _of([]).summary_ms()["p99"] == 0.0
+
+
+READERS: dict[str, Callable[[LatencyHistogram], object]] = {
+    "quantile": lambda h: [h.quantile_ns(p) for p in (50, 99, 100)],
+    "max": lambda h: h.max_ns(),
+    "mean": lambda h: h.mean_ns(),
+    "cumulative": lambda h: h.cumulative([10_000, 1_000_000, 10**9]),
+    "wire": lambda h: h.to_dict(),
+    "merged into": lambda h: (lambda into: (into.merge(h), into.to_dict()))(LatencyHistogram())[1],
+    "merged from": lambda h: (lambda other: (other.merge(h), h.merge(other), h.to_dict()))(LatencyHistogram())[2],
+}
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+@given(st.lists(st.integers(min_value=1, max_value=10**10), min_size=1, max_size=50))
+def test_every_read_sees_what_record_many_counted(reader: str, values: list[int]) -> None:
+    # record_many counts into a list first: each way of reading must see those values, as the
+    # first read on a histogram.
+    many, one = LatencyHistogram(), LatencyHistogram()
+    many.record_many(values)
+    for value in values:
+        one.record(value)
+    assert READERS[reader](many) == READERS[reader](one)
