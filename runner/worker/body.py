@@ -258,8 +258,6 @@ def _run_sync(ctx: WorkerContext) -> int:
         impls, handle, new_trace, think, retrier = _op_kit(plan, backend.handle, False)
         data_rng = handle.rng
         recorder = ctx.recorder
-        kept = recorder.kept
-        keep = kept.append
 
         def execute(op: Op) -> None:
             start = time.perf_counter_ns()
@@ -281,12 +279,9 @@ def _run_sync(ctx: WorkerContext) -> int:
                 error = exc
             finally:
                 trace, cell.trace = cell.trace, None  # the op's own, if its pool wait made one
-            if error is None:  # Recorder.record's hot path, written out (see Recorder.kept)
-                keep((op.name, time.perf_counter_ns() - start, trace, retried))
-                if len(kept) >= FOLD_EVERY:
-                    recorder.fold()
-            else:
-                recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
+            # Through record(), not written out as the async lane does: one call per op more
+            # (~700 instructions, 0.3 % of a psycopg2 tpcb op) for one copy of that path.
+            recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
             if think is not None:
                 time.sleep(think())
 

@@ -22,7 +22,7 @@ LATE_NS = 1_000_000  # an open-loop op issued more than 1 ms after its intended 
 
 FOLD_EVERY = 256  # successful ops kept before they enter the counters and histograms at once
 Kept = tuple[str, int, "Trace | None", int]  # a successful op, as record() takes it: name, latency, trace, retries
-_NAME, _LATENCY, _TRACE, _RETRIED = (itemgetter(i) for i in range(4))  # a kept op's fields
+_NAME = itemgetter(0)  # a kept op's name
 SAMPLE_CHARS = 200  # an error's sample message is cut to this many characters
 
 
@@ -76,8 +76,8 @@ class Recorder:
         self._ops: dict[str, _OpInterval] = {}
         # Successful ops not yet folded in, appended without the lock: a deque's append and
         # popleft are atomic, so an op kept while another thread folds waits for the next fold.
-        # Appended to directly by the worker's op loops (Recorder.keep's two lines, written out
-        # there: a call per op was ~700 instructions of a raw op's harness cost).
+        # The async op lane appends here itself (record's success path, written out there: a
+        # call per op was ~700 instructions of a raw op's harness cost), then calls fold().
         self.kept: deque[Kept] = deque()
         self._late = 0
         self._max_lag_ns = 0
