@@ -109,7 +109,7 @@ class Recorder:
 
     def fold(self) -> None:
         """The kept successful ops into this interval's counters: after a keep that made
-        `len(kept) >= FOLD_EVERY` (see record)."""
+        `len(kept) >= FOLD_EVERY` (see record), and before the exemplars are taken."""
         with self._lock:
             self._fold()
 
@@ -171,8 +171,7 @@ class Recorder:
         """The slowest ops so far (and forget them: after warm-up, the measured part's only)."""
         if self._exemplars is None:
             return {}
-        with self._lock:
-            self._fold()  # the kept ops' calls are offered when they are folded in
+        self.fold()  # the kept ops' calls are offered when they are folded in
         return self._exemplars.take()
 
     def tick_lag(self, lag_ns: int) -> None:
