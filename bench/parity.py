@@ -1,6 +1,6 @@
 """Parity per layer and driver: the runner against a hand-written script of the same thing (not a test).
 
-    python bench/parity.py [--workloads tpcb seed] [--cells ...] [--ops 8000] [--repeat 3] [--pg-setting NAME=VALUE ...] [--pin]
+    python bench/parity.py [--workloads tpcb seed] [--cells ...] [--ops 8000] [--repeat 3] [--pg-setting NAME=VALUE ...] [--pin] [--control]
 
 One embedded server. For every workload and cell, each round runs the runner and the matching
 bench/plain.py cell with the same op count and concurrency (40 in flight for the async cells,
@@ -21,6 +21,13 @@ client and the server.
 so neither side's client shares a core, and its caches, with PostgreSQL's backends (as the
 README advises for real runs); on 2 cores the server then has one core, so a cell whose client
 needs less than a core is bound by the server and its ratio tests only that the runner keeps up.
+
+`--control` runs the script a second time in every round (an A/A control: the same program twice),
+the three sides in an order that rotates from round to round, and reports the control's paired
+ratio to the script as the runner's is reported (control_geomean, control_ci95). The script's
+ratio to itself is 1 by construction, so its interval is the machine's resolution for that cell:
+how far below (and above) 1 rounds of the same program land by chance. A runner/plain interval is
+then read against it, not against 1 alone.
 
 `--pg-setting synchronous_commit=off` starts the server with that flag, for both sides alike: a
 commit then no longer waits for the disk's flush, whose latency varies from round to round by
@@ -124,6 +131,16 @@ def ratio_interval(ratios: list[float]) -> tuple[float, list[float] | None]:
     return math.exp(mean), [math.exp(mean - half), math.exp(mean + half)]
 
 
+def round_order(index: int, control: bool) -> list[str]:
+    """Which side runs when in round `index`: without the control, runner and plain alternate
+    which goes first; with it, the three sides rotate, so each takes each place equally often."""
+    if not control:
+        return ["runner", "plain"] if index % 2 == 0 else ["plain", "runner"]
+    sides = ["runner", "plain", "control"]
+    shift = index % len(sides)
+    return sides[shift:] + sides[:shift]
+
+
 def runner_rate(dsn: str, workload: str, cell: str, ops: int, seed: int) -> tuple[float, float]:
     out = subprocess.run(
         [sys.executable, "-m", "runner", "--workload", workload, *CELLS[cell], "--ops", str(ops), "--seed", str(seed), "--quiet", "--dsn", dsn],
@@ -155,6 +172,7 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=8000)
     parser.add_argument("--repeat", type=int, default=4)
     parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE", help="a server flag for the run's server")
+    parser.add_argument("--control", action="store_true", help="run the script twice a round: an A/A control of the machine's resolution")
     parser.add_argument("--pin", action="store_true", help="the server on the last CPU, both sides' clients on the others (Linux)")
     args = parser.parse_args()
     if args.pin and len(os.sched_getaffinity(0)) < 2:
@@ -175,20 +193,27 @@ def main() -> None:
                 # side of round 1 would otherwise pay for a cold start the other does not.
                 runner_rate(server.dsn, workload, cell, args.ops // 4, 99)
                 plain_rate(server.dsn, workload, cell, args.ops // 4)
+                control: list[float] = []
                 for i in range(args.repeat):
-                    order = ["runner", "plain"] if i % 2 == 0 else ["plain", "runner"]
-                    for side in order:
+                    for side in round_order(i, args.control):
                         before = server_cpu_s(postmaster)
-                        rate, us = runner_rate(server.dsn, workload, cell, args.ops, i) if side == "runner" else plain_rate(server.dsn, workload, cell, args.ops)
+                        if side == "runner":
+                            rate, us = runner_rate(server.dsn, workload, cell, args.ops, i)
+                        else:
+                            rate, us = plain_rate(server.dsn, workload, cell, args.ops)
                         time.sleep(REAP_S)
+                        if side == "control":  # only its rate: the control exists to be compared with the script
+                            control.append(round(rate, 1))
+                            continue
                         rates[side].append(round(rate, 1))
                         cpu[side].append(round(us, 1))
                         server_us[side].append(round((server_cpu_s(postmaster) - before) * 1e6 / args.ops, 1))
                     print(f"{workload} {cell} round {i + 1}: runner {rates['runner'][-1]} ops/s {cpu['runner'][-1]} us/op "
                           f"(server {server_us['runner'][-1]}), plain {rates['plain'][-1]} ops/s {cpu['plain'][-1]} us/op "
-                          f"(server {server_us['plain'][-1]})", file=sys.stderr)
+                          f"(server {server_us['plain'][-1]})" + (f", control {control[-1]} ops/s" if control else ""), file=sys.stderr)
                 results.setdefault(workload, {})[cell] = {**rates, "runner_cpu": cpu["runner"], "plain_cpu": cpu["plain"],
-                                                          "runner_server": server_us["runner"], "plain_server": server_us["plain"]}
+                                                          "runner_server": server_us["runner"], "plain_server": server_us["plain"],
+                                                          "control": control}
     finally:
         server.stop()
     table = []
@@ -197,6 +222,11 @@ def main() -> None:
             runner, plain = statistics.median(rates["runner"]), statistics.median(rates["plain"])
             paired = [r / p for r, p in zip(rates["runner"], rates["plain"], strict=True)]
             geomean, interval = ratio_interval(paired)
+            control_fields = {}
+            if rates["control"]:
+                control_geomean, control_interval = ratio_interval([c / p for c, p in zip(rates["control"], rates["plain"], strict=True)])
+                control_fields = {"control_rounds": rates["control"], "control_geomean": round(control_geomean, 3),
+                           "control_ci95": control_interval and [round(end, 3) for end in control_interval]}
             table.append({"workload": workload, "cell": cell, "runner_median": runner, "plain_median": plain,
                           "ratio": round(runner / plain, 3),
                           # each round's pair ran back to back: its ratio is free of the drift between rounds
@@ -206,7 +236,7 @@ def main() -> None:
                           "cpu_us_per_op_runner": statistics.median(rates["runner_cpu"]),
                           "cpu_us_per_op_plain": statistics.median(rates["plain_cpu"]),
                           "server_cpu_us_per_op_runner": statistics.median(rates["runner_server"]),
-                          "server_cpu_us_per_op_plain": statistics.median(rates["plain_server"])})
+                          "server_cpu_us_per_op_plain": statistics.median(rates["plain_server"]), **control_fields})
     print(json.dumps({"ops": args.ops, "repeat": args.repeat, "pg_settings": settings,
                       "pinned": {"server": sorted(cpus[0]), "client": sorted(cpus[1])} if cpus else None, "load": os.getloadavg(), "cells": table}, indent=1))
 
