@@ -29,6 +29,10 @@ ratio to itself is 1 by construction, so its interval is the machine's resolutio
 how far below (and above) 1 rounds of the same program land by chance. A runner/plain interval is
 then read against it, not against 1 alone.
 
+At the end, `pooled` puts every round of every cell together (per workload and over all): the
+runner's paired ratio to the script, and the control's, each with its 95 % interval. That resolves
+a cost of a few percent that no single cell's rounds can.
+
 `--pg-setting synchronous_commit=off` starts the server with that flag, for both sides alike: a
 commit then no longer waits for the disk's flush, whose latency varies from round to round by
 more than the client cost being compared (tpcb commits every op, on one hot branch row).
@@ -46,6 +50,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -129,6 +134,24 @@ def ratio_interval(ratios: list[float]) -> tuple[float, list[float] | None]:
     t = T975[max(df for df in T975 if df <= len(logs) - 1)]
     half = t * statistics.stdev(logs) / math.sqrt(len(logs))
     return math.exp(mean), [math.exp(mean - half), math.exp(mean + half)]
+
+
+def pooled(table: list[dict[str, Any]]) -> dict[str, dict[str, object]]:
+    """Every round of every cell together, per workload and over all: the runner's paired ratio to
+    the script (and the control's), geometric mean and 95 % interval. A cost a few percent in
+    size, which one cell's rounds cannot resolve on a shared machine, shows here; the rounds'
+    spread differs from cell to cell, so the interval is a summary, not an exact test."""
+    groups = {"all": table, **{w: [c for c in table if c["workload"] == w] for w in dict.fromkeys(c["workload"] for c in table)}}
+    summary: dict[str, dict[str, object]] = {}
+    for name, cells in groups.items():
+        entry: dict[str, object] = {"rounds": sum(len(c["runner_rounds"]) for c in cells)}
+        for side in ("runner", "control"):
+            ratios = [a / b for c in cells for a, b in zip(c.get(f"{side}_rounds", []), c["plain_rounds"], strict=False)]
+            if len(ratios) > 1:
+                geomean, interval = ratio_interval(ratios)
+                entry[f"{side}_geomean"], entry[f"{side}_ci95"] = round(geomean, 3), [round(end, 3) for end in interval or []]
+        summary[name] = entry
+    return summary
 
 
 def round_order(index: int, control: bool) -> list[str]:
@@ -238,7 +261,8 @@ def main() -> None:
                           "server_cpu_us_per_op_runner": statistics.median(rates["runner_server"]),
                           "server_cpu_us_per_op_plain": statistics.median(rates["plain_server"]), **control_fields})
     print(json.dumps({"ops": args.ops, "repeat": args.repeat, "pg_settings": settings,
-                      "pinned": {"server": sorted(cpus[0]), "client": sorted(cpus[1])} if cpus else None, "load": os.getloadavg(), "cells": table}, indent=1))
+                      "pinned": {"server": sorted(cpus[0]), "client": sorted(cpus[1])} if cpus else None, "load": os.getloadavg(), "cells": table,
+                      "pooled": pooled(table)}, indent=1))
 
 
 if __name__ == "__main__":
