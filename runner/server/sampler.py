@@ -16,20 +16,22 @@ from sqlalchemy.exc import DBAPIError
 from runner.measure.sample import Sample
 
 SAMPLE_PERIOD_S = 0.1
+# pg_stat_activity's own function, not the view: the view joins pg_database and pg_authid, and
+# planning that join was most of a sample's cost to the server (320-420 us of CPU against 190 us,
+# ten times a second beside the run; BENCHMARKS.md, eighth session). Same rows: the view is this
+# function joined for names, and its datname is the database whose oid this compares.
 STATES_QUERY = text(
     """
     SELECT count(*),
            count(*) FILTER (WHERE state = 'active'),
            count(*) FILTER (WHERE state = 'idle'),
            count(*) FILTER (WHERE state LIKE 'idle in transaction%')
-    FROM pg_stat_activity
-    WHERE datname = current_database()
-      AND backend_type = 'client backend'
-      AND application_name NOT LIKE 'runner-parent%'  -- the sampler and the parent's other probes
+    FROM pg_stat_get_activity(NULL) AS activity
+    WHERE activity.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND activity.backend_type = 'client backend'
+      AND activity.application_name NOT LIKE 'runner-parent%'  -- the sampler and the parent's other probes
     """
 )
-
-
 
 
 @dataclass
