@@ -136,6 +136,12 @@ def ratio_interval(ratios: list[float]) -> tuple[float, list[float] | None]:
     return math.exp(mean), [math.exp(mean - half), math.exp(mean + half)]
 
 
+def rounded_interval(ratios: list[float]) -> tuple[float, list[float] | None]:
+    """ratio_interval, rounded to three places as every table here prints it."""
+    geomean, interval = ratio_interval(ratios)
+    return round(geomean, 3), interval and [round(end, 3) for end in interval]
+
+
 def pooled(table: list[dict[str, Any]]) -> dict[str, dict[str, object]]:
     """Every round of every cell together, per workload and over all: the runner's paired ratio to
     the script (and the control's), geometric mean and 95 % interval. A cost a few percent in
@@ -148,8 +154,7 @@ def pooled(table: list[dict[str, Any]]) -> dict[str, dict[str, object]]:
         for side in ("runner", "control"):
             ratios = [a / b for c in cells for a, b in zip(c.get(f"{side}_rounds", []), c["plain_rounds"], strict=False)]
             if len(ratios) > 1:
-                geomean, interval = ratio_interval(ratios)
-                entry[f"{side}_geomean"], entry[f"{side}_ci95"] = round(geomean, 3), [round(end, 3) for end in interval or []]
+                entry[f"{side}_geomean"], entry[f"{side}_ci95"] = rounded_interval(ratios)
         summary[name] = entry
     return summary
 
@@ -219,15 +224,13 @@ def main() -> None:
                 control: list[float] = []
                 for i in range(args.repeat):
                     for side in round_order(i, args.control):
-                        before = server_cpu_s(postmaster)
-                        if side == "runner":
-                            rate, us = runner_rate(server.dsn, workload, cell, args.ops, i)
-                        else:
-                            rate, us = plain_rate(server.dsn, workload, cell, args.ops)
-                        time.sleep(REAP_S)
                         if side == "control":  # only its rate: the control exists to be compared with the script
-                            control.append(round(rate, 1))
+                            control.append(round(plain_rate(server.dsn, workload, cell, args.ops)[0], 1))
+                            time.sleep(REAP_S)  # its backends reaped before the next side's server CPU is read
                             continue
+                        before = server_cpu_s(postmaster)
+                        rate, us = runner_rate(server.dsn, workload, cell, args.ops, i) if side == "runner" else plain_rate(server.dsn, workload, cell, args.ops)
+                        time.sleep(REAP_S)
                         rates[side].append(round(rate, 1))
                         cpu[side].append(round(us, 1))
                         server_us[side].append(round((server_cpu_s(postmaster) - before) * 1e6 / args.ops, 1))
@@ -244,17 +247,16 @@ def main() -> None:
         for cell, rates in cells.items():
             runner, plain = statistics.median(rates["runner"]), statistics.median(rates["plain"])
             paired = [r / p for r, p in zip(rates["runner"], rates["plain"], strict=True)]
-            geomean, interval = ratio_interval(paired)
+            geomean, interval = rounded_interval(paired)
             control_fields = {}
             if rates["control"]:
-                control_geomean, control_interval = ratio_interval([c / p for c, p in zip(rates["control"], rates["plain"], strict=True)])
-                control_fields = {"control_rounds": rates["control"], "control_geomean": round(control_geomean, 3),
-                           "control_ci95": control_interval and [round(end, 3) for end in control_interval]}
+                control_geomean, control_interval = rounded_interval([c / p for c, p in zip(rates["control"], rates["plain"], strict=True)])
+                control_fields = {"control_rounds": rates["control"], "control_geomean": control_geomean, "control_ci95": control_interval}
             table.append({"workload": workload, "cell": cell, "runner_median": runner, "plain_median": plain,
                           "ratio": round(runner / plain, 3),
                           # each round's pair ran back to back: its ratio is free of the drift between rounds
                           "paired_ratio": round(statistics.median(paired), 3),
-                          "paired_geomean": round(geomean, 3), "paired_ci95": interval and [round(end, 3) for end in interval],
+                          "paired_geomean": geomean, "paired_ci95": interval,
                           "runner_rounds": rates["runner"], "plain_rounds": rates["plain"],
                           "cpu_us_per_op_runner": statistics.median(rates["runner_cpu"]),
                           "cpu_us_per_op_plain": statistics.median(rates["plain_cpu"]),
