@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -10,7 +11,7 @@ import psycopg2
 from sqlalchemy import text
 
 from runner.server.control import control_engine
-from runner.server.sampler import STATES_QUERY
+from runner.server.sampler import ConnectionSampler, read_states
 
 # The view's form, as the sampler asked before it read the function itself: the reference.
 VIEW_QUERY = text(
@@ -31,8 +32,8 @@ def _sample(dsn: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(the sampler's counts, the view's) from one connection in one snapshot of the activity."""
     with control_engine(dsn, "sampler").connect() as conn:
         conn.execute(text("SELECT pg_stat_clear_snapshot()"))
-        ours = tuple(conn.execute(STATES_QUERY).one())
-        view = tuple(conn.execute(VIEW_QUERY).one())  # same transaction: the same snapshot
+        ours = read_states(conn.connection.dbapi_connection.cursor())  # type: ignore[union-attr]
+        view = tuple(conn.execute(VIEW_QUERY).one())  # same connection and transaction: the same snapshot
         return ours, view
 
 
@@ -61,3 +62,26 @@ def test_sampler_counts_this_database_s_clients_by_state_and_not_the_parent_s(ds
     assert ours == view
     total, _active, idle, in_transaction = ours
     assert idle >= 3 and in_transaction >= 2 and total >= 5
+
+
+def test_each_sample_sees_the_server_as_it_is_then(dsn: str) -> None:
+    """Every sample is a fresh look: in one transaction the server would repeat its first
+    snapshot of the activity for every sample, and the series would be flat."""
+    sampler = ConnectionSampler(control_engine(dsn, "sampler"), period_s=0.02)
+    sampler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not sampler.samples and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sampler.samples, "no sample within 10 s"
+        before = sampler.samples[-1].idle_in_transaction
+        # No other test holds a transaction open now; lingering backends of earlier ones are idle.
+        with _connections(dsn, idle=0, in_transaction=3, application_name="runner-worker-test"):
+            seen = before
+            while seen < before + 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+                seen = sampler.samples[-1].idle_in_transaction
+    finally:
+        sampler.stop()
+    assert seen >= before + 3, (before, seen)
+    assert sampler.failed_samples == 0
