@@ -29,9 +29,10 @@ ratio to itself is 1 by construction, so its interval is the machine's resolutio
 how far below (and above) 1 rounds of the same program land by chance. A runner/plain interval is
 then read against it, not against 1 alone.
 
-At the end, `pooled` puts every round of every cell together (per workload and over all): the
-runner's paired ratio to the script, and the control's, each with its 95 % interval. That resolves
-a cost of a few percent that no single cell's rounds can.
+At the end, `pooled` puts every round of every cell together (over all, per workload, and per
+workload for the raw cells and the SQLAlchemy ones apart): the runner's paired ratio to the
+script, and the control's, each with its 95 % interval. That resolves a cost of a few percent
+that no single cell's rounds can.
 
 `--pg-setting synchronous_commit=off` starts the server with that flag, for both sides alike: a
 commit then no longer waits for the disk's flush, whose latency varies from round to round by
@@ -142,12 +143,25 @@ def rounded_interval(ratios: list[float]) -> tuple[float, list[float] | None]:
     return round(geomean, 3), interval and [round(end, 3) for end in interval]
 
 
+def layer_family(cell: str) -> str:
+    """raw (asyncpg, psycopg, psycopg2) or sqlalchemy (core, orm): where a cell's op code runs."""
+    return "raw" if cell.startswith("raw-") else "sqlalchemy"
+
+
 def pooled(table: list[dict[str, Any]]) -> dict[str, dict[str, object]]:
-    """Every round of every cell together, per workload and over all: the runner's paired ratio to
+    """Every round of every cell together, over all, per workload, and per workload for its raw
+    cells and its SQLAlchemy ones apart (when it has both): the runner's paired ratio to
     the script (and the control's), geometric mean and 95 % interval. A cost a few percent in
     size, which one cell's rounds cannot resolve on a shared machine, shows here; the rounds'
     spread differs from cell to cell, so the interval is a summary, not an exact test."""
-    groups = {"all": table, **{w: [c for c in table if c["workload"] == w] for w in dict.fromkeys(c["workload"] for c in table)}}
+    groups = {"all": table}
+    for workload in dict.fromkeys(c["workload"] for c in table):
+        cells = [c for c in table if c["workload"] == workload]
+        groups[workload] = cells
+        for family in ("raw", "sqlalchemy"):  # the driver alone, or through SQLAlchemy (core, orm)
+            members = [c for c in cells if layer_family(c["cell"]) == family]
+            if members and len(members) < len(cells):
+                groups[f"{workload} {family}"] = members
     summary: dict[str, dict[str, object]] = {}
     for name, cells in groups.items():
         entry: dict[str, object] = {"rounds": sum(len(c["runner_rounds"]) for c in cells)}
