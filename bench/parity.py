@@ -23,7 +23,8 @@ README advises for real runs); on 2 cores the server then has one core, so a cel
 needs less than a core is bound by the server and its ratio tests only that the runner keeps up.
 
 `--control` runs the script a second time in every round (an A/A control: the same program twice),
-the three sides in an order that rotates from round to round, and reports the control's paired
+the three sides in each of their six orders in turn (over a multiple of 6 rounds, each side runs
+in each place, and right after each other side, equally often), and reports the control's paired
 ratio to the script as the runner's is reported (control_geomean, control_ci95). The script's
 ratio to itself is 1 by construction, so its interval is the machine's resolution for that cell:
 how far below (and above) 1 rounds of the same program land by chance. A runner/plain interval is
@@ -42,6 +43,7 @@ more than the client cost being compared (tpcb commits every op, on one hot bran
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -173,14 +175,20 @@ def pooled(table: list[dict[str, Any]]) -> dict[str, dict[str, object]]:
     return summary
 
 
+# The control's six orders, taken in turn: each side takes each place, and follows each other
+# side, equally often. A rotation of one order (runner, plain, control; plain, control, runner;
+# ...) took each place equally often too, but the script always ran right after the runner and
+# the control right after the script, so whatever a side leaves behind on the server fell on one
+# side only (the eighth and ninth sessions' matrices used it).
+CONTROL_ORDERS = [list(order) for order in itertools.permutations(("runner", "plain", "control"))]
+
+
 def round_order(index: int, control: bool) -> list[str]:
     """Which side runs when in round `index`: without the control, runner and plain alternate
-    which goes first; with it, the three sides rotate, so each takes each place equally often."""
+    which goes first; with it, the six orders of the three sides in turn."""
     if not control:
         return ["runner", "plain"] if index % 2 == 0 else ["plain", "runner"]
-    sides = ["runner", "plain", "control"]
-    shift = index % len(sides)
-    return sides[shift:] + sides[:shift]
+    return CONTROL_ORDERS[index % len(CONTROL_ORDERS)]
 
 
 def runner_rate(dsn: str, workload: str, cell: str, ops: int, seed: int) -> tuple[float, float]:
