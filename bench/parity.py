@@ -179,7 +179,7 @@ def pooled(table: list[dict[str, Any]]) -> dict[str, dict[str, object]]:
 # side, equally often. A rotation of one order (runner, plain, control; plain, control, runner;
 # ...) took each place equally often too, but the script always ran right after the runner and
 # the control right after the script, so whatever a side leaves behind on the server fell on one
-# side only (the eighth and ninth sessions' matrices used it).
+# side only (the eighth session's matrix and the ninth's first two used it).
 CONTROL_ORDERS = [list(order) for order in itertools.permutations(("runner", "plain", "control"))]
 
 

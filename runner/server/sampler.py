@@ -36,9 +36,10 @@ STATES_SQL = """
 def read_states(cursor: Any) -> tuple[int, int, int, int]:
     """One sample on a DB-API cursor of an autocommit connection (in a transaction, the server
     would answer every sample from the transaction's first snapshot): total, active, idle, idle
-    in transaction. The cursor itself, not SQLAlchemy's Connection.execute: its execution
-    context was about half the parent's CPU during a run, ten times a second beside the workers.
-    No parameters, so the `%` in the text goes as it is."""
+    in transaction. The cursor itself, not SQLAlchemy's Connection.execute, whose execution
+    context made a sample cost 75 µs of the parent's CPU against the cursor's 29 (BENCHMARKS.md,
+    ninth session), ten times a second beside the workers. No parameters, so the `%` in the text
+    goes as it is."""
     cursor.execute(STATES_SQL)
     total, active, idle, in_tx = cursor.fetchone()
     return int(total), int(active), int(idle), int(in_tx)

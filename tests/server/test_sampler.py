@@ -75,13 +75,14 @@ def test_each_sample_sees_the_server_as_it_is_then(dsn: str) -> None:
             time.sleep(0.01)
         assert sampler.samples, "no sample within 10 s"
         before = sampler.samples[-1].idle_in_transaction
-        # No other test holds a transaction open now; lingering backends of earlier ones are idle.
+        # Three more in a transaction. Waiting for any rise, not for exactly three more: a backend
+        # of the test above (two in a transaction) may still be ending, and leave the count then.
         with _connections(dsn, idle=0, in_transaction=3, application_name="runner-worker-test"):
             seen = before
-            while seen < before + 3 and time.monotonic() < deadline:
+            while seen <= before and time.monotonic() < deadline:
                 time.sleep(0.02)
                 seen = sampler.samples[-1].idle_in_transaction
     finally:
         sampler.stop()
-    assert seen >= before + 3, (before, seen)
+    assert seen > before, (before, seen)
     assert sampler.failed_samples == 0
