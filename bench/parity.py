@@ -1,6 +1,6 @@
 """Parity per layer and driver: the runner against a hand-written script of the same thing (not a test).
 
-    python bench/parity.py [--workloads tpcb seed] [--cells ...] [--ops 8000] [--repeat 3] [--pg-setting NAME=VALUE ...] [--pin] [--control]
+    python bench/parity.py [--workloads tpcb seed] [--cells ...] [--ops 8000] [--repeat 4] [--pg-setting NAME=VALUE ...] [--pin] [--control]
 
 One embedded server. For every workload and cell, each round runs the runner and the matching
 bench/plain.py cell with the same op count and concurrency (40 in flight for the async cells,
@@ -22,9 +22,11 @@ so neither side's client shares a core, and its caches, with PostgreSQL's backen
 README advises for real runs); on 2 cores the server then has one core, so a cell whose client
 needs less than a core is bound by the server and its ratio tests only that the runner keeps up.
 
-`--control` runs the script a second time in every round (an A/A control: the same program twice),
-the three sides in each of their six orders in turn (over a multiple of 6 rounds, each side runs
-in each place, and right after each other side, equally often), and reports the control's paired
+`--control` runs the script a second time in every round (an A/A control: the same program twice,
+with the same server CPU reads around it as the script's own side), the three sides in each of
+their six orders in turn (over a multiple of 6 rounds, each side runs in each place, and right
+after each other side, equally often; --repeat then defaults to 6, and another count is warned
+about), and reports the control's paired
 ratio to the script as the runner's is reported (control_geomean, control_ci95). The script's
 ratio to itself is 1 by construction, so its interval is the machine's resolution for that cell:
 how far below (and above) 1 rounds of the same program land by chance. A runner/plain interval is
@@ -220,13 +222,17 @@ def main() -> None:
     parser.add_argument("--workloads", nargs="+", default=["tpcb", "seed"], choices=("tpcb", "seed"))
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--ops", type=int, default=8000)
-    parser.add_argument("--repeat", type=int, default=4)
+    parser.add_argument("--repeat", type=int, help="rounds per cell (default 4, and 6 with --control: each of its orders once)")
     parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE", help="a server flag for the run's server")
     parser.add_argument("--control", action="store_true", help="run the script twice a round: an A/A control of the machine's resolution")
     parser.add_argument("--pin", action="store_true", help="the server on the last CPU, both sides' clients on the others (Linux)")
     args = parser.parse_args()
     if args.pin and len(os.sched_getaffinity(0)) < 2:
         parser.error("--pin needs at least 2 CPUs: one for the server, the others for the clients")
+    repeat = args.repeat or (len(CONTROL_ORDERS) if args.control else 4)
+    if args.control and repeat % len(CONTROL_ORDERS):
+        print(f"parity: --repeat {repeat} is not a multiple of 6: --control's six orders are not taken equally often, "
+              "so the sides' places are not balanced", file=sys.stderr)
     settings = dict(setting.split("=", 1) for setting in args.pg_setting)
     server = start_embedded(settings)
     postmaster = server.postmaster_pid()
@@ -236,32 +242,28 @@ def main() -> None:
         cpus = pin(postmaster) if args.pin else None
         for workload in args.workloads:
             for cell in args.cells:
-                rates: dict[str, list[float]] = {"runner": [], "plain": []}
-                cpu: dict[str, list[float]] = {"runner": [], "plain": []}
-                server_us: dict[str, list[float]] = {"runner": [], "plain": []}
+                sides = ("runner", "plain", "control") if args.control else ("runner", "plain")
+                rates: dict[str, list[float]] = {side: [] for side in sides}
+                cpu: dict[str, list[float]] = {side: [] for side in sides}
+                server_us: dict[str, list[float]] = {side: [] for side in sides}
                 # One unmeasured pass of each side first: the server's caches and the first
                 # side of round 1 would otherwise pay for a cold start the other does not.
                 runner_rate(server.dsn, workload, cell, args.ops // 4, 99)
                 plain_rate(server.dsn, workload, cell, args.ops // 4)
-                control: list[float] = []
-                for i in range(args.repeat):
+                for i in range(repeat):
                     for side in round_order(i, args.control):
-                        if side == "control":  # only its rate: the control exists to be compared with the script
-                            control.append(round(plain_rate(server.dsn, workload, cell, args.ops)[0], 1))
-                            time.sleep(REAP_S)  # its backends reaped before the next side's server CPU is read
-                            continue
+                        # The control runs exactly as the script's own side does, /proc reads
+                        # around it included: an A/A pair that differed in anything would not be one.
                         before = server_cpu_s(postmaster)
                         rate, us = runner_rate(server.dsn, workload, cell, args.ops, i) if side == "runner" else plain_rate(server.dsn, workload, cell, args.ops)
-                        time.sleep(REAP_S)
+                        time.sleep(REAP_S)  # the side's backends reaped, their CPU in the postmaster's
                         rates[side].append(round(rate, 1))
                         cpu[side].append(round(us, 1))
                         server_us[side].append(round((server_cpu_s(postmaster) - before) * 1e6 / args.ops, 1))
-                    print(f"{workload} {cell} round {i + 1}: runner {rates['runner'][-1]} ops/s {cpu['runner'][-1]} us/op "
-                          f"(server {server_us['runner'][-1]}), plain {rates['plain'][-1]} ops/s {cpu['plain'][-1]} us/op "
-                          f"(server {server_us['plain'][-1]})" + (f", control {control[-1]} ops/s" if control else ""), file=sys.stderr)
-                results.setdefault(workload, {})[cell] = {**rates, "runner_cpu": cpu["runner"], "plain_cpu": cpu["plain"],
-                                                          "runner_server": server_us["runner"], "plain_server": server_us["plain"],
-                                                          "control": control}
+                    print(f"{workload} {cell} round {i + 1}: " + ", ".join(
+                        f"{side} {rates[side][-1]} ops/s {cpu[side][-1]} us/op (server {server_us[side][-1]})" for side in sides), file=sys.stderr)
+                results.setdefault(workload, {})[cell] = {"control": [], **rates, **{f"{side}_cpu": cpu[side] for side in sides},
+                                                          **{f"{side}_server": server_us[side] for side in sides}}
     finally:
         server.stop()
     table = []
@@ -273,7 +275,9 @@ def main() -> None:
             control_fields = {}
             if rates["control"]:
                 control_geomean, control_interval = rounded_interval([c / p for c, p in zip(rates["control"], rates["plain"], strict=True)])
-                control_fields = {"control_rounds": rates["control"], "control_geomean": control_geomean, "control_ci95": control_interval}
+                control_fields = {"control_rounds": rates["control"], "control_geomean": control_geomean, "control_ci95": control_interval,
+                                  "cpu_us_per_op_control": statistics.median(rates["control_cpu"]),
+                                  "server_cpu_us_per_op_control": statistics.median(rates["control_server"])}
             table.append({"workload": workload, "cell": cell, "runner_median": runner, "plain_median": plain,
                           "ratio": round(runner / plain, 3),
                           # each round's pair ran back to back: its ratio is free of the drift between rounds
@@ -284,7 +288,7 @@ def main() -> None:
                           "cpu_us_per_op_plain": statistics.median(rates["plain_cpu"]),
                           "server_cpu_us_per_op_runner": statistics.median(rates["runner_server"]),
                           "server_cpu_us_per_op_plain": statistics.median(rates["plain_server"]), **control_fields})
-    print(json.dumps({"ops": args.ops, "repeat": args.repeat, "pg_settings": settings,
+    print(json.dumps({"ops": args.ops, "repeat": repeat, "pg_settings": settings,
                       "pinned": {"server": sorted(cpus[0]), "client": sorted(cpus[1])} if cpus else None, "load": os.getloadavg(), "cells": table,
                       "pooled": pooled(table)}, indent=1))
 
