@@ -35,7 +35,10 @@ then read against it, not against 1 alone.
 At the end, `pooled` puts every round of every cell together (over all, per workload, and per
 workload for the raw cells and the SQLAlchemy ones apart): the runner's paired ratio to the
 script, and the control's, each with its 95 % interval. That resolves a cost of a few percent
-that no single cell's rounds can.
+that no single cell's rounds can. It also gives the runner's client and server CPU per op at
+the script's rate (`at_equal_rate`): on a machine where both are busy whatever the rate, a
+slower round of one and the same program spends more CPU per op, so the CPU columns' medians
+carry each side's rate in them.
 
 `--pg-setting synchronous_commit=off` starts the server with that flag, for both sides alike: a
 commit then no longer waits for the disk's flush, whose latency varies from round to round by
@@ -152,6 +155,27 @@ def layer_family(cell: str) -> str:
     return "raw" if cell.startswith("raw-") else "sqlalchemy"
 
 
+def at_equal_rate(cell: dict[str, Any], column: str) -> list[float]:
+    """Each runner round's CPU per op (`column`: cpu or server) over the script's at the same
+    rate: the script's rounds (and the control's, the same program) fitted as log CPU per op
+    against log rate, and each runner round set against that line at its own rate. For one
+    program, a slower round spends more CPU per op on a machine where the client and the server
+    are busy whatever the rate, so CPU per op read at different rates mixes the rate in; empty
+    when the script's rounds are too few or their rates all equal."""
+    script = [(rate, cpu) for side in ("plain", "control")
+              for rate, cpu in zip(cell.get(f"{side}_rounds", []), cell.get(f"{side}_{column}_rounds", []), strict=False)]
+    if len(script) < 3:
+        return []
+    xs, ys = [math.log(rate) for rate, _ in script], [math.log(cpu) for _, cpu in script]
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    if spread == 0:
+        return []
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+    return [cpu / math.exp(mean_y + slope * (math.log(rate) - mean_x))
+            for rate, cpu in zip(cell["runner_rounds"], cell.get(f"runner_{column}_rounds", []), strict=False)]
+
+
 def pooled(table: list[dict[str, Any]]) -> dict[str, dict[str, object]]:
     """Every round of every cell together, over all, per workload, and per workload for its raw
     cells and its SQLAlchemy ones apart (when it has both): the runner's paired ratio to
@@ -173,6 +197,10 @@ def pooled(table: list[dict[str, Any]]) -> dict[str, dict[str, object]]:
             ratios = [a / b for c in cells for a, b in zip(c.get(f"{side}_rounds", []), c["plain_rounds"], strict=False)]
             if len(ratios) > 1:
                 entry[f"{side}_geomean"], entry[f"{side}_ci95"] = rounded_interval(ratios)
+        for column, label in (("cpu", "client"), ("server", "server")):  # the runner's CPU per op at the script's rate
+            ratios = [r for c in cells for r in at_equal_rate(c, column)]
+            if len(ratios) > 1:
+                entry[f"runner_{label}_cpu_at_equal_rate"], entry[f"runner_{label}_cpu_at_equal_rate_ci95"] = rounded_interval(ratios)
         summary[name] = entry
     return summary
 
@@ -284,6 +312,8 @@ def main() -> None:
                           "paired_ratio": round(statistics.median(paired), 3),
                           "paired_geomean": geomean, "paired_ci95": interval,
                           "runner_rounds": rates["runner"], "plain_rounds": rates["plain"],
+                          **{f"{side}_{column}_rounds": rates[f"{side}_{key}"] for side in ("runner", "plain", "control")
+                             for column, key in (("cpu", "cpu"), ("server", "server")) if f"{side}_{key}" in rates},
                           "cpu_us_per_op_runner": statistics.median(rates["runner_cpu"]),
                           "cpu_us_per_op_plain": statistics.median(rates["plain_cpu"]),
                           "server_cpu_us_per_op_runner": statistics.median(rates["runner_server"]),
