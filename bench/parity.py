@@ -257,6 +257,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.pin and len(os.sched_getaffinity(0)) < 2:
         parser.error("--pin needs at least 2 CPUs: one for the server, the others for the clients")
+    if args.repeat is not None and args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     repeat = args.repeat or (len(CONTROL_ORDERS) if args.control else 4)
     if args.control and repeat % len(CONTROL_ORDERS):
         print(f"parity: --repeat {repeat} is not a multiple of 6: --control's six orders are not taken equally often, "
