@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import resource
 import uuid
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL
@@ -25,6 +26,7 @@ from runner.dsn import driver_args, parse_dsn, settings_options
 from runner.worker.anatomy import TimedAsyncQueuePool, TimedQueuePool, instrument
 from runner.worker.plan import WorkerPlan
 from runner.worker.recorder import error_class, error_message
+from runner.worker.retry import sqlstate
 from workloads import SCHEMA, Handle, resolve
 
 # A backend flushes its statistics at most once a second; warm-up's must be in before the
@@ -33,6 +35,11 @@ FLUSH_STATS_SQL = "SELECT pg_stat_force_next_flush()"
 DISPOSE_TIMEOUT_S = 5.0  # closing the pool must not hang a worker whose connections are stuck
 FD_MARGIN = 64  # descriptors beyond the pool's connections: the driver, the channel, Python's files
 SETTINGS_QUERY = text("SELECT name, current_setting(name) FROM unnest(CAST(:names AS text[])) AS name")
+# The preflight's connection already has --op-timeout as its statement_timeout: at a few ms, a
+# moment without a core cancels the settings query itself, which says nothing about the server.
+QUERY_CANCELED = "57014"
+PREFLIGHT_TRIES = 5
+T = TypeVar("T")
 
 
 # A transaction pooler hands each transaction a different server connection: a statement
@@ -112,25 +119,52 @@ def refusal(exc: Exception, plan: WorkerPlan) -> PreflightError:
     return PreflightError(f"{name}: {error_message(exc, secrets(plan))}{hint}")
 
 
+async def settle_async(attempt: Callable[[], Awaitable[T]], plan: WorkerPlan) -> T:
+    """The preflight's attempt, again while the statement timeout cancels it (see
+    QUERY_CANCELED); any other failure, or the last try's, is the worker's PreflightError."""
+    for tries in range(1, PREFLIGHT_TRIES + 1):
+        try:
+            return await attempt()
+        except PreflightError:  # already the worker's own words
+            raise
+        except Exception as exc:  # any failure here means the worker cannot do its job
+            if tries == PREFLIGHT_TRIES or sqlstate(exc) != QUERY_CANCELED:
+                raise refusal(exc, plan) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def settle_sync(attempt: Callable[[], T], plan: WorkerPlan) -> T:
+    for tries in range(1, PREFLIGHT_TRIES + 1):
+        try:
+            return attempt()
+        except PreflightError:
+            raise
+        except Exception as exc:
+            if tries == PREFLIGHT_TRIES or sqlstate(exc) != QUERY_CANCELED:
+                raise refusal(exc, plan) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 async def preflight_async(engine: AsyncEngine, plan: WorkerPlan) -> dict[str, str]:
     """One connection, opened and asked for its session settings; PreflightError if it fails."""
-    try:
+
+    async def attempt() -> dict[str, str]:
         async with engine.connect() as conn:
             rows = (await conn.execute(SETTINGS_QUERY, {"names": sorted(plan.session_settings)})).all()
             await conn.rollback()
-    except Exception as exc:  # any failure here means the worker cannot do its job
-        raise refusal(exc, plan) from None
-    return _settings(rows)
+        return _settings(rows)
+
+    return await settle_async(attempt, plan)
 
 
 def preflight_sync(engine: Engine, plan: WorkerPlan) -> dict[str, str]:
-    try:
+    def attempt() -> dict[str, str]:
         with engine.connect() as conn:
             rows = conn.execute(SETTINGS_QUERY, {"names": sorted(plan.session_settings)}).all()
             conn.rollback()
-    except Exception as exc:
-        raise refusal(exc, plan) from None
-    return _settings(rows)
+        return _settings(rows)
+
+    return settle_sync(attempt, plan)
 
 
 class AsyncEngineBackend:

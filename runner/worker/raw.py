@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from runner.dsn import driver_args, settings_options
-from runner.worker.engine import DISPOSE_TIMEOUT_S, FLUSH_STATS_SQL, PreflightError, refusal
+from runner.worker.engine import DISPOSE_TIMEOUT_S, FLUSH_STATS_SQL, settle_async, settle_sync
 from runner.worker.plan import WorkerPlan
 from runner.worker.slots import AsyncSlots, SyncSlots
 from workloads import Handle
@@ -234,13 +234,11 @@ class AsyncRawBackend:
         return self._slots.checked_out()
 
     async def preflight(self) -> dict[str, str]:
-        try:
+        async def attempt() -> dict[str, str]:
             async with self._slots.lease() as conn:
                 return await self._driver.settings(conn, _settings_names(self._plan))
-        except PreflightError:
-            raise
-        except Exception as exc:  # any failure here means the worker cannot do its job
-            raise refusal(exc, self._plan) from None
+
+        return await settle_async(attempt, self._plan)
 
     async def flush_stats(self) -> None:
         await self._slots.each_idle(FLUSH_STATS_SQL)
@@ -266,11 +264,11 @@ class SyncRawBackend:
         return self._slots.checked_out()
 
     def preflight(self) -> dict[str, str]:
-        try:
+        def attempt() -> dict[str, str]:
             with self._slots.lease(pin=False) as conn:
                 return self._driver.settings(conn, _settings_names(self._plan))
-        except Exception as exc:
-            raise refusal(exc, self._plan) from None
+
+        return settle_sync(attempt, self._plan)
 
     def flush_stats(self) -> None:
         self._slots.each_idle(FLUSH_STATS_SQL)
