@@ -314,8 +314,8 @@ def main() -> None:
                           "paired_ratio": round(statistics.median(paired), 3),
                           "paired_geomean": geomean, "paired_ci95": interval,
                           "runner_rounds": rates["runner"], "plain_rounds": rates["plain"],
-                          **{f"{side}_{column}_rounds": rates[f"{side}_{key}"] for side in ("runner", "plain", "control")
-                             for column, key in (("cpu", "cpu"), ("server", "server")) if f"{side}_{key}" in rates},
+                          **{f"{side}_{column}_rounds": rates[f"{side}_{column}"] for side in ("runner", "plain", "control")
+                             for column in ("cpu", "server") if f"{side}_{column}" in rates},
                           "cpu_us_per_op_runner": statistics.median(rates["runner_cpu"]),
                           "cpu_us_per_op_plain": statistics.median(rates["plain_cpu"]),
                           "server_cpu_us_per_op_runner": statistics.median(rates["runner_server"]),

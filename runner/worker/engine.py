@@ -10,6 +10,7 @@ own message, instead of turning every op into an error whose reason nobody sees.
 from __future__ import annotations
 
 import asyncio
+import random
 import resource
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,7 @@ from runner.dsn import driver_args, parse_dsn, settings_options
 from runner.worker.anatomy import TimedAsyncQueuePool, TimedQueuePool, instrument
 from runner.worker.plan import WorkerPlan
 from runner.worker.recorder import error_class, error_message
-from runner.worker.retry import sqlstate
+from runner.worker.retry import Retrier
 from workloads import SCHEMA, Handle, resolve
 
 # A backend flushes its statistics at most once a second; warm-up's must be in before the
@@ -119,30 +120,35 @@ def refusal(exc: Exception, plan: WorkerPlan) -> PreflightError:
     return PreflightError(f"{name}: {error_message(exc, secrets(plan))}{hint}")
 
 
+def _preflight_retrier(plan: WorkerPlan) -> Retrier:
+    """The preflight's tries: again while the statement timeout cancels it (QUERY_CANCELED)."""
+    return Retrier(PREFLIGHT_TRIES - 1, random.Random(plan.seed), (QUERY_CANCELED,))
+
+
+def _unretried(_: BaseException) -> None:
+    """A preflight's retries are not counted: no op has started."""
+
+
 async def settle_async(attempt: Callable[[], Awaitable[T]], plan: WorkerPlan) -> T:
-    """The preflight's attempt, again while the statement timeout cancels it (see
-    QUERY_CANCELED); any other failure, or the last try's, is the worker's PreflightError."""
-    for tries in range(1, PREFLIGHT_TRIES + 1):
-        try:
-            return await attempt()
-        except PreflightError:  # already the worker's own words
-            raise
-        except Exception as exc:  # any failure here means the worker cannot do its job
-            if tries == PREFLIGHT_TRIES or sqlstate(exc) != QUERY_CANCELED:
-                raise refusal(exc, plan) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    """The preflight's attempt, tried again while the statement timeout cancels it; any other
+    failure, or the last try's, is the worker's PreflightError."""
+    result: list[T] = []
+
+    async def call() -> None:
+        result.append(await attempt())
+
+    _, error = await _preflight_retrier(plan).call_async(call, _unretried)
+    if error is not None:  # any failure here means the worker cannot do its job
+        raise refusal(error, plan) from None
+    return result[0]
 
 
 def settle_sync(attempt: Callable[[], T], plan: WorkerPlan) -> T:
-    for tries in range(1, PREFLIGHT_TRIES + 1):
-        try:
-            return attempt()
-        except PreflightError:
-            raise
-        except Exception as exc:
-            if tries == PREFLIGHT_TRIES or sqlstate(exc) != QUERY_CANCELED:
-                raise refusal(exc, plan) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    result: list[T] = []
+    _, error = _preflight_retrier(plan).call_sync(lambda: result.append(attempt()), _unretried)
+    if error is not None:
+        raise refusal(error, plan) from None
+    return result[0]
 
 
 async def preflight_async(engine: AsyncEngine, plan: WorkerPlan) -> dict[str, str]:

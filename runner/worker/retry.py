@@ -29,12 +29,15 @@ def sqlstate(exc: BaseException) -> str | None:
 
 
 class Retrier:
-    def __init__(self, retries: int, rng: random.Random) -> None:
+    """Up to `retries` more tries of a call that failed with one of `codes` (SQLSTATEs)."""
+
+    def __init__(self, retries: int, rng: random.Random, codes: tuple[str, ...] = RETRYABLE) -> None:
         self.retries = retries
         self._rng = rng
+        self._codes = codes
 
     def again(self, exc: BaseException, retried: int) -> bool:
-        return retried < self.retries and sqlstate(exc) in RETRYABLE
+        return retried < self.retries and sqlstate(exc) in self._codes
 
     def backoff_s(self, retried: int) -> float:
         return self._rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (retried - 1)))

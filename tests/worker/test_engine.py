@@ -4,6 +4,7 @@ refused at once for anything else. The cancellations here are the server's own."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import asyncpg
 import psycopg2
@@ -20,7 +21,7 @@ def _plan(dsn: str) -> WorkerPlan:
     return WorkerPlan(0, Config(dsn=dsn, ops=10), dsn, 10, 0, 1, 1, 0, {})
 
 
-def _sync_attempts(dsn: str, cancelled: int, sql_after: str = "SELECT 'ready'") -> tuple[list[int], object]:
+def _sync_attempts(dsn: str, cancelled: int, sql_after: str = "SELECT 'ready'") -> tuple[list[int], Callable[[], str]]:
     """An attempt that the server cancels `cancelled` times (statement_timeout 10 ms), then runs `sql_after`."""
     calls: list[int] = []
 
@@ -39,21 +40,21 @@ def _sync_attempts(dsn: str, cancelled: int, sql_after: str = "SELECT 'ready'") 
 
 def test_a_preflight_cancelled_by_its_statement_timeout_is_tried_again(dsn: str) -> None:
     calls, attempt = _sync_attempts(dsn, cancelled=2)
-    assert settle_sync(attempt, _plan(dsn)) == "ready"  # type: ignore[arg-type]
+    assert settle_sync(attempt, _plan(dsn)) == "ready"
     assert len(calls) == 3
 
 
 def test_a_preflight_cancelled_every_time_is_refused_in_the_drivers_words(dsn: str) -> None:
     calls, attempt = _sync_attempts(dsn, cancelled=PREFLIGHT_TRIES)
     with pytest.raises(PreflightError, match=r"QueryCanceled\w*: canceling statement due to statement timeout"):
-        settle_sync(attempt, _plan(dsn))  # type: ignore[arg-type]
+        settle_sync(attempt, _plan(dsn))
     assert len(calls) == PREFLIGHT_TRIES
 
 
 def test_a_preflight_failing_otherwise_is_refused_at_once(dsn: str) -> None:
     calls, attempt = _sync_attempts(dsn, cancelled=0, sql_after="SELECT FROM nowhere_at_all")
     with pytest.raises(PreflightError, match="UndefinedTable"):
-        settle_sync(attempt, _plan(dsn))  # type: ignore[arg-type]
+        settle_sync(attempt, _plan(dsn))
     assert len(calls) == 1
 
 
