@@ -288,6 +288,14 @@ async def sqlalchemy(args: argparse.Namespace, orm: bool) -> float:
         await engine.dispose()
 
 
+def run_cell(args: argparse.Namespace) -> float:
+    """args.cell's loop (args: cell, workload, ops, concurrency, dsn); its ops per second."""
+    if args.cell == "raw-psycopg2":
+        return raw_psycopg2(args)
+    coroutine = {"raw-asyncpg": raw_asyncpg, "raw-psycopg": raw_psycopg}.get(args.cell)
+    return uvloop.run(coroutine(args) if coroutine else sqlalchemy(args, orm=args.cell == "orm"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cell", required=True, choices=("raw-asyncpg", "raw-psycopg", "raw-psycopg2", "core", "orm"))
@@ -297,12 +305,7 @@ def main() -> None:
     parser.add_argument("--dsn", required=True)
     args = parser.parse_args()
     cpu_start = time.process_time()
-    if args.cell == "raw-psycopg2":
-        rate = raw_psycopg2(args)
-    else:
-        coroutine = {"raw-asyncpg": raw_asyncpg, "raw-psycopg": raw_psycopg}.get(args.cell)
-        main_coroutine = coroutine(args) if coroutine else sqlalchemy(args, orm=args.cell == "orm")
-        rate = uvloop.run(main_coroutine)
+    rate = run_cell(args)
     cpu_us_per_op = (time.process_time() - cpu_start) * 1e6 / args.ops  # the whole process, as the runner's worker CPU
     print(json.dumps({"cell": args.cell, "workload": args.workload, "ops_per_s": round(rate, 1), "cpu_us_per_op": round(cpu_us_per_op, 1)}))
 

@@ -19,10 +19,10 @@ of their ops is its instructions per op, start-up and imports cancelled out. Eac
 str hash seed fixed (PYTHONHASHSEED, 0 and up with --hash-seeds): with it the count repeats to a
 few dozen instructions per op, whatever else the machine is doing; with a random one it moved by
 about a thousand (tpcb: 100,378-101,258 for the script in six runs), as dicts and sets laid out
-differently. What the worker does by the clock
-is left out of that count (one interval record a second, the lag probe's 100 wake-ups a second):
-valgrind runs the code tens of times slower, so per op it would fire tens of times as often as
-it does natively, where it costs ~0.2 µs per op.
+differently. What the worker does by the clock is left out of that count (one interval record
+a second, the lag probe's 100 wake-ups a second, the stop poll's 20): valgrind runs the code
+tens of times slower, so per op it would fire tens of times as often as it does natively, where
+it costs ~0.2 µs per op.
 """
 
 from __future__ import annotations
@@ -111,46 +111,72 @@ async def _no_probe(_: object) -> None:
     await asyncio.Event().wait()  # cancelled with the measured part, as the probe is
 
 
-def runner_us(workload: str, ops: int, anatomy: bool, clocked: bool = True) -> float:
-    """The worker body's CPU per op; without `clocked`, no interval records but the last and no
-    lag probe (for --instructions)."""
+class _NoThreadProbe:
+    """The sync mode's lag probe, not started."""
+
+    def __init__(self, _: object) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def body_final(config: Config, dsn: str, pool_size: int, clocked: bool = True) -> dict[str, Any]:
+    """The runner's worker body (`run_worker`), run once in this process with `config`; its final
+    record. Without `clocked`, nothing runs by the clock: no lag probe, no interval record but
+    the last (config.interval_s is the caller's), and the stop poll once an hour (under valgrind
+    or a tracer the code runs tens of times slower, so per op these would fire that much more
+    often than they do natively)."""
     if not clocked:
         body.probe_loop = _no_probe  # type: ignore[assignment]
-    config = Config(
-        workload=workload, layer="raw", mode="window", chunk=SLOTS, ops=ops, dsn=DSN, anatomy=anatomy,
-        interval_s=1.0 if clocked else 86_400.0,
-    )
-    plan = WorkerPlan(0, config, DSN, ops, 0, 1, SLOTS, 0, {})
+        body.ThreadProbe = _NoThreadProbe  # type: ignore[assignment,misc]
+        body.STOP_POLL_S = 3600.0
+    assert config.ops is not None
+    plan = WorkerPlan(0, config, dsn, config.ops, 0, 1, pool_size, 0, {})
     go = threading.Event()
     go.set()
     lines: list[bytes] = []
     run_worker(plan, Channel(lines.append, 0), go, threading.Event())
-    final = orjson.loads(lines[-1])
+    final: dict[str, Any] = orjson.loads(lines[-1])
     assert final["status"] == "done", final
-    return float(final["cpu_measured_s"]) * 1e6 / ops
+    return final
+
+
+def runner_us(workload: str, ops: int, anatomy: bool, clocked: bool = True) -> float:
+    """The worker body's CPU per op (for --instructions, not `clocked`)."""
+    config = Config(
+        workload=workload, layer="raw", mode="window", chunk=SLOTS, ops=ops, dsn=DSN, anatomy=anatomy,
+        interval_s=1.0 if clocked else 86_400.0,
+    )
+    return float(body_final(config, DSN, SLOTS, clocked)["cpu_measured_s"]) * 1e6 / ops
+
+
+def valgrind_instructions(command: list[str], hash_seed: int) -> int:
+    """Instructions executed by one run of `command` (a Python process), start to exit, counted by
+    valgrind, with the str hash seed fixed: dicts and sets then lay out the same way each run,
+    and the count repeats to a few dozen instructions per op (with a random seed, to ~1,000 on
+    tpcb)."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit(f"{Path(command[1]).name}: --instructions needs valgrind (Debian: apt-get install valgrind)")
+    valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
+    done = subprocess.run(valgrind + command, capture_output=True, text=True, check=True, env=env)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"{Path(command[1]).name}: no instruction count in valgrind's output: {done.stderr[-300:]}")
+    return int(found.group(1).replace(",", ""))
 
 
 def _instructions(side: str, workload: str, ops: int, hash_seed: int) -> int:
-    """Instructions executed by one run of one side, start to exit, counted by valgrind, with
-    the str hash seed fixed: dicts and sets then lay out the same way each run, and the count
-    repeats to a few dozen instructions per op (with a random seed, to ~1,000 on tpcb)."""
-    command = [
-        "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-        sys.executable, __file__, "--one", side, "--workload", workload, "--ops", str(ops),
-    ]
-    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
-    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if found is None:
-        raise SystemExit(f"raw_cost.py: no instruction count in valgrind's output: {done.stderr[-300:]}")
-    return int(found.group(1).replace(",", ""))
+    return valgrind_instructions([sys.executable, __file__, "--one", side, "--workload", workload, "--ops", str(ops)], hash_seed)
 
 
 def instructions(workload: str, ops: int, sides: list[str], hash_seeds: int) -> None:
     """Each side's instructions per op: the mean over hash seeds 0..hash_seeds-1 (one layout of
     the dicts can favour one side's lookups by a few hundred instructions per op)."""
-    if shutil.which("valgrind") is None:
-        raise SystemExit("raw_cost.py: --instructions needs valgrind (Debian: apt-get install valgrind)")
     low = max(1, ops // 5)
     per_seed = {
         side: [(_instructions(side, workload, ops, seed) - _instructions(side, workload, low, seed)) / (ops - low) for seed in range(hash_seeds)]
