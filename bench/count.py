@@ -194,7 +194,8 @@ def main() -> None:
     parser.add_argument("--run", dest="counting", action="store_const", const="run", help=argparse.SUPPRESS)
     parser.add_argument("--dsn", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.ops = args.ops or (400 if args.instructions else 800)
+    if args.ops is None:
+        args.ops = 400 if args.instructions else 800
     if args.ops < 8:
         parser.error("--ops must be at least 8")
     if args.in_flight < 1:
