@@ -85,7 +85,7 @@ def count_bytecodes(run: Callable[[], object]) -> Counter[str]:
         run()
     finally:
         sys.settrace(None)
-        threading.settrace(None)  # type: ignore[arg-type]  # None takes the tracer off, as sys.settrace's
+        threading.settrace(None)
     named: Counter[str] = Counter()
     for code, count in counts.items():
         named[code_name(code)] += count
