@@ -56,9 +56,7 @@ import plain  # noqa: E402
 import raw_cost  # noqa: E402
 
 from runner.config import Config  # noqa: E402
-from runner.server.control import connect, control_engine, prepare_schema  # noqa: E402
 from runner.server.embedded import start_embedded  # noqa: E402
-from workloads import WORKLOADS  # noqa: E402
 
 PARTS = ("harness", "op code", "libraries")
 SHOWN = 0.5  # a code object whose bytecodes per op differ by less between the sides is not listed
@@ -127,8 +125,7 @@ def cell_config(cell: str, workload: str, ops: int, dsn: str, in_flight: int) ->
 
 def one_side(side: str, cell: str, workload: str, ops: int, dsn: str, in_flight: int) -> Callable[[], object]:
     """One side's run of `ops` ops, on tables filled afresh now (before it is counted)."""
-    with connect(control_engine(dsn), dsn) as conn:
-        prepare_schema(conn, WORKLOADS[workload])
+    parity.fresh_tables(dsn, workload)
     if side == "runner":
         config = cell_config(cell, workload, ops, dsn, in_flight)
         return lambda: raw_cost.body_final(config, dsn, in_flight, clocked=False)  # a connection per lane

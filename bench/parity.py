@@ -232,9 +232,14 @@ def runner_rate(dsn: str, workload: str, cell: str, ops: int, seed: int) -> tupl
     return float(doc["totals"]["ops_per_s"]), cpu_s * 1e6 / doc["totals"]["ok"]
 
 
-def plain_rate(dsn: str, workload: str, cell: str, ops: int) -> tuple[float, float]:
+def fresh_tables(dsn: str, workload: str) -> None:
+    """The workload's tables dropped, made and filled again, as the runner makes them for a run."""
     with connect(control_engine(dsn), dsn) as conn:
-        prepare_schema(conn, WORKLOADS[workload])  # the same fresh tables the runner makes
+        prepare_schema(conn, WORKLOADS[workload])
+
+
+def plain_rate(dsn: str, workload: str, cell: str, ops: int) -> tuple[float, float]:
+    fresh_tables(dsn, workload)  # the same fresh tables the runner makes
     concurrency = SYNC_THREADS if cell == "raw-psycopg2" else ASYNC_IN_FLIGHT
     out = subprocess.run(
         [sys.executable, str(REPO / "bench" / "plain.py"), "--cell", cell.removesuffix("-bare"), "--workload", workload, "--ops", str(ops),
