@@ -21,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from runner.dsn import child_env  # noqa: E402
 from runner.server.embedded import start_embedded  # noqa: E402
 from workloads.sleep import SLEEP_S  # noqa: E402
 
@@ -31,9 +32,9 @@ def search(dsn: str, pool: int, step: str, precision: str) -> dict:  # type: ign
     argv = [
         sys.executable, "-m", "runner", "capacity", "--workload", "sleep", "--pool-size", str(pool), "--slo", SLO,
         "--start-rate", str(round(pool / SLEEP_S / 8)), "--step", step, "--step-warmup", "1s", "--precision", precision,
-        "--quiet", "--dsn", dsn,
+        "--quiet",
     ]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=REPO).stdout
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=REPO, env=child_env(dsn)).stdout
     return json.loads(out)  # type: ignore[no-any-return]
 
 

@@ -33,6 +33,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from runner.dsn import child_env  # noqa: E402
 from runner.measure.anatomy import Anatomy  # noqa: E402
 from runner.measure.collector import Collector  # noqa: E402
 from runner.measure.histogram import LatencyHistogram  # noqa: E402
@@ -43,8 +44,8 @@ from runner.server.embedded import start_embedded  # noqa: E402
 def run(dsn: str, cluster: str, args: argparse.Namespace) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-m", "runner", "--cluster", cluster, "--procs", str(args.procs), "--ops", str(args.ops),
-         "--seed", "11", "--quiet", "--dsn", dsn],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=True,
+         "--seed", "11", "--quiet"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=True, env=child_env(dsn),
     )
     doc = json.loads(proc.stdout)
     assert doc["complete"], doc["stop_reason"]

@@ -56,6 +56,7 @@ import plain  # noqa: E402
 import raw_cost  # noqa: E402
 
 from runner.config import Config  # noqa: E402
+from runner.dsn import child_env  # noqa: E402
 from runner.server.embedded import start_embedded  # noqa: E402
 
 PARTS = ("harness", "op code", "libraries")
@@ -133,20 +134,21 @@ def one_side(side: str, cell: str, workload: str, ops: int, dsn: str, in_flight:
     return lambda: plain.run_cell(args)
 
 
-def _one_command(side: str, cell: str, workload: str, ops: int, dsn: str, in_flight: int, counting: str) -> list[str]:
+def _one_command(side: str, cell: str, workload: str, ops: int, in_flight: int, counting: str) -> list[str]:
     return [sys.executable, __file__, "--one", side, counting, "--cells", cell, "--workload", workload, "--ops", str(ops),
-            "--in-flight", str(in_flight), "--dsn", dsn]
+            "--in-flight", str(in_flight)]
 
 
 def counted(side: str, cell: str, workload: str, ops: int, dsn: str, in_flight: int, instructions: bool) -> Counter[str]:
     """One side's count in a process of its own (nothing the other side ran is warm or imported
     there), with the str hash seed fixed: its bytecodes by code object, or its instructions (as
     one entry)."""
+    env = child_env(dsn)  # not on argv: a command line is every local user's to read, and the DSN holds a password
     if instructions:
-        command = _one_command(side, cell, workload, ops, dsn, in_flight, "--run")
-        return Counter({"instructions": raw_cost.valgrind_instructions(command, 0)})
-    command = _one_command(side, cell, workload, ops, dsn, in_flight, "--trace")
-    done = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+        command = _one_command(side, cell, workload, ops, in_flight, "--run")
+        return Counter({"instructions": raw_cost.valgrind_instructions(command, 0, env)})
+    command = _one_command(side, cell, workload, ops, in_flight, "--trace")
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env={**env, "PYTHONHASHSEED": "0"})
     return Counter(json.loads(done.stdout.splitlines()[-1]))
 
 
@@ -189,7 +191,7 @@ def main() -> None:
     parser.add_argument("--one", choices=("runner", "plain"), help=argparse.SUPPRESS)  # one side, once, in this process
     parser.add_argument("--trace", dest="counting", action="store_const", const="trace", help=argparse.SUPPRESS)  # with --one
     parser.add_argument("--run", dest="counting", action="store_const", const="run", help=argparse.SUPPRESS)
-    parser.add_argument("--dsn", help=argparse.SUPPRESS)
+    parser.add_argument("--dsn", default=os.environ.get("DATABASE_URL"), help=argparse.SUPPRESS)  # --one's, from counted's environment
     args = parser.parse_args()
     if args.ops is None:
         args.ops = 400 if args.instructions else 800

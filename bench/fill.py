@@ -24,13 +24,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from runner.dsn import child_env  # noqa: E402
 from runner.server.embedded import pgbench_path, start_embedded  # noqa: E402
 
 
 def filler(dsn: str, scale: int) -> dict:  # type: ignore[type-arg]
     out = subprocess.run(
-        [sys.executable, "-m", "runner", "--workload", "seed", "--scale", str(scale), "--ops", "100", "--quiet", "--dsn", dsn],
-        check=True, capture_output=True, text=True, cwd=REPO,
+        [sys.executable, "-m", "runner", "--workload", "seed", "--scale", str(scale), "--ops", "100", "--quiet"],
+        check=True, capture_output=True, text=True, cwd=REPO, env=child_env(dsn),
     ).stdout
     return json.loads(out)["load"]  # type: ignore[no-any-return]
 
@@ -38,7 +39,7 @@ def filler(dsn: str, scale: int) -> dict:  # type: ignore[type-arg]
 def pgbench_init(pgbench: str, dsn: str, scale: int) -> tuple[float, float, int]:
     """(total seconds, client-side generate seconds, rows) of `pgbench -i`."""
     factor = max(1, scale // 100_000)
-    out = subprocess.run([pgbench, "-i", "-s", str(factor), dsn], check=True, capture_output=True, text=True)
+    out = subprocess.run([pgbench, "-i", "-s", str(factor)], check=True, capture_output=True, text=True, env=child_env(dsn))
     text = out.stdout + out.stderr
     done = re.search(r"done in ([\d.]+) s \(.*?client-side generate ([\d.]+) s", text)
     assert done, text

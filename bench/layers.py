@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from runner.dsn import child_env  # noqa: E402
 from runner.server.control import connect, control_engine, prepare_schema  # noqa: E402
 from runner.server.embedded import pgbench_path, start_embedded  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
@@ -37,8 +38,8 @@ CLIENTS = 40
 def layer_rate(dsn: str, workload: str, layer: str, procs: int, ops: int, seed: int) -> float:
     out = subprocess.run(
         [sys.executable, "-m", "runner", "--workload", workload, "--layer", layer, "--procs", str(procs), "--chunk", str(CLIENTS // procs),
-         "--ops", str(ops), "--seed", str(seed), "--quiet", "--dsn", dsn],
-        check=True, capture_output=True, text=True, cwd=REPO,
+         "--ops", str(ops), "--seed", str(seed), "--quiet"],
+        check=True, capture_output=True, text=True, cwd=REPO, env=child_env(dsn),
     ).stdout
     return float(json.loads(out)["totals"]["ops_per_s"])
 
@@ -48,8 +49,8 @@ def pgbench_rate(pgbench: str, dsn: str, workload: str, ops: int) -> float:
         prepare_schema(conn, WORKLOADS[workload])  # the same fresh tables the runner makes
     out = subprocess.run(
         [pgbench, "-n", "-M", "prepared", "-c", str(CLIENTS), "-j", "1", "-t", str(ops // CLIENTS),
-         "-f", str(REPO / "bench" / f"{workload}.pgbench"), dsn],
-        check=True, capture_output=True, text=True,
+         "-f", str(REPO / "bench" / f"{workload}.pgbench")],
+        check=True, capture_output=True, text=True, env=child_env(dsn),
     ).stdout
     match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
     assert match, out

@@ -29,6 +29,7 @@ import uvloop
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from runner.dsn import child_env  # noqa: E402
 from runner.server.embedded import start_embedded  # noqa: E402
 from runner.worker.recorder import Recorder  # noqa: E402
 
@@ -54,8 +55,9 @@ async def bare(ops: int, timed: bool) -> float:
     return (time.perf_counter_ns() - start) / 1000 / ops
 
 
-def _run(*args: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "runner", *args, "--quiet"], check=True, capture_output=True, text=True, cwd=REPO).stdout
+def _run(*args: str, dsn: str | None = None) -> dict[str, Any]:
+    env = child_env(dsn) if dsn is not None else None
+    out = subprocess.run([sys.executable, "-m", "runner", *args, "--quiet"], check=True, capture_output=True, text=True, cwd=REPO, env=env).stdout
     doc: dict[str, Any] = json.loads(out)
     return doc
 
@@ -77,7 +79,7 @@ def seed_anatomy(ops: int, rounds: int) -> dict[str, Any]:
     try:
         for i in range(rounds):
             for flag in (("--anatomy", "--no-anatomy") if i % 2 == 0 else ("--no-anatomy", "--anatomy")):
-                doc = _run("--ops", str(ops), "--dsn", server.dsn, flag)
+                doc = _run("--ops", str(ops), flag, dsn=server.dsn)
                 side = runs["on" if flag == "--anatomy" else "off"]
                 side["ops_per_s"].append(doc["totals"]["ops_per_s"])
                 side["cpu_us_per_op"].append(round(doc["client"]["workers_cpu_s"] / doc["totals"]["ok"] * 1e6, 1))

@@ -63,6 +63,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from runner.dsn import child_env  # noqa: E402
 from runner.server.control import connect, control_engine, prepare_schema  # noqa: E402
 from runner.server.embedded import start_embedded  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
@@ -223,8 +224,8 @@ def round_order(index: int, control: bool) -> list[str]:
 
 def runner_rate(dsn: str, workload: str, cell: str, ops: int, seed: int) -> tuple[float, float]:
     out = subprocess.run(
-        [sys.executable, "-m", "runner", "--workload", workload, *CELLS[cell], "--ops", str(ops), "--seed", str(seed), "--quiet", "--dsn", dsn],
-        check=True, capture_output=True, text=True, cwd=REPO,
+        [sys.executable, "-m", "runner", "--workload", workload, *CELLS[cell], "--ops", str(ops), "--seed", str(seed), "--quiet"],
+        check=True, capture_output=True, text=True, cwd=REPO, env=child_env(dsn),
     ).stdout
     doc = json.loads(out)
     assert doc["complete"] and not doc["totals"]["errors"], doc["totals"]["errors_by_class"]
@@ -243,8 +244,8 @@ def plain_rate(dsn: str, workload: str, cell: str, ops: int) -> tuple[float, flo
     concurrency = SYNC_THREADS if cell == "raw-psycopg2" else ASYNC_IN_FLIGHT
     out = subprocess.run(
         [sys.executable, str(REPO / "bench" / "plain.py"), "--cell", cell.removesuffix("-bare"), "--workload", workload, "--ops", str(ops),
-         "--concurrency", str(concurrency), "--dsn", dsn],
-        check=True, capture_output=True, text=True, cwd=REPO,
+         "--concurrency", str(concurrency)],
+        check=True, capture_output=True, text=True, cwd=REPO, env=child_env(dsn),
     ).stdout
     result = json.loads(out)
     return float(result["ops_per_s"]), float(result["cpu_us_per_op"])

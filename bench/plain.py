@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import threading
 import time
@@ -302,7 +303,7 @@ def main() -> None:
     parser.add_argument("--workload", required=True, choices=("tpcb", "seed"))
     parser.add_argument("--ops", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=40)
-    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--dsn", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL (argv is every local user's to read)")
     args = parser.parse_args()
     cpu_start = time.process_time()
     rate = run_cell(args)

@@ -154,7 +154,7 @@ def runner_us(workload: str, ops: int, anatomy: bool, clocked: bool = True) -> f
     return float(body_final(config, DSN, SLOTS, clocked)["cpu_measured_s"]) * 1e6 / ops
 
 
-def valgrind_instructions(command: list[str], hash_seed: int) -> int:
+def valgrind_instructions(command: list[str], hash_seed: int, env: dict[str, str] | None = None) -> int:
     """Instructions executed by one run of `command` (a Python process), start to exit, counted by
     valgrind, with the str hash seed fixed: dicts and sets then lay out the same way each run,
     and the count repeats to a few dozen instructions per op (with a random seed, to ~1,000 on
@@ -162,8 +162,8 @@ def valgrind_instructions(command: list[str], hash_seed: int) -> int:
     if shutil.which("valgrind") is None:
         raise SystemExit(f"{Path(command[1]).name}: --instructions needs valgrind (Debian: apt-get install valgrind)")
     valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
-    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
-    done = subprocess.run(valgrind + command, capture_output=True, text=True, check=True, env=env)
+    done = subprocess.run(valgrind + command, capture_output=True, text=True, check=True,
+                          env={**(os.environ if env is None else env), "PYTHONHASHSEED": str(hash_seed)})
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if found is None:
         raise SystemExit(f"{Path(command[1]).name}: no instruction count in valgrind's output: {done.stderr[-300:]}")

@@ -20,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from runner.dsn import child_env  # noqa: E402
 from runner.server.embedded import start_embedded  # noqa: E402
 
 LOOPS = ("asyncio", "uvloop")
@@ -27,8 +28,8 @@ LOOPS = ("asyncio", "uvloop")
 
 def plain(dsn: str, ops: int, seed: int, loop: str) -> float:
     out = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "seed_plain.py"), dsn, str(ops), "40", str(seed), loop],
-        check=True, capture_output=True, text=True,
+        [sys.executable, str(REPO / "bench" / "seed_plain.py"), str(ops), "40", str(seed), loop],
+        check=True, capture_output=True, text=True, env=child_env(dsn),
     ).stdout
     return float(json.loads(out)["ops_per_s"])
 
@@ -36,8 +37,8 @@ def plain(dsn: str, ops: int, seed: int, loop: str) -> float:
 def tool(dsn: str, ops: int, seed: int, loop: str) -> float:
     out = subprocess.run(
         [sys.executable, "-m", "runner", "--procs", "1", "--chunk", "40", "--mode", "chunked", "--loop", loop,
-         "--ops", str(ops), "--seed", str(seed), "--quiet", "--dsn", dsn],
-        check=True, capture_output=True, text=True, cwd=REPO,
+         "--ops", str(ops), "--seed", str(seed), "--quiet"],
+        check=True, capture_output=True, text=True, cwd=REPO, env=child_env(dsn),
     ).stdout
     return float(json.loads(out)["totals"]["ops_per_s"])
 

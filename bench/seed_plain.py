@@ -1,6 +1,6 @@
 """The seed's "async chunked 40" approach as a plain hand-written script (the parity baseline).
 
-    python bench/seed_plain.py DSN OPS [CHUNK] [SEED] [LOOP]   (LOOP: asyncio or uvloop)
+    DATABASE_URL=DSN python bench/seed_plain.py OPS [CHUNK] [SEED] [LOOP]   (LOOP: asyncio or uvloop)
 
 Prints one JSON line: ops, wall_s (perf_counter around the op loop only), ops_per_s. It keeps its
 tables in its own schema `seed_plain`, dropped and created at the start, as the seed did.
@@ -9,6 +9,7 @@ tables in its own schema `seed_plain`, dropped and created at the start, as the 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
 import time
@@ -74,8 +75,9 @@ async def main(dsn: str, ops: int, chunk: int, seed: int) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    coro = main(args[0], int(args[1]), int(args[2]) if len(args) > 2 else 40, int(args[3]) if len(args) > 3 else 1)
-    if len(args) > 4 and args[4] == "uvloop":
+    # The DSN from the environment: a command line is every local user's to read, and it holds a password.
+    coro = main(os.environ["DATABASE_URL"], int(args[0]), int(args[1]) if len(args) > 1 else 40, int(args[2]) if len(args) > 2 else 1)
+    if len(args) > 3 and args[3] == "uvloop":
         import uvloop
 
         uvloop.run(coro)

@@ -8,7 +8,9 @@ own words, and a parameter a driver cannot honour is refused by name before anyt
 
 from __future__ import annotations
 
+import os
 import shlex
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -97,6 +99,17 @@ def mask_dsn(dsn: str | None) -> str | None:
         return parse_dsn(dsn).render_as_string(hide_password=True)
     except UsageError:
         return "<unparseable DSN>"
+
+
+def child_env(dsn: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process that connects to `dsn`: the DSN as `DATABASE_URL` (the
+    runner and the bench scripts read it) and as libpq's own variables (pgbench, psql). Never on
+    argv: a command line is every local user's to read (`ps`), and a DSN may hold a password."""
+    url = parse_dsn(dsn)
+    libpq = {"PGHOST": url.host, "PGPORT": url.port, "PGUSER": url.username, "PGPASSWORD": url.password, "PGDATABASE": url.database}
+    env = {**(os.environ if base is None else base), "DATABASE_URL": dsn}
+    env.update({name: str(value) for name, value in libpq.items() if value is not None})
+    return env
 
 
 def settings_options(settings: dict[str, str]) -> str:

@@ -14,7 +14,6 @@ handlers and worker processes stay out of pytest's) and returns a `RunResult`.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -93,10 +92,11 @@ def _flags(options: dict[str, Any]) -> list[str]:
 
 def run_workload(dsn: str, **options: Any) -> RunResult:
     """`python -m runner` with these options against `dsn`; a run that printed no document fails the test."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    from runner.dsn import child_env
+
     proc = subprocess.run(
-        [sys.executable, "-m", "runner", *_flags({"quiet": True, **options}), "--dsn", dsn],
-        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env,
+        [sys.executable, "-m", "runner", *_flags({"quiet": True, **options})],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=child_env(dsn),  # the DSN holds the server's password
     )
     if not proc.stdout.strip():
         pytest.fail(f"runner printed no result (exit {proc.returncode}): {proc.stderr.strip()}", pytrace=False)

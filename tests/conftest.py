@@ -17,6 +17,7 @@ import psutil
 import pytest
 from sqlalchemy import create_engine, text
 
+from runner.dsn import child_env, parse_dsn
 from runner.server.embedded import TEMP_PREFIX, EmbeddedServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,11 +32,12 @@ class Result:
 
 
 def run_runner(*args: str, dsn: str | None = None, timeout: float = 180, env: dict[str, str] | None = None) -> Result:
-    """`python -m runner ARGS` in a real subprocess, stdout parsed as the JSON document."""
+    """`python -m runner ARGS` in a real subprocess, stdout parsed as the JSON document; `dsn` goes
+    in DATABASE_URL, as the README says to pass a password (argv is every local user's to read)."""
     argv = [sys.executable, "-m", "runner", *args]
-    if dsn is not None:
-        argv += ["--dsn", dsn]
     full_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if dsn is not None:
+        full_env = child_env(dsn, full_env)
     full_env.update(env or {})
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=full_env)
     try:
@@ -152,11 +154,13 @@ def _pgbouncer_command() -> tuple[list[str], dict[str, str]]:
 def pgbouncer(server: EmbeddedServer) -> Iterator[Any]:
     """A factory: a real PgBouncer in transaction mode in front of the session's server, on
     127.0.0.1; returns its DSN. Every one started is stopped at the end of the test."""
+    import pwd
     import shutil
     import socket
     import tempfile
 
     command, env = _pgbouncer_command()
+    password = parse_dsn(server.dsn).password
     # Not under pytest's tmp_path: as root PgBouncer runs as another user, who must reach its files.
     base = Path(tempfile.mkdtemp(prefix="runner-pgbouncer-"))
     base.chmod(0o755)
@@ -167,25 +171,33 @@ def pgbouncer(server: EmbeddedServer) -> Iterator[Any]:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         home = base / str(port)
-        home.mkdir()
-        (home / "userlist.txt").write_text('"postgres" ""\n')
+        home.mkdir(mode=0o700)
+        # The server's password, in files only PgBouncer's user reads; clients log in with it too
+        # (SCRAM), so the pooler lets in no more than the server behind it does.
+        (home / "userlist.txt").write_text(f'"postgres" "{password}"\n')
         ini = home / "pgbouncer.ini"
         ini.write_text(
-            f"[databases]\npostgres = host=127.0.0.1 port={server.port} dbname=postgres user=postgres\n"
+            f"[databases]\npostgres = host=127.0.0.1 port={server.port} dbname=postgres user=postgres password={password}\n"
             f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-            f"auth_type = trust\nauth_file = {home / 'userlist.txt'}\npool_mode = transaction\n"
+            f"auth_type = scram-sha-256\nauth_file = {home / 'userlist.txt'}\npool_mode = transaction\n"
             f"max_client_conn = {max_client_conn}\ndefault_pool_size = 10\nignore_startup_parameters = {ignore}\n"
             f"logfile = {home / 'pgbouncer.log'}\n"
         )
-        argv = [*command, *(["-u", "pgserver"] if os.geteuid() == 0 else []), str(ini)]  # it refuses to run as root
-        home.chmod(0o777)  # its log file, written as that user
-        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        as_user: list[str] = []
+        if os.geteuid() == 0:  # it refuses to run as root: as the embedded server's OS user, who owns its files
+            as_user = ["-u", "pgserver"]
+            entry = pwd.getpwnam("pgserver")
+            for path in (home, home / "userlist.txt", ini):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        for path in (home / "userlist.txt", ini):
+            path.chmod(0o600)
+        proc = subprocess.Popen([*command, *as_user, str(ini)], env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started.append(proc)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as client:
                 if client.connect_ex(("127.0.0.1", port)) == 0:
-                    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+                    return f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
             assert proc.poll() is None, (home / "pgbouncer.log").read_text() if (home / "pgbouncer.log").exists() else "pgbouncer exited"
             time.sleep(0.05)
         raise AssertionError("PgBouncer did not start listening")

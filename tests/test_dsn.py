@@ -85,6 +85,6 @@ def test_sslmode_in_the_dsn_runs_on_asyncpg(dsn: str) -> None:
 
 def test_a_socket_dsn_runs(server: EmbeddedServer, dsn: str) -> None:
     socket_dir = urllib.parse.quote(str(server.socket_dir), safe="")
-    result = run_runner("--ops", "40", "--quiet", dsn=f"postgresql://postgres@{socket_dir}:{server.port}/postgres")
+    result = run_runner("--ops", "40", "--quiet", dsn=f"postgresql://postgres:{server.password}@{socket_dir}:{server.port}/postgres")
     assert result.code == 0, result.stderr
     assert result.doc is not None and result.doc["totals"]["ok"] == 40

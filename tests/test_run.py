@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from runner.dsn import parse_dsn
 from tests.conftest import query, run_runner
 
 OPS = 240
@@ -79,13 +80,13 @@ def test_every_mode_counts_add_up_and_match_the_rows(dsn: str, mode: str, extra:
 
 def test_documented_jq_paths_exist_and_password_is_masked(dsn: str, tmp_path: Any) -> None:
     out = tmp_path / "run.json"
-    secret_dsn = dsn.replace("postgres@", "postgres:hunter22@")  # trust auth ignores the password
-    result = run_runner("--procs", "2", "--chunk", "10", "--ops", "200", "--output", str(out), dsn=secret_dsn)
+    password = parse_dsn(dsn).password  # the embedded server's own, drawn for this session
+    result = run_runner("--procs", "2", "--chunk", "10", "--ops", "200", "--output", str(out), dsn=dsn)
     assert result.code == 0, result.stderr
     assert result.doc is not None
     for path in DOCUMENTED_PATHS:
         _get(result.doc, path)
-    assert "hunter22" not in result.stdout + result.stderr + out.read_text()
+    assert password and password not in result.stdout + result.stderr + out.read_text()
     assert "***" in result.doc["config"]["dsn"]
     assert out.read_text() == result.stdout  # --output gets the same document
     assert "ops/s" in result.stderr and "peak conns" in result.stderr  # the human table

