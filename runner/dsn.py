@@ -9,10 +9,11 @@ own words, and a parameter a driver cannot honour is refused by name before anyt
 from __future__ import annotations
 
 import os
+import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -34,9 +35,13 @@ ASYNCPG_SAME = {
     "gsslib": str,
     "statement_cache_size": int,
     "prepared_statement_cache_size": int,
+    "password": str,  # libpq's `?password=`, which psycopg takes too: the same DSN works on every driver
 }
 # The runner sets these itself on every connection.
 RUNNER_OWNED = ("application_name",)
+# libpq's parameters that carry a secret themselves (a file's path, as `passfile`, is not one).
+SECRET_PARAMS = ("password", "sslpassword")
+MASK = "***"
 
 
 def _check_userinfo(dsn: str) -> None:
@@ -92,13 +97,25 @@ def parse_dsn(dsn: str) -> URL:
 
 
 def mask_dsn(dsn: str | None) -> str | None:
-    """The DSN with its password replaced, for every place a DSN is shown."""
+    """The DSN with every secret in it replaced: the one function for every place a DSN leaves the
+    process (the document, messages, what Ray is handed). The password in the user part, and
+    each secret-bearing query parameter (`?password=`, `?sslpassword=`)."""
     if dsn is None:
         return None
     try:
-        return parse_dsn(dsn).render_as_string(hide_password=True)
+        url = parse_dsn(dsn)
     except UsageError:
         return "<unparseable DSN>"
+    query = "&".join(f"{quote(name)}={MASK if name in SECRET_PARAMS else quote(str(value), safe='/')}" for name, value in url.query.items())
+    return url.set(query={}).render_as_string(hide_password=True) + (f"?{query}" if query else "")
+
+
+def dsn_secrets(dsn: str) -> tuple[str, ...]:
+    """What must never appear in anything the runner shows: the DSN's password and every
+    secret-bearing query parameter's value."""
+    url = parse_dsn(dsn)
+    found = [url.password] + [url.query.get(name) for name in SECRET_PARAMS]
+    return tuple(str(value) for value in found if value)
 
 
 def child_env(dsn: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -110,6 +127,15 @@ def child_env(dsn: str, base: Mapping[str, str] | None = None) -> dict[str, str]
     env = {**(os.environ if base is None else base), "DATABASE_URL": dsn}
     env.update({name: str(value) for name, value in libpq.items() if value is not None})
     return env
+
+
+DSN_IN_WORD = re.compile(r"postgres(?:ql)?(?:\+\w+)?://.*", re.DOTALL)
+
+
+def mask_command_line(argv: Sequence[str]) -> str:
+    """A command line as a shell would take it, every DSN in it masked (`--dsn URL`, `--dsn=URL`):
+    for what the runner hands a third party that records its driver's command line (Ray)."""
+    return shlex.join(DSN_IN_WORD.sub(lambda match: mask_dsn(match.group(0)) or "", word) for word in argv)
 
 
 def settings_options(settings: dict[str, str]) -> str:

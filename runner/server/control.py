@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from runner.dsn import driver_args, mask_dsn, parse_dsn
+from runner.dsn import MASK, driver_args, dsn_secrets, mask_dsn, parse_dsn
 from runner.errors import DatabaseError, UsageError
 from workloads import SCHEMA, Workload
 
@@ -96,12 +96,12 @@ def explain_connect_error(dsn: str, exc: BaseException) -> str:
     orig = getattr(exc, "orig", exc)
     detail = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     lowered = detail.lower()
-    if url.password:
+    for secret in dsn_secrets(dsn):
         # libpq does not echo passwords, but a DSN inside a message would; a very short
         # password is only masked in that form, so ordinary words stay readable.
-        detail = detail.replace(f":{url.password}@", ":***@")
-        if len(str(url.password)) >= MIN_MASKED_PASSWORD:
-            detail = detail.replace(str(url.password), "***")
+        detail = detail.replace(f":{secret}@", f":{MASK}@").replace(f"password={secret}", f"password={MASK}")
+        if len(secret) >= MIN_MASKED_PASSWORD:
+            detail = detail.replace(secret, MASK)
     if "password authentication failed" in lowered or "no password supplied" in lowered:
         return f"authentication failed for user {url.username!r} at {where}: check the DSN's user and password"
     if "does not exist" in lowered and "database" in lowered:

@@ -12,9 +12,12 @@ Only imported for --cluster ray...: Ray is the optional extra `runner[ray]`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
+import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import ray
@@ -23,6 +26,7 @@ from ray.util.placement_group import PlacementGroup, placement_group, placement_
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from runner.config import Config
+from runner.dsn import mask_command_line
 from runner.errors import UsageError
 from runner.transport import Ended, Event, Line, Lost
 from runner.worker.body import run_worker
@@ -72,6 +76,23 @@ class RunnerWorker:
         self._go.set()  # a worker still waiting to start ends at once
 
 
+@contextlib.contextmanager
+def _masked_entrypoint() -> Iterator[None]:
+    """Ray records the driver's whole command line as the job's entrypoint, which the cluster keeps
+    after the job ends (`ray list jobs`, the dashboard): a `--dsn` on it would leave its password
+    there. ray.init reads it from `ray._private.utils.get_entrypoint_name` (no public setting), so
+    the command line is handed over with every DSN in it masked. A test reads the job table of a
+    real cluster, so a Ray that moves the function fails it instead of leaking."""
+    import ray._private.utils as ray_utils
+
+    original = ray_utils.get_entrypoint_name
+    ray_utils.get_entrypoint_name = lambda: mask_command_line(sys.orig_argv)
+    try:
+        yield
+    finally:
+        ray_utils.get_entrypoint_name = original
+
+
 class RayCluster:
     """The cluster a run uses: a private local instance (`ray`), or one it joins (`ray:auto`,
     `ray:HOST:PORT`). Opened once per invocation, whatever --repeat says."""
@@ -80,17 +101,19 @@ class RayCluster:
         self.private = config.cluster == "ray"
         common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING, "include_dashboard": False}
         if self.private:
-            ray.init(
-                num_cpus=config.procs,
-                resources={RUNNER_RESOURCE: config.procs},
-                object_store_memory=PRIVATE_OBJECT_STORE_BYTES,
-                **common,
-            )
+            with _masked_entrypoint():
+                ray.init(
+                    num_cpus=config.procs,
+                    resources={RUNNER_RESOURCE: config.procs},
+                    object_store_memory=PRIVATE_OBJECT_STORE_BYTES,
+                    **common,
+                )
         else:
             address = "auto" if config.cluster == "ray:auto" else config.cluster.removeprefix("ray:")
             common.pop("include_dashboard")  # a running cluster's choice, not ours
             try:
-                ray.init(address=address, **common)
+                with _masked_entrypoint():
+                    ray.init(address=address, **common)
             except (ConnectionError, RuntimeError) as exc:
                 raise UsageError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
         self.address = ray.get_runtime_context().gcs_address

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import Pool, QueuePool
 
-from runner.dsn import driver_args, parse_dsn, settings_options
+from runner.dsn import driver_args, dsn_secrets, settings_options
 from runner.worker.anatomy import TimedAsyncQueuePool, TimedQueuePool, instrument
 from runner.worker.plan import WorkerPlan
 from runner.worker.recorder import error_class, error_message
@@ -59,9 +59,8 @@ class PreflightError(Exception):
 
 
 def secrets(plan: WorkerPlan) -> tuple[str, ...]:
-    """What must never appear in a message the worker sends: the DSN's password."""
-    password = parse_dsn(plan.dsn).password
-    return (str(password),) if password else ()
+    """What must never appear in a message the worker sends: the DSN's secrets."""
+    return dsn_secrets(plan.dsn)
 
 
 def engine_target(plan: WorkerPlan) -> tuple[URL, dict[str, Any]]:

@@ -17,6 +17,8 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.engine import URL
+
 from runner.dsn import driver_args, settings_options
 from runner.worker.engine import DISPOSE_TIMEOUT_S, FLUSH_STATS_SQL, settle_async, settle_sync
 from runner.worker.plan import WorkerPlan
@@ -84,6 +86,14 @@ class PsycopgAsync:
         return self.conn.transaction()
 
 
+def connect_kwargs(url: URL, args: dict[str, Any], database: str) -> dict[str, Any]:
+    """The URL's parts and the DSN's own parameters as one driver's keywords (`database` is its name
+    for the database): a parameter the DSN's query names (`?password=`) wins over the URL's part,
+    as in libpq."""
+    kwargs = {"host": url.host, "port": url.port, "user": url.username, "password": url.password, database: url.database, **args}
+    return {name: value for name, value in kwargs.items() if value is not None}
+
+
 class AsyncDriver:
     """How to open, check, restore and close one async driver's connections."""
 
@@ -101,16 +111,12 @@ class AsyncDriver:
             args = {k: v for k, v in self._args.items() if k != "prepared_statement_cache_size"}  # SQLAlchemy's, not asyncpg's
             if not self._statement_cache:
                 args["statement_cache_size"] = 0
-            return await asyncpg.connect(
-                host=url.host, port=url.port, user=url.username, password=url.password, database=url.database,
-                server_settings=self._settings, **args,
-            )
+            return await asyncpg.connect(**connect_kwargs(url, args, "database"), server_settings=self._settings)
         import psycopg
 
         conn = await psycopg.AsyncConnection.connect(
-            host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database, autocommit=True,
-            options=settings_options(self._settings),
-            prepare_threshold=self._prepare_threshold, **self._args,
+            **connect_kwargs(url, self._args, "dbname"), autocommit=True, options=settings_options(self._settings),
+            prepare_threshold=self._prepare_threshold,
         )
         return PsycopgAsync(conn)
 
@@ -164,22 +170,17 @@ class SyncDriver:
     def __init__(self, name: str, dsn: str, settings: dict[str, str], prepare_threshold: int | None) -> None:
         url, args, _ = driver_args(dsn, name)
         self.name = name
-        self._kwargs = {
-            "host": url.host, "port": url.port, "user": url.username, "password": url.password,
-            "options": settings_options(settings), **args,
-        }
-        self._kwargs = {k: v for k, v in self._kwargs.items() if v is not None}
-        self._database = url.database
+        self._kwargs = {**connect_kwargs(url, args, "dbname"), "options": settings_options(settings)}
         self._prepare_threshold = prepare_threshold
 
     def connect(self) -> Any:
         if self.name == "psycopg2":
             import psycopg2
 
-            return psycopg2.connect(dbname=self._database, **self._kwargs)
+            return psycopg2.connect(**self._kwargs)
         import psycopg
 
-        return psycopg.connect(dbname=self._database, prepare_threshold=self._prepare_threshold, **self._kwargs)
+        return psycopg.connect(prepare_threshold=self._prepare_threshold, **self._kwargs)
 
     def restore(self, conn: Any) -> bool:
         try:
