@@ -1,32 +1,45 @@
 """`runner explain FILE`: the plans of the statements the slowest ops sent (`.exemplars`).
 
 Each distinct statement is explained once, with the parameters of the slowest op that sent it,
-on one psycopg2 connection of the parent (its client-side binding takes the kept JSON values
-as they are). With --analyze the statement runs, as EXPLAIN (ANALYZE, BUFFERS), inside a
-transaction that is rolled back, so an explained INSERT leaves nothing behind.
+on one psycopg 3 connection of the parent. A result file is input from anywhere (a teammate, a
+CI artifact), so a statement in it is never trusted:
+
+- it is bound on the client (the kept JSON values as literals, as psycopg2 would) and sent
+  through the extended protocol, which takes exactly one statement: `SELECT 1; DROP TABLE t`
+  is refused by the server before anything runs, and the run ends naming the op (exit 2);
+- without --analyze the EXPLAIN runs in a READ ONLY transaction, so not even a function the
+  planner calls can write; with --analyze the statement runs, as EXPLAIN (ANALYZE, BUFFERS), in
+  a transaction that is always rolled back, and the sequences of the runner's schema are set
+  back to where they were (nextval is not undone by a rollback). What no rollback undoes
+  elsewhere (a sequence in another schema, a function's effect outside the database) stays:
+  --analyze runs what the file says.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import psycopg2
-from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
+import psycopg
+from psycopg import sql
 
 from runner.errors import DatabaseError, UsageError
 from runner.server.control import connect, control_engine
 from runner.worker.raw import format_params
+from workloads import SCHEMA
+
+SYNTAX_ERROR = "42601"  # what the server answers to more than one statement in one Parse
+Sequences = dict[str, tuple[int, bool]]  # a sequence of the runner's schema -> (last_value, is_called)
 
 
 def _bindable(statement: str, parameters: Any) -> tuple[str, Any]:
-    """The statement and parameters as psycopg2 takes them: asyncpg's `$n` become `%s`."""
+    """The statement and parameters as psycopg's client-side binding takes them: asyncpg's `$n`
+    become `%s`."""
     if isinstance(parameters, list) and "$" in statement:
         text, order = format_params(statement)
         if order:
             return text, [parameters[i] if i < len(parameters) else None for i in order]
     if not parameters:
-        return statement.replace("%%", "%"), None  # no parameters: psycopg2 sends the text as it is
+        return statement.replace("%%", "%"), None  # no parameters: the text is sent as it is
     return statement, parameters
 
 
@@ -43,16 +56,53 @@ def distinct_statements(exemplars: dict[str, list[dict[str, Any]]]) -> list[tupl
     return out
 
 
-def _plan(conn: Connection, statement: str, parameters: Any, analyze: bool) -> list[str]:
+def _bound(conn: psycopg.Connection[Any], statement: str, parameters: Any) -> str:
+    """The statement with its parameters as SQL literals, bound on the client."""
     text, params = _bindable(statement, parameters)
-    prefix = "EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN "
-    cursor = conn.connection.cursor()  # the DB-API cursor: psycopg2 binds %s and %(name)s itself
+    return text if params is None else psycopg.ClientCursor(conn).mogrify(text, params)
+
+
+def _sequences(conn: psycopg.Connection[Any]) -> Sequences:
+    """Where each sequence of the runner's schema stands."""
+    rows = conn.execute("SELECT sequencename FROM pg_sequences WHERE schemaname = %s", (SCHEMA,)).fetchall()
+    return {name: _position(conn, name) for (name,) in rows}
+
+
+def _position(conn: psycopg.Connection[Any], sequence: str) -> tuple[int, bool]:
+    row = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(SCHEMA, sequence))).fetchone()
+    assert row is not None  # a sequence is a relation of exactly one row
+    return int(row[0]), bool(row[1])
+
+
+def _set_back(conn: psycopg.Connection[Any], before: Sequences) -> None:
+    """Put every sequence an explained statement moved back where it was (setval, like nextval,
+    is outside the transaction)."""
+    for sequence, (value, called) in before.items():
+        if _position(conn, sequence) != (value, called):
+            conn.execute("SELECT setval(%s::regclass, %s, %s)", (sql.Identifier(SCHEMA, sequence).as_string(conn), value, called))
+    conn.commit()
+
+
+def _plan(conn: psycopg.Connection[Any], op: str, statement: str, parameters: Any, analyze: bool) -> list[str]:
+    text = ("EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN ") + _bound(conn, statement, parameters)
+    before = _sequences(conn) if analyze else {}
+    conn.rollback()
     try:
-        cursor.execute(prefix + text, params)
-        return [str(row[0]) for row in cursor.fetchall()]
+        if not analyze:
+            conn.execute("SET TRANSACTION READ ONLY")  # the transaction's first statement: binding for all of it
+        # prepare=True: a named Parse, the extended protocol, which takes exactly one statement.
+        return [str(row[0]) for row in conn.execute(text, prepare=True).fetchall()]
+    except psycopg.Error as exc:
+        detail = (exc.diag.message_primary or str(exc)).strip()
+        if exc.sqlstate == SYNTAX_ERROR:
+            raise UsageError(
+                f"refused {op}'s statement: {detail} (a result file's statement must be exactly one SQL statement; nothing of it ran)"
+            ) from None
+        raise DatabaseError(f"EXPLAIN failed for {op}'s statement: {detail}") from None
     finally:
-        cursor.close()
         conn.rollback()  # ANALYZE ran the statement: undo whatever it did
+        if before:
+            _set_back(conn, before)
 
 
 def explain(doc: dict[str, Any], dsn: str, analyze: bool) -> list[dict[str, Any]]:
@@ -60,16 +110,14 @@ def explain(doc: dict[str, Any], dsn: str, analyze: bool) -> list[dict[str, Any]
     exemplars = doc.get("exemplars")
     if not exemplars:
         raise UsageError("the result holds no exemplars: run with --exemplars N (e.g. --exemplars 3)")
-    engine = control_engine(dsn, "explain")
+    engine = control_engine(dsn, "explain", "psycopg")
     try:
         with connect(engine, dsn) as conn:
+            raw = conn.connection.driver_connection  # psycopg's own: prepare=True, ClientCursor
+            assert isinstance(raw, psycopg.Connection)
             entries = []
             for op, latency_ms, statement, parameters in distinct_statements(exemplars):
-                try:
-                    plan = _plan(conn, statement, parameters, analyze)
-                except (DBAPIError, psycopg2.Error) as exc:  # a raw cursor raises psycopg2's own errors
-                    detail = str(getattr(exc, "orig", exc)).strip().splitlines()
-                    raise DatabaseError(f"EXPLAIN failed for {op}'s statement: {detail[0] if detail else type(exc).__name__}") from None
+                plan = _plan(raw, op, statement, parameters, analyze)
                 entries.append({"op": op, "latency_ms": latency_ms, "statement": statement, "parameters": parameters, "plan": plan})
             return entries
     finally:
