@@ -181,8 +181,13 @@ class Collector:
                 _totals(worker.by_op, name).add(delta, None)
 
     def slot_of(self, t_ns: int) -> int:
-        """Slot n covers ((n-1) x interval, n x interval] after a worker's release."""
-        return max(1, -(-t_ns // self.interval_ns))
+        """The slot of an interval record that ended `t_ns` after its worker's release: the last
+        multiple of the interval it passed. A worker cuts its intervals at those multiples, never
+        before and always a little after (its timer's lateness, the send): slot n holds the
+        interval cut at n x interval + lateness, and a last, partial one cut before the next
+        multiple. Binning by the next multiple instead put every interval one slot late and left
+        slot 1 empty, so the first entry's rate divided a second's ops by the lateness."""
+        return max(1, t_ns // self.interval_ns)
 
     def close(self) -> None:
         """Derive the run's latency histograms from the timeline's, once, after the last record."""

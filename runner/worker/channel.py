@@ -16,6 +16,7 @@ from runner.measure.records import WIRE_VERSION, encode
 from runner.worker.recorder import Recorder
 
 Write = Callable[[bytes], None]  # raises OSError once the other end is gone
+NS_PER_S = 1_000_000_000
 
 
 class Channel:
@@ -81,5 +82,18 @@ class Emitter:
             self._stop.set()
 
     def _run(self) -> None:
-        while not self._done.wait(self._interval_s):
+        """Cut an interval at each multiple of `interval_s` after the release, never before it:
+        the collector bins a record by the last multiple it passed (Collector.slot_of). A fixed
+        schedule, not a wait of `interval_s` after each send, which drifted by the send's cost
+        and the timer's lateness every interval (30 ms a second here). A cut later than a whole
+        interval (a starved CPU) skips the deadlines it missed instead of sending a burst."""
+        interval_ns = int(self._interval_s * NS_PER_S)
+        deadline_ns = interval_ns
+        while True:
+            now_ns = self._since_go_ns()
+            if now_ns < deadline_ns:
+                if self._done.wait((deadline_ns - now_ns) / NS_PER_S):
+                    return
+                continue  # the wait's clock and ours may differ by a hair: check again
             self._flush()
+            deadline_ns = (self._since_go_ns() // interval_ns + 1) * interval_ns
