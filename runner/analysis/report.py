@@ -90,11 +90,12 @@ def _op_summary(totals: OpTotals, wall_s: float) -> dict[str, Any]:
     }
 
 
-def _wall_ns(workers: list[WorkerState], collector: Collector) -> int:
-    """From the release to the last op's end, over every worker, each on its own clock."""
-    ends = [w.end_ns for w in workers if w.end_ns is not None]
-    ends += [slot.t_ns for slot in collector.timeline.values()]  # a worker that died sent no end
-    return max(ends, default=0)
+def _wall_ns(workers: list[WorkerState]) -> int:
+    """From the release to the last op's end, over every worker, each on its own clock: its
+    measured part's end, or for a worker that died (no end sent) its last interval's. Not every
+    interval's: with --think and a count of ops, intervals go on through the pause after the last
+    op, which is no part of the run."""
+    return max((w.end_ns if w.end_ns is not None else w.last_t_ns for w in workers), default=0)
 
 
 def _start_spread_ms(workers: list[WorkerState]) -> float | None:
@@ -210,7 +211,7 @@ def build(
     `cluster`: the transport's description (Ray), None for local processes."""
     collector.close()
     workers = collector.workers
-    wall_s = _wall_ns(workers, collector) / NS_PER_S
+    wall_s = _wall_ns(workers) / NS_PER_S
     planned = {
         w.worker_id: w.planned_ops - w.ok - w.errors - w.dropped - w.unfinished for w in workers if w.planned_ops is not None
     }

@@ -70,6 +70,7 @@ class WorkerContext:
     cancelling: bool = False  # the grace period after a stop ran out: in-flight ops are cancelled
     loop: str | None = None  # the event loop's class, for the report
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)  # tasks running ops (execute), to cancel
+    ops_end_ns: int = 0  # with --think: perf_counter_ns() when the latest op ended (before its pause)
 
     def since_go_ns(self) -> int:
         return time.perf_counter_ns() - self.go_ns if self.go_ns else 0
@@ -123,6 +124,24 @@ def _knobs(ctx: WorkerContext, width: int) -> Knobs:
         on_drop=lambda op: ctx.recorder.drop(op.name),
         on_lag=ctx.recorder.lag,
     )
+
+
+def _pause_s(ctx: WorkerContext, seconds: float) -> float:
+    """A --think pause, cut short at --duration's end: past it a lane only learns that there is
+    no next op, so pausing on would only hold the run open (a 2 s run with 10 s pauses took 10 s)."""
+    ctx.ops_end_ns = time.perf_counter_ns()
+    deadline_ns = _measured_deadline(ctx) if ctx.go_ns else None  # warm-up: before the release
+    return seconds if deadline_ns is None else max(0.0, min(seconds, (deadline_ns - ctx.ops_end_ns) / NS_PER_S))
+
+
+def _measured_end(ctx: WorkerContext) -> int:
+    """The end of the measured part since the release: now (a --duration run's pauses end at its
+    end), or with --think and a count of ops the end of the last op: the pause after it is no
+    part of the run (wall_s counted it)."""
+    config = ctx.plan.config
+    if config.think_s and config.duration_s is None and ctx.ops_end_ns > ctx.go_ns:
+        return ctx.ops_end_ns - ctx.go_ns
+    return ctx.since_go_ns()
 
 
 def _has_warmup(plan: WorkerPlan) -> bool:
@@ -222,7 +241,7 @@ async def _run_async(ctx: WorkerContext) -> int:
                         recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
                     if think is not None:  # after the op is recorded: the pause is never latency
                         try:
-                            await asyncio.sleep(think())
+                            await asyncio.sleep(_pause_s(ctx, think()))
                         except asyncio.CancelledError:  # the grace period ran out while it paused: nothing lost
                             return
             finally:
@@ -243,7 +262,7 @@ async def _run_async(ctx: WorkerContext) -> int:
             finally:
                 watcher.cancel()
                 probe.cancel()
-            return ctx.since_go_ns()
+            return _measured_end(ctx)
     finally:
         await backend.close()
 
@@ -282,8 +301,8 @@ def _run_sync(ctx: WorkerContext) -> int:
             # Through record(), not written out as the async lane does: one call per op more
             # (~700 instructions, 0.3 % of a psycopg2 tpcb op) for one copy of that path.
             recorder.record(op.name, time.perf_counter_ns() - start, error, trace, retried)
-            if think is not None:
-                time.sleep(think())
+            if think is not None:  # a stop ends the pause at once
+                ctx.stop.wait(_pause_s(ctx, think()))
 
         knobs = _knobs(ctx, plan.config.threads)
         if _has_warmup(plan):
@@ -298,7 +317,7 @@ def _run_sync(ctx: WorkerContext) -> int:
                 mode.issue(_op_stream(ctx, False, _measured_deadline(ctx)), execute, knobs)
             finally:
                 probe.stop()
-            return ctx.since_go_ns()
+            return _measured_end(ctx)
     finally:
         backend.close()
 
@@ -336,7 +355,7 @@ def _context(handle: Handle, plan: WorkerPlan) -> Handle:
 @contextmanager
 def _emitting(ctx: WorkerContext, checked_out: Callable[[], int]) -> Iterator[None]:
     """Interval records while the measured part runs; the last, partial one when it ends."""
-    emitter = Emitter(ctx.channel, ctx.recorder, checked_out, ctx.plan.config.interval_s, ctx.since_go_ns, ctx.stop)
+    emitter = Emitter(ctx.channel, ctx.recorder, checked_out, ctx.plan.config.interval_s, ctx.since_go_ns, ctx.stop, partial(_measured_end, ctx))
     emitter.start()
     try:
         yield

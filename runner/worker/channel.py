@@ -50,9 +50,11 @@ class Emitter:
         interval_s: float,
         since_go_ns: Callable[[], int],
         stop: threading.Event,
+        end_ns: Callable[[], int] | None = None,
     ) -> None:
         self._channel, self._recorder, self._pool_gauge = channel, recorder, pool_gauge
         self._interval_s, self._since_go_ns, self._stop = interval_s, since_go_ns, stop
+        self._end_ns = end_ns or since_go_ns  # the last interval's end: the measured part's (see body._measured_end)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="emitter", daemon=True)
 
@@ -72,7 +74,7 @@ class Emitter:
         sent = self._channel.send(
             "interval",
             phase="measure",
-            t_ns=self._since_go_ns(),
+            t_ns=(self._end_ns if last else self._since_go_ns)(),
             ops=ops,
             pool_checked_out=self._pool_gauge(),
             schedule=self._recorder.take_schedule(),
