@@ -45,6 +45,7 @@ def _short(text: str) -> str:
 @dataclass
 class Anatomy:
     ops: int = 0  # successful ops traced
+    attempts: int = 0  # their tries: ops plus their retries (--retries), whose statements they also sent
     statements: int = 0
     statements_max: int = 0
     rows: int = 0  # returned by statements whose rows the driver buffered at execution
@@ -54,11 +55,11 @@ class Anatomy:
     hists: dict[str, LatencyHistogram] = field(default_factory=lambda: {part: LatencyHistogram() for part in PARTS})
     zeros: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARTS, 0))  # not yet in hists
 
-    def record(self, trace: Trace, latency_ns: int) -> None:
+    def record(self, trace: Trace, latency_ns: int, retries: int = 0) -> None:
         """One op's trace and latency: a batch of one."""
-        self.record_many([trace], [latency_ns])
+        self.record_many([trace], [latency_ns], retries)
 
-    def record_many(self, traces: list[Trace], latencies_ns: list[int]) -> None:
+    def record_many(self, traces: list[Trace], latencies_ns: list[int], retries: int = 0) -> None:
         """Each op's trace and latency, as the worker's recorder folds a batch of one op type in.
 
         The worker's hot path: each figure is taken across the batch at once (map, sum, one
@@ -72,8 +73,10 @@ class Anatomy:
         if unseen and unseen < count:  # both kinds: never from one worker (its layer is fixed)
             for trace, latency_ns in zip(traces, latencies_ns, strict=True):
                 self.record_many([trace], [latency_ns])
+            self.attempts += retries
             return
         self.ops += count
+        self.attempts += count + retries
         pools = list(map(_POOL_WAIT, traces))
         self._record_part("pool_wait", pools)
         if unseen:
@@ -125,6 +128,7 @@ class Anatomy:
         self._flush_zeros()
         other._flush_zeros()
         self.ops += other.ops
+        self.attempts += other.attempts
         self.statements += other.statements
         self.statements_max = max(self.statements_max, other.statements_max)
         self.rows += other.rows
@@ -138,6 +142,7 @@ class Anatomy:
         self._flush_zeros()
         return {
             "ops": self.ops,
+            "attempts": self.attempts,
             "statements": self.statements,
             "statements_max": self.statements_max,
             "rows": self.rows,
@@ -151,6 +156,7 @@ class Anatomy:
     def from_dict(cls, data: dict[str, Any]) -> Anatomy:
         return cls(
             ops=data["ops"],
+            attempts=data["attempts"],
             statements=data["statements"],
             statements_max=data["statements_max"],
             rows=data["rows"],
@@ -160,12 +166,13 @@ class Anatomy:
             hists={part: LatencyHistogram.from_dict(data[part]) for part in PARTS},
         )
 
-    def most_repeated(self) -> tuple[str, float] | None:
-        """The statement sent most often, and how many times per op on average."""
+    def most_repeated(self) -> tuple[str, float, float] | None:
+        """The statement sent most often, and how many times per op and per try on average (a
+        retried op sent its statements again on each try: that is no N+1)."""
         if not self.texts or not self.ops:
             return None
         text, count = self.texts.most_common(1)[0]
-        return text, count / self.ops
+        return text, count / self.ops, count / max(self.attempts, self.ops)
 
     def summary(self) -> dict[str, Any]:
         """The report's figures: per-op means and each part's quantiles in milliseconds."""
@@ -178,7 +185,7 @@ class Anatomy:
             "statements_max": self.statements_max if seen else None,
             "rows_per_op": round(self.rows / self.ops, 3) if seen else None,
             "streamed_per_op": round(self.streamed / self.ops, 3) if seen else None,
-            "most_repeated": None if repeated is None else {"statement": repeated[0], "per_op": round(repeated[1], 3)},
+            "most_repeated": None if repeated is None else {"statement": repeated[0], "per_op": round(repeated[1], 3), "per_try": round(repeated[2], 3)},
             **{
                 f"{part}_ms": self.hists[part].summary_ms() if self.db_timed or part == "pool_wait" else None
                 for part in PARTS
@@ -203,7 +210,7 @@ def anatomy_line(op: str, summary: dict[str, Any]) -> str:
 def repeat_warning(op: str, summary: dict[str, Any]) -> str | None:
     """The N+1 signature: one statement sent many times by each op."""
     repeated = summary["most_repeated"]
-    if repeated is None or repeated["per_op"] < REPEAT_WARNING:
+    if repeated is None or repeated["per_try"] < REPEAT_WARNING:  # per try: --retries repeats statements, not N+1
         return None
     return (
         f"{op} sends one statement {repeated['per_op']:.1f} times per op ({summary['statements_per_op']:.1f} statements/op), "

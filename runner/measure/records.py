@@ -17,7 +17,7 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 
-WIRE_VERSION = 3
+WIRE_VERSION = 4  # 4: an anatomy's `attempts` (ops and their retries)
 
 
 class OpDelta(TypedDict):

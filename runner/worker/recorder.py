@@ -129,10 +129,12 @@ class Recorder:
             stats.hist.record_many(latencies)
             untraced = traces.count(None)  # --no-anatomy: all of them
             if untraced < count:
+                retries = sum(retried)
                 if untraced:
+                    retries = sum(tries for tries, trace in zip(retried, traces, strict=True) if trace is not None)
                     latencies = [latency for latency, trace in zip(latencies, traces, strict=True) if trace is not None]
                     traces = [trace for trace in traces if trace is not None]
-                (stats.anatomy or stats.new_anatomy()).record_many(traces, latencies)
+                (stats.anatomy or stats.new_anatomy()).record_many(traces, latencies, retries)
                 if self._exemplars is not None:
                     for trace, latency in zip(traces, latencies, strict=True):
                         if trace.calls is not None:

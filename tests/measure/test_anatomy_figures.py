@@ -27,8 +27,21 @@ def test_python_is_what_is_left_and_merging_adds() -> None:
     assert summary["ops"] == 2 and summary["statements_per_op"] == 3 and summary["statements_max"] == 4
     assert summary["rows_per_op"] == 2
     assert abs(summary["python_ms"]["max"] - 6.0) <= 0.06  # 10 ms - 3 ms db - 1 ms pool wait, within 1 %
-    assert summary["most_repeated"] == {"statement": "SELECT 1", "per_op": 1.5}
+    assert summary["most_repeated"] == {"statement": "SELECT 1", "per_op": 1.5, "per_try": 1.5}
     assert repeat_warning("read", summary) is None
+
+
+def test_statements_a_retried_op_sent_again_are_no_n_plus_1() -> None:
+    """tpcb under --retries sent its 5 statements on each of ~6 tries and was called N+1 ("6.3
+    times per op"); the warning reads the count per try. The same count in one try still warns."""
+    retried, lazy = Anatomy(), Anatomy()
+    retried.record(_trace(30, 0, 0, {"UPDATE branches": 6, "UPDATE tellers": 6}), 1_000_000, retries=5)  # 6 tries
+    lazy.record(_trace(30, 0, 0, {"SELECT child": 6}), 1_000_000)
+    merged = Anatomy.from_dict(retried.to_dict())  # attempts cross the wire
+    summary = merged.summary()
+    assert summary["most_repeated"]["per_op"] == 6 and summary["most_repeated"]["per_try"] == 1
+    assert repeat_warning("transfer", summary) is None
+    assert repeat_warning("read", lazy.summary()) is not None
 
 
 def test_the_raw_layer_reports_pool_wait_only() -> None:
