@@ -270,16 +270,19 @@ def report_cmd(files: tuple[str, ...], out: str) -> int:
 @click.option("--fail-if", "fail_if", multiple=True, help="Repeatable: exit 7 when B is past this change from A and beyond the spread, e.g. 'ops_per_s < -5%'.")
 def compare_cmd(a: str, b: str, fail_if: tuple[str, ...]) -> int:
     """Two results side by side: deltas in %, and whether each is beyond the runs' spread."""
-    from runner.analysis.compare import compare, fail_ifs, parse_fail_if, render
+    from runner.analysis.compare import compare, fail_ifs, mismatch, parse_fail_if, render
     from runner.analysis.results import load
 
     for text in fail_if:  # a bad expression is one line before anything is read
         parse_fail_if(text)
     (name_a, doc_a), (name_b, doc_b) = _single(load([a])), _single(load([b]))
+    warnings = mismatch(doc_a, doc_b)
     rows = compare(doc_a, doc_b)
     judged = fail_ifs(fail_if, rows)
-    click.echo(json.dumps({"a": name_a, "b": name_b, "rows": rows, "fail_if": judged}))
+    click.echo(json.dumps({"a": name_a, "b": name_b, "warnings": warnings, "rows": rows, "fail_if": judged}))
     click.echo(render(rows, name_a, name_b), err=True)
+    for warning in warnings:
+        click.echo(f"runner: warning: {warning}", err=True)
     for result in judged:
         if result["fail"]:
             click.echo(f"runner: compare failed: {result['fail_if']}: {result['metric']} changed {result['delta_pct']:+.1f}%, beyond the spread", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 from typing import Any
 
 from runner.errors import UsageError
@@ -34,38 +35,68 @@ def _get(node: Any, path: tuple[str, ...]) -> Any:
     return node
 
 
-def _range(doc: dict[str, Any], path: tuple[str, ...] | None) -> tuple[float, float] | None:
-    if path is None or not doc.get("repeat"):
+def _repeated(doc: dict[str, Any], path: tuple[str, ...] | None) -> dict[str, float] | None:
+    """A figure's spread over a --repeat document's runs (min, median, max); None for one run.
+    Errors have no summary of their own: taken from each run's count."""
+    if not doc.get("repeat"):
         return None
-    summary = _get(doc["repeat"], path)
-    return summary["min"], summary["max"]
+    if path is None:  # errors
+        counts = sorted(float(run["errors"]) for run in doc["repeat"]["per_run"])
+        return {"min": counts[0], "median": statistics.median(counts), "max": counts[-1]}
+    return dict(_get(doc["repeat"], path))
+
+
+def _duration_run(doc: dict[str, Any]) -> bool:
+    return doc["config"].get("duration_s") is not None
+
+
+def mismatch(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What makes two documents compare poorly, one line each (a different schema is refused)."""
+    if a.get("schema_version") != b.get("schema_version"):
+        raise UsageError(
+            f"A is a schema-version-{a.get('schema_version')} document and B a version-{b.get('schema_version')} one: "
+            "compare two documents of one version (run the older configuration again)"
+        )
+    found = []
+    if a["config"]["workload"] != b["config"]["workload"]:
+        found.append(f"A ran workload {a['config']['workload']!r} and B {b['config']['workload']!r}: only the ops they share are compared")
+    return found
 
 
 def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per metric: A's and B's value (medians when repeated), delta %, and a verdict."""
-    rows = []
-    for name, path, repeat_path, higher_is_better in _metrics(a, b):
-        value_a, value_b = float(_get(a["totals"], path)), float(_get(b["totals"], path))
-        range_a, range_b = _range(a, repeat_path), _range(b, repeat_path)
-        if range_a and range_b:
-            beyond = range_a[1] < range_b[0] or range_b[1] < range_a[0]
-            verdict = "beyond the spread" if beyond else "within the spread"
-        else:
-            beyond, verdict = None, "unknown (use --repeat on both)"
-        if beyond and value_a != value_b:
-            better = (value_b > value_a) == higher_is_better
-            verdict += ": B better" if better else ": B worse"
-        rows.append(
-            {
-                "metric": name,
-                "a": value_a,
-                "b": value_b,
-                "delta_pct": round((value_b - value_a) / value_a * 100, 2) if value_a else None,
-                "significant": beyond,
-                "verdict": verdict,
-            }
-        )
-    return rows
+    """One row per metric: A's and B's value (with --repeat, the median of the runs' values, each
+    percentile's too), delta %, and a verdict: beyond or within the runs' spread."""
+    try:
+        return [_row(a, b, metric) for metric in _metrics(a, b)]
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        raise UsageError(f"a document lacks a figure compare needs ({exc!s}): not a run's document of this version") from None
+
+
+def _row(a: dict[str, Any], b: dict[str, Any], metric: Metric) -> dict[str, Any]:
+    name, path, repeat_path, higher_is_better = metric
+    spread_a, spread_b = _repeated(a, repeat_path), _repeated(b, repeat_path)
+    value_a = spread_a["median"] if spread_a else float(_get(a["totals"], path))
+    value_b = spread_b["median"] if spread_b else float(_get(b["totals"], path))
+    beyond: bool | None
+    if path == ("wall_s",) and (_duration_run(a) or _duration_run(b)):
+        beyond, verdict = False, "set by --duration: not a measurement"
+    elif spread_a and spread_b:
+        beyond = spread_a["max"] < spread_b["min"] or spread_b["max"] < spread_a["min"]
+        verdict = "beyond the spread" if beyond else "within the spread"
+    else:
+        missing = " and ".join(side for side, spread in (("A", spread_a), ("B", spread_b)) if not spread)
+        beyond, verdict = None, f"unknown (no spread: run {missing} with --repeat)"
+    if beyond and value_a != value_b:
+        better = (value_b > value_a) == higher_is_better
+        verdict += ": B better" if better else ": B worse"
+    return {
+        "metric": name,
+        "a": value_a,
+        "b": value_b,
+        "delta_pct": round((value_b - value_a) / value_a * 100, 2) if value_a else None,
+        "significant": beyond,
+        "verdict": verdict,
+    }
 
 
 def render(rows: list[dict[str, Any]], name_a: str, name_b: str) -> str:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runner.analysis.compare import compare
+import pytest
+
+from runner.analysis.compare import compare, mismatch
 from runner.analysis.repeat import spread
+from runner.errors import UsageError
 from tests.conftest import run_runner
 
 
@@ -58,11 +61,50 @@ def test_compare_without_repeats_says_it_cannot_tell(dsn: str, tmp_path: Path) -
     compared = run_runner("compare", str(a), str(b)).doc
     assert compared is not None
     rows = compared["rows"]
-    assert all(row["significant"] is None and "use --repeat" in row["verdict"] for row in rows)
+    assert all(row["significant"] is None and "with --repeat" in row["verdict"] for row in rows)
     blind = run_runner("compare", str(a), str(b), "--fail-if", "ops_per_s < -5%")
     assert blind.code == 2 and "needs --repeat runs on both sides" in blind.stderr and len(blind.stderr.strip().splitlines()) == 1
     bad = run_runner("compare", str(a), str(b), "--fail-if", "ops_per_s < 5")
     assert bad.code == 2 and "write FIGURE < -N%" in bad.stderr
+
+
+def _repeated(workload: str, rates: list[float], p99s: list[float], errors: list[int], duration_s: float | None = None) -> dict:  # type: ignore[type-arg]
+    """A --repeat document as the runner writes one, cut to what compare reads: .totals is the
+    median run's (by ops/s), .repeat each figure's spread over the runs."""
+    median_run = sorted(range(len(rates)), key=rates.__getitem__)[len(rates) // 2]
+    walls = [1000 / rate for rate in rates] if duration_s is None else [duration_s + 0.001 * i for i in range(len(rates))]
+    return {
+        "schema_version": 1,
+        "config": {"workload": workload, "duration_s": duration_s},
+        "totals": {"ops_per_s": rates[median_run], "wall_s": walls[median_run], "errors": errors[median_run],
+                   "connections": {"server_peak": 4}, "by_op": {"read": {"latency_ms": {"p50": 1.0, "p99": p99s[median_run]}}}},
+        "repeat": {"runs": len(rates), "ops_per_s": spread(rates), "wall_s": spread(walls), "server_peak": spread([4.0] * len(rates)),
+                   "by_op": {"read": {"p50": spread([1.0] * len(rates)), "p99": spread(p99s)}},
+                   "per_run": [{"ops_per_s": r, "errors": e} for r, e in zip(rates, errors, strict=True)]},
+    }
+
+
+def test_compare_reads_the_median_of_each_figure_and_every_spread() -> None:
+    """The median run (by ops/s) is not the run with the median p99: compare shows the median of
+    the runs' p99s, as the README says. Errors have a spread too when both sides repeated, and a
+    --duration run's wall time is the user's setting, never "beyond the spread"."""
+    a = _repeated("seed", [100, 110, 120], [9.0, 5.0, 7.0], [0, 1, 0], duration_s=2.0)
+    b = _repeated("seed", [200, 210, 220], [3.0, 1.0, 2.0], [5, 6, 7], duration_s=2.0)
+    rows = {row["metric"]: row for row in compare(a, b)}
+    assert rows["read p99 ms"]["a"] == 7.0 and rows["read p99 ms"]["b"] == 2.0  # the median run's were 5.0 and 1.0
+    assert rows["errors"]["significant"] is True and "B worse" in rows["errors"]["verdict"]
+    assert rows["wall s"]["significant"] is False and "--duration" in rows["wall s"]["verdict"]
+    assert rows["ops/s"]["significant"] is True and "B better" in rows["ops/s"]["verdict"]
+    assert mismatch(a, b) == []
+
+
+def test_compare_says_when_two_documents_do_not_compare() -> None:
+    a, b = _repeated("seed", [100.0] * 3, [1.0] * 3, [0] * 3), _repeated("tpcb", [100.0] * 3, [1.0] * 3, [0] * 3)
+    assert mismatch(a, b) == ["A ran workload 'seed' and B 'tpcb': only the ops they share are compared"]
+    with pytest.raises(UsageError, match="schema-version-1 document and B a version-2"):
+        mismatch(a, {**b, "schema_version": 2})
+    with pytest.raises(UsageError, match="lacks a figure"):
+        compare(a, {**b, "repeat": None, "totals": {"by_op": {}}})
 
 
 def test_report_writes_plots_and_a_summary(dsn: str, tmp_path: Path) -> None:
