@@ -8,6 +8,7 @@ SLO is about dropped), none was left unissued or unfinished. A step that did not
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -22,6 +23,13 @@ from runner.run import Interrupted, Outcome, bench
 from workloads import resolve
 
 MIN_STEP_OPS = 20  # a step offering fewer ops than this cannot say much about a p99
+# Ops due in the last moments of a step that the loop had not issued when the step ended are
+# stragglers of the schedule, not a client that fell behind (a client behind its schedule shows
+# in the latencies, which count from when each op was due): up to this much of the schedule, and
+# one per worker for how its share rounds, they do not fail a step.
+STRAGGLER_S = 0.05
+TAIL_SAMPLES = 10  # a percentile rests on at least this many ops beyond it: p99 on 1,000 ops
+QUANTILE_SHARE = {"p90": 0.90, "p99": 0.99, "p99_9": 0.999}
 ERROR_FIGURES = ("errors", "error_rate")
 OUTCOME_EXIT = {"converged": ExitCode.OK, "max_rate": ExitCode.OK, "none_passed": ExitCode.CHECKS, "max_steps": ExitCode.INCOMPLETE}
 
@@ -55,9 +63,10 @@ def judge(doc: dict[str, Any], checks: list[Check]) -> dict[str, Any]:
     if totals["errors"] and not named & {"errors", "error_rate"}:
         classes = ", ".join(f"{name} {n}" for name, n in sorted(totals["errors_by_class"].items()))
         broken.append(f"{totals['errors']} ops failed ({classes})")
+    stragglers = stragglers_allowed(schedule["rate_per_s"], doc["config"]["procs"])
     unserved = {
         f"dropped at --max-inflight {schedule['max_inflight']}": 0 if "dropped" in named else totals["dropped"],
-        "never issued (the client fell behind)": schedule["not_issued"],
+        "never issued (the client fell behind)": schedule["not_issued"] if schedule["not_issued"] > stragglers else 0,
         "unfinished": totals["unfinished"],
     }
     if any(unserved.values()):
@@ -75,6 +84,7 @@ def judge(doc: dict[str, Any], checks: list[Check]) -> dict[str, Any]:
         "errors": totals["errors"],
         "dropped": totals["dropped"],
         "not_issued": schedule["not_issued"],
+        "stragglers_allowed": stragglers,
         "unfinished": totals["unfinished"],
         "late_ops": schedule["late_ops"],
         "latency_ms": {name: op["latency_ms"] for name, op in totals["by_op"].items()},
@@ -82,7 +92,32 @@ def judge(doc: dict[str, Any], checks: list[Check]) -> dict[str, Any]:
         "client_limited": bottleneck["limited"],
         "complete": doc["complete"],
         "stop_reason": doc["stop_reason"],
+        "warnings": thin_tails(doc, checks),
     }
+
+
+def stragglers_allowed(rate_per_s: float, procs: int) -> int:
+    """How many ops due but never issued by a step's end do not fail it (see STRAGGLER_S)."""
+    return procs + math.ceil(rate_per_s * STRAGGLER_S)
+
+
+def thin_tails(doc: dict[str, Any], checks: list[Check]) -> list[str]:
+    """An SLO on a percentile that the step measured from too few ops to rest on (a p99 from 150
+    ops is its second-slowest op): flagged, since it decided the step all the same."""
+    found = []
+    for check in checks:
+        op, _, rest = check.figure.partition(".")
+        share = QUANTILE_SHARE.get(rest.rpartition(".")[2])
+        summary = doc["totals"]["by_op"].get(op)
+        if share is None or summary is None:
+            continue
+        needed = math.ceil(TAIL_SAMPLES / (1 - share))
+        if summary["ok"] < needed:
+            found.append(
+                f"{check.text}: {rest} from {summary['ok']:,} ops, fewer than the {needed:,} it rests on ({TAIL_SAMPLES} beyond it): "
+                "a longer --step (or a higher rate) measures it"
+            )
+    return found
 
 
 def _step_line(number: int, step: dict[str, Any]) -> str:
@@ -94,14 +129,17 @@ def _step_line(number: int, step: dict[str, Any]) -> str:
     return f"runner: capacity step {number}: {step['rate_per_s']:g}/s offered, {step['ops_per_s']:g} ops/s, {latency}: {verdict}"
 
 
-def _warnings(steps: list[dict[str, Any]], first_failing: float | None) -> list[str]:
+def _warnings(steps: list[dict[str, Any]], capacity: float | None, first_failing: float | None) -> list[str]:
+    found = []
     failing = next((s for s in steps if s["rate_per_s"] == first_failing), None)
     if failing is not None and failing["client_limited"]:
-        return [
+        found.append(
             f"the client limited the step at {first_failing:g}/s (see .client.bottleneck of a run at that rate): "
             "the capacity found may be the client's, not the server's; add --procs or hosts"
-        ]
-    return []
+        )
+    deciding = [s for s in steps if s["rate_per_s"] in (capacity, first_failing)]  # the two steps the answer rests on
+    found += [f"the step at {step['rate_per_s']:g}/s decided on {warning}" for step in deciding for warning in step["warnings"]]
+    return found
 
 
 def find_capacity(config: Config, spec: CapacitySpec, stream: ResultStream | None = None, stderr: TextIO = sys.stderr) -> Outcome:
@@ -151,7 +189,7 @@ def find_capacity(config: Config, spec: CapacitySpec, stream: ResultStream | Non
             "step_s": spec.step_s,
             "step_warmup_s": spec.step_warmup_s,
         },
-        "warnings": _warnings(steps, first_failing["rate_per_s"] if first_failing else None),
+        "warnings": _warnings(steps, max(passing) if passing else None, first_failing["rate_per_s"] if first_failing else None),
         "steps": steps,
         "config": config.to_report(),
         "environment": environment(),
