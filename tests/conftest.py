@@ -5,9 +5,12 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,26 +69,44 @@ def _cmdline(process: psutil.Process) -> str:
         return ""
 
 
-_TEMP_DIRS_AT_START: set[str] = set()
-_SERVICES_AT_START: set[int] = set()
 LEAK_WAIT_S = 15.0
 # Processes a test may start through the runner or a fixture, and must not leave running.
 SERVICE_NAMES = ("raylet", "gcs_server", "pgbouncer", "postgres")
 ACTOR_TITLE = "ray::RunnerWorker"
+# Every process this session starts inherits it (through the runner, pg_ctl, Ray's daemons), so
+# the leak check sees this session's processes only: another runner's, or another test
+# session's on the same machine, are none of its business (and must not fail it).
+SESSION_MARK = "RUNNER_TEST_SESSION"
+
+
+def _ours(proc: psutil.Process) -> bool:
+    try:
+        return proc.environ().get(SESSION_MARK) == os.environ[SESSION_MARK]
+    except psutil.Error:  # gone, or another user's
+        return False
 
 
 def _services() -> set[int]:
-    """Ray's daemons and actors, PgBouncer and PostgreSQL processes on this machine, by pid."""
+    """This session's Ray daemons and actors, PgBouncers and PostgreSQL processes, by pid."""
     found = set()
     for proc in psutil.process_iter(["name", "cmdline"]):
-        if proc.info["name"] in SERVICE_NAMES or ACTOR_TITLE in " ".join(proc.info["cmdline"] or []):
+        if (proc.info["name"] in SERVICE_NAMES or ACTOR_TITLE in " ".join(proc.info["cmdline"] or [])) and _ours(proc):
             found.add(proc.pid)
     return found
 
 
+def temp_glob() -> str:
+    """Where this session's embedded servers put their temp dirs: its own TMPDIR."""
+    return f"{tempfile.gettempdir()}/{TEMP_PREFIX}*"
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
-    _TEMP_DIRS_AT_START.update(glob.glob(f"/tmp/{TEMP_PREFIX}*"))
-    _SERVICES_AT_START.update(_services())
+    """A TMPDIR and a mark of this session's own, inherited by everything it starts."""
+    os.environ[SESSION_MARK] = uuid.uuid4().hex
+    session_tmp = tempfile.mkdtemp(prefix="runner-tests-")
+    os.chmod(session_tmp, 0o755)  # as root, the embedded server's OS user works inside it
+    os.environ["TMPDIR"] = session_tmp
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -93,15 +114,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     actor, or a PgBouncer behind."""
     deadline = time.monotonic() + LEAK_WAIT_S
     while True:
-        dirs = set(glob.glob(f"/tmp/{TEMP_PREFIX}*")) - _TEMP_DIRS_AT_START
+        dirs = set(glob.glob(temp_glob()))
         workers = [p for p in psutil.Process().children(recursive=True) if "spawn_main" in _cmdline(p)]
-        services = _services() - _SERVICES_AT_START
+        services = _services()
         if (not dirs and not workers and not services) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     if dirs or workers or services:
         print(f"\nLEAK: temp dirs {sorted(dirs)}, worker processes {[p.pid for p in workers]}, services {sorted(services)}")
         session.exitstatus = 1
+    else:
+        shutil.rmtree(tempfile.gettempdir(), ignore_errors=True)  # the session's own TMPDIR
 
 
 @pytest.fixture(scope="session")
@@ -138,8 +161,6 @@ PGBOUNCER_HOME = REPO / ".cache" / "pgbouncer"  # where scripts/fetch-pgbouncer.
 def _pgbouncer_command() -> tuple[list[str], dict[str, str]]:
     """PgBouncer from PATH, or the one scripts/fetch-pgbouncer.sh unpacked (the README's test
     command runs it). Missing is a failure, not a skip: the pooler tests would test nothing."""
-    import shutil
-
     found = shutil.which("pgbouncer")
     if found:
         return [found], {}
@@ -155,9 +176,7 @@ def pgbouncer(server: EmbeddedServer) -> Iterator[Any]:
     """A factory: a real PgBouncer in transaction mode in front of the session's server, on
     127.0.0.1; returns its DSN. Every one started is stopped at the end of the test."""
     import pwd
-    import shutil
     import socket
-    import tempfile
 
     command, env = _pgbouncer_command()
     password = parse_dsn(server.dsn).password

@@ -17,9 +17,8 @@ import psutil
 import pytest
 
 from runner.server.embedded import TEMP_PREFIX, start_embedded
-from tests.conftest import REPO, query, run_runner, wait_for_workers
+from tests.conftest import REPO, query, run_runner, temp_glob, wait_for_workers
 
-TEMP_GLOB = f"/tmp/{TEMP_PREFIX}*"
 GONE_WITHIN_S = 15.0
 
 
@@ -72,7 +71,7 @@ def test_default_run_uses_an_embedded_server_and_removes_it() -> None:
 
 
 def test_sigkill_of_the_parent_removes_server_and_workers() -> None:
-    before = set(glob.glob(TEMP_GLOB))
+    before = set(glob.glob(temp_glob()))
     parent = subprocess.Popen(
         [sys.executable, "-m", "runner", "--procs", "2", "--ops", "1000000", "--quiet"],
         cwd=REPO,
@@ -82,7 +81,7 @@ def test_sigkill_of_the_parent_removes_server_and_workers() -> None:
     try:
         workers = wait_for_workers(parent.pid, 2)
         time.sleep(1.5)  # let them issue ops
-        new_dirs = set(glob.glob(TEMP_GLOB)) - before
+        new_dirs = set(glob.glob(temp_glob())) - before
         assert len(new_dirs) == 1
     finally:
         os.kill(parent.pid, signal.SIGKILL)
@@ -93,7 +92,7 @@ def test_sigkill_of_the_parent_removes_server_and_workers() -> None:
 
 
 def test_sigterm_and_a_failed_start_leave_nothing_either() -> None:
-    before = set(glob.glob(TEMP_GLOB))
+    before = set(glob.glob(temp_glob()))
     run = subprocess.Popen(
         [sys.executable, "-m", "runner", "--ops", "1000000", "--quiet"], cwd=REPO,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -105,9 +104,9 @@ def test_sigterm_and_a_failed_start_leave_nothing_either() -> None:
     failed = run_runner("--ops", "10", "--pg-setting", "shared_buffers=nonsense")
     assert failed.code == 3 and "did not start" in failed.stderr
     deadline = time.monotonic() + GONE_WITHIN_S
-    while set(glob.glob(TEMP_GLOB)) - before and time.monotonic() < deadline:
+    while set(glob.glob(temp_glob())) - before and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert set(glob.glob(TEMP_GLOB)) - before == set()
+    assert set(glob.glob(temp_glob())) - before == set()
 
 
 def _initdb_of(temp_dirs: set[str]) -> psutil.Process | None:
@@ -121,12 +120,12 @@ def _initdb_of(temp_dirs: set[str]) -> psutil.Process | None:
 def _kill_during_initdb(argv: list[str], signum: int, kill_initdb: bool = False) -> tuple[subprocess.Popen[str], str]:
     """Start `argv`, wait until its embedded server is in initdb, send `signum` (after killing
     initdb itself, leaving its `postgres --boot` child writing, if asked); its temp dir."""
-    before = set(glob.glob(TEMP_GLOB))
+    before = set(glob.glob(temp_glob()))
     owner = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     initdb = None
     while initdb is None and time.monotonic() < deadline:
-        initdb = _initdb_of(set(glob.glob(TEMP_GLOB)) - before)
+        initdb = _initdb_of(set(glob.glob(temp_glob())) - before)
         time.sleep(0.02)
     assert initdb is not None, "initdb was never seen"
     if kill_initdb:
@@ -134,7 +133,7 @@ def _kill_during_initdb(argv: list[str], signum: int, kill_initdb: bool = False)
         with contextlib.suppress(psutil.Error):
             initdb.kill()
     os.kill(owner.pid, signum)
-    (temp_dir,) = set(glob.glob(TEMP_GLOB)) - before
+    (temp_dir,) = set(glob.glob(temp_glob())) - before
     return owner, temp_dir
 
 
