@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
+
 from runner.analysis.checks import parse_check
 from runner.analysis.repeat import combine
 from runner.analysis.report import build
@@ -42,7 +44,7 @@ from runner.transport.plan import make_plans, op_shares, worker_session_settings
 from runner.transport.pools import PoolPlan, connection_budget, plan_pools
 from runner.transport.supervisor import Supervisor
 from runner.worker.engine import POOLER_HINT, PREPARED_STATEMENT_ERRORS
-from workloads import SCHEMA, resolve
+from workloads import SCHEMA, Workload, resolve
 
 INTERRUPT_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
 SETUP_POLL_S = 0.1
@@ -320,6 +322,18 @@ def prepared_statements_failing(config: Config, collector: Collector) -> str | N
     return f"prepared statements fail ({failing[0]}): {POOLER_HINT}"
 
 
+def _rows_after(dsn: str, workload: Workload) -> tuple[dict[str, int] | None, str | None]:
+    """The workload's tables' rows after the run; None and the reason when they cannot be counted
+    (a table or the schema dropped, or the server gone, during the run): what was measured is
+    still reported, marked incomplete."""
+    try:
+        with connect(control_engine(dsn), dsn) as conn:
+            return count_rows(conn, workload), None
+    except (DBAPIError, DatabaseError) as exc:
+        detail = str(getattr(exc, "orig", exc)).strip().splitlines()
+        return None, f"the rows could not be counted after the run ({detail[0] if detail else type(exc).__name__}): was the schema changed during it?"
+
+
 def _measure(
     config: Config,
     dsn: str,
@@ -375,10 +389,9 @@ def _measure(
     # A user's server: the session settings as the first worker's own connection reports them.
     server["settings"].update({k: v for k, v in collector.workers[0].settings.items() if k in setup.session_settings})
     server["stats"] = probe.end()
-    with connect(control_engine(dsn), dsn) as conn:
-        rows = count_rows(conn, workload)
     expected = workload.expected_rows(collector.ok_by_op(), setup.populated)
-    unreported = {table: rows[table] - expected.get(table, 0) for table in rows}
+    rows, mismatch = _rows_after(dsn, workload)
+    unreported = None if rows is None else {table: rows[table] - expected.get(table, 0) for table in rows}
     database = {
         "schema": SCHEMA,
         "rows": rows,
@@ -386,8 +399,7 @@ def _measure(
         # Non-zero after a worker died with commits it could not report; otherwise a warning sign.
         "unreported_rows": unreported,
     }
-    mismatch = None
-    if any(unreported.values()) and not any(w.status in VANISHED for w in collector.workers):
+    if unreported and any(unreported.values()) and not any(w.status in VANISHED for w in collector.workers):
         mismatch = (
             "the database does not hold what the reported ops committed (unreported rows: "
             + ", ".join(f"{t} {n:+d}" for t, n in unreported.items() if n)

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from runner.server.embedded import EmbeddedServer, start_embedded
-from tests.conftest import REPO, query, run_runner, wait_for_workers
+from tests.conftest import REPO, execute, query, run_runner, wait_for_workers
 
 LONG_RUN = ["--ops", "1000000", "--quiet"]
 # Worker backends with an op under way: waiting on a lock, running, or between its statements.
@@ -278,6 +278,22 @@ def test_a_database_that_disagrees_with_the_reported_ops_marks_the_run_incomplet
     assert "does not hold what the reported ops committed" in doc["stop_reason"]
     assert any("unreported rows: t +30" in w for w in doc["warnings"])
     assert "INCOMPLETE" in result.stderr
+
+
+@pytest.mark.parametrize("dropped", ["DROP SCHEMA runner CASCADE", "DROP TABLE runner.b"])
+def test_a_schema_or_table_dropped_mid_run_loses_nothing_measured(dsn: str, dropped: str) -> None:
+    """It was exit 1, "internal error", nothing on stdout: the row count after the run failed."""
+    parent, _ = _start(dsn, "--duration", "5", "--quiet")
+    deadline = time.monotonic() + 30
+    while query(dsn, "SELECT count(*) FROM runner.a") == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)  # a busy machine may still be starting the workers: drop it mid-measurement
+    execute(dsn, dropped)
+    code, doc, stderr = _finish(parent)
+    assert code == 4, stderr
+    assert doc["complete"] is False and "could not be counted" in doc["stop_reason"] and "does not exist" in doc["stop_reason"]
+    assert doc["database"]["rows"] is None and doc["database"]["unreported_rows"] is None
+    assert doc["totals"]["ok"] > 0 and doc["totals"]["errors_by_class"].get("UndefinedTableError", 0) > 0
+    assert "Traceback" not in stderr and "INCOMPLETE" in stderr
 
 
 def test_ctrl_c_during_a_blocked_setup_statement_ends_the_run_before_any_worker(dsn: str) -> None:
