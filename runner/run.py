@@ -273,12 +273,25 @@ def _setup(config: Config, dsn: str, embedded: EmbeddedServer | None) -> _Setup:
         assert scale is not None
         tables, seconds = fill(control_engine(dsn, "load", "psycopg"), workload, scale, None if config.quiet else _load_progress)
         populated = {name: t.rows for name, t in tables.items()}
+        _check_loaded(dsn, workload, populated)
         load = load_section(scale, "generic", {name: (t.rows, t.seconds) for name, t in tables.items()}, seconds)
     elif scale is not None and workload.populate_takes_scale:
         load = load_section(scale, "workload", {name: (rows, 0.0) for name, rows in populated.items()}, time.monotonic() - started)
     else:
         load = None
     return _Setup(server, pools, populated, session_settings, expected, load)
+
+
+def _check_loaded(dsn: str, workload: Workload, loaded: dict[str, int]) -> None:
+    """The tables hold what the load says it put there, before any worker starts: a load that was
+    never committed would otherwise be measured as an empty table, and blamed on another client."""
+    with connect(control_engine(dsn), dsn) as conn:
+        counted = count_rows(conn, workload)
+    short = {table: (counted.get(table, 0), rows) for table, rows in loaded.items() if counted.get(table, 0) != rows}
+    if short:
+        raise DatabaseError(
+            "--scale: the load did not arrive: " + ", ".join(f"{t} holds {have:,} rows of {want:,}" for t, (have, want) in short.items())
+        )
 
 
 def _load_progress(table: str, done: int, wanted: int) -> None:

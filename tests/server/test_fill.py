@@ -88,6 +88,52 @@ def test_a_populate_that_takes_the_scale_is_used_one_that_does_not_is_replaced(
     assert without["database"]["rows"]["item"] == (7 if source is None else 5)  # scale None: its own default
 
 
+UUID_KEYS = '''
+import uuid
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from workloads import workload
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Tag(Base):
+    __tablename__ = "tag"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+
+
+class Label(Base):
+    __tablename__ = "label"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tag_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Tag.id))
+
+
+bench = workload("tags", Base)
+
+
+@bench.read()
+async def get(ctx):
+    async with ctx.sessions() as session:
+        assert await session.get(Tag, uuid.UUID(int=ctx.keys.pick(ctx.scale))) is not None
+'''
+
+
+def test_tables_keyed_by_uuids_are_loaded_and_committed(dsn: str, tmp_path: Path) -> None:
+    """Every key a UUID: the load never ran a statement through SQLAlchemy (no sequence to set),
+    so its transaction was never committed: `.load` said 500 rows, the tables held 0, and the run
+    measured empty tables (every read failed here)."""
+    path = tmp_path / "tags.py"
+    path.write_text(UUID_KEYS)
+    result = run_runner("--workload", str(path), "--scale", "500", "--ops", "50", "--quiet", dsn=dsn)
+    assert result.code == 0, result.stderr
+    assert result.doc is not None and result.doc["database"]["rows"] == {"tag": 500, "label": 500}
+    assert query(dsn, "SELECT count(*) FROM runner.label l JOIN runner.tag t ON t.id = l.tag_id") == 500
+
+
 COMPOSITE = '''
 from sqlalchemy import MetaData, Table, Column, Integer
 from workloads import workload
