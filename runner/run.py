@@ -23,6 +23,7 @@ from runner.measure.collector import VANISHED, Collector
 from runner.measure.exporter import Exporter
 from runner.output import ResultStream
 from runner.server.control import (
+    SchemaLock,
     cancel_statements,
     check_session_settings,
     connect,
@@ -30,9 +31,7 @@ from runner.server.control import (
     control_engine,
     count_rows,
     describe_server,
-    lock_schema,
     prepare_schema,
-    release_lock,
 )
 from runner.server.embedded import EmbeddedServer, start_embedded
 from runner.server.fill import fill
@@ -184,10 +183,11 @@ class Bench:
     signals: Signals
     cluster: Cluster
     stream: ResultStream | None
+    lock: SchemaLock
 
     def measure(self, config: Config) -> dict[str, Any]:
         """One measured run of `config` (same server and workload as the bench was opened for)."""
-        return _measure(config, self.dsn, self.embedded, self.signals, self.stream, self.cluster.transport())
+        return _measure(config, self.dsn, self.embedded, self.signals, self.stream, self.cluster.transport(), self.lock)
 
     def signal_exit(self) -> ExitCode | None:
         return INTERRUPT_EXIT[signal.Signals(self.signals.received[0])] if self.signals.received else None
@@ -202,7 +202,7 @@ def bench(config: Config, stream: ResultStream | None = None) -> Iterator[Bench]
     try:
         with _signals() as signals:
             embedded: EmbeddedServer | None = None
-            lock = None
+            lock: SchemaLock | None = None
             try:
 
                 def open_server() -> str:
@@ -210,14 +210,15 @@ def bench(config: Config, stream: ResultStream | None = None) -> Iterator[Bench]
                     if config.dsn is None:
                         embedded = start_embedded(dict(config.pg_settings))
                     dsn = config.dsn or embedded.dsn  # type: ignore[union-attr]
-                    lock = lock_schema(dsn, SCHEMA, config.wait_for_lock)
+                    lock = SchemaLock(dsn, SCHEMA, config.wait_for_lock)
                     return dsn
 
                 dsn = _interruptible(signals, open_server)
-                yield Bench(dsn, embedded, signals, cluster, stream)
+                assert lock is not None
+                yield Bench(dsn, embedded, signals, cluster, stream, lock)
             finally:
                 if lock is not None:
-                    release_lock(lock)
+                    lock.release()
                 if embedded is not None:
                     embedded.stop()
     finally:
@@ -354,6 +355,7 @@ def _measure(
     signals: Signals,
     stream: ResultStream | None,
     transport: Transport,
+    lock: SchemaLock,
 ) -> dict[str, Any]:
     """One measured run: setup, workers, collector, the server's side, the report document."""
     workload = resolve(config.workload)
@@ -379,6 +381,8 @@ def _measure(
         for check in (error_budget_spent, prepared_statements_failing):
             if (reason := check(config, collector)) is not None:
                 supervisor.request_stop(reason)
+        if (lost := lock.check()) is not None:
+            supervisor.request_stop(lost)
 
     def on_go() -> str | None:
         if (veto := settings_not_applied(setup.expected_settings, collector)) is not None:

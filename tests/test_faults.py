@@ -252,6 +252,62 @@ def test_wait_for_lock_queues_behind_the_other_run(dsn: str) -> None:
     assert doc["database"]["rows"] == doc["database"]["expected_rows"]
 
 
+LOCK_HOLDER = (
+    "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'runner-parent-lock%'"
+)
+
+
+def test_the_schema_lock_outlives_the_servers_idle_transaction_timeout(dsn: str) -> None:
+    """The lock is a transaction left open and idle: the server's idle_in_transaction_session_timeout
+    ended it (and two runs then dropped each other's tables, silently)."""
+    execute(dsn, "ALTER DATABASE postgres SET idle_in_transaction_session_timeout = '300ms'")
+    try:
+        parent, _ = _start(dsn, "--duration", "4", "--quiet")  # measuring for 2 s by now
+        first = query(dsn, LOCK_HOLDER)
+        time.sleep(1.0)
+        assert first is not None and query(dsn, LOCK_HOLDER) == first  # the same transaction all along
+        code, doc, stderr = _finish(parent)
+    finally:
+        execute(dsn, "ALTER DATABASE postgres RESET idle_in_transaction_session_timeout")
+    assert code == 0 and doc["complete"] is True, stderr
+
+
+def test_a_lost_schema_lock_that_another_run_took_stops_the_run(dsn: str) -> None:
+    """Its backend terminated, and the lock taken by someone else before the run could take it
+    again: the run stops, says why, and reports what it measured."""
+    from sqlalchemy import create_engine, text
+
+    from runner.server.control import SCHEMA, schema_lock_key
+
+    parent, _ = _start(dsn, "--duration", "20", "--quiet")
+    other = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
+    try:
+        with other.connect() as conn:  # another run's hold: a transaction that takes the lock
+            execute(dsn, f"SELECT pg_terminate_backend(({LOCK_HOLDER}))")
+            deadline = time.monotonic() + 5
+            cls, obj = schema_lock_key(SCHEMA)
+            while not conn.execute(text("SELECT pg_try_advisory_xact_lock(:c, :o)"), {"c": cls, "o": obj}).scalar_one():
+                assert time.monotonic() < deadline, "the lock was never freed"
+            code, doc, stderr = _finish(parent)
+    finally:
+        other.dispose()
+    assert code == 4, stderr
+    assert doc["complete"] is False and "the schema lock was lost, and another runner run is using schema 'runner'" in doc["stop_reason"]
+    assert doc["totals"]["ok"] > 0
+
+
+def test_a_schema_lock_lost_with_nobody_else_is_taken_again(dsn: str) -> None:
+    parent, _ = _start(dsn, "--duration", "4", "--quiet")
+    before = query(dsn, LOCK_HOLDER)
+    execute(dsn, f"SELECT pg_terminate_backend({before})")
+    time.sleep(1.5)  # the run checks its lock every second
+    after = query(dsn, LOCK_HOLDER)
+    code, doc, stderr = _finish(parent)
+    assert code == 0 and doc["complete"] is True, stderr
+    assert after is not None and after != before
+
+
 def test_a_database_that_disagrees_with_the_reported_ops_marks_the_run_incomplete(dsn: str, tmp_path: Any) -> None:
     # Each write commits two rows while the workload says one: what a lost or duplicated
     # transaction (a pooler, another client) looks like from the outside.
