@@ -30,15 +30,21 @@ class Supervisor:
     """Runs the workers of one run to the end and feeds their records to a collector."""
 
     def __init__(
-        self, transport: Transport, plans: list[WorkerPlan], collector: Collector, grace_s: float = GRACE_S
+        self,
+        transport: Transport,
+        plans: list[WorkerPlan],
+        collector: Collector,
+        grace_s: float = GRACE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._transport = transport
         self._plans = plans
         self._collector = collector
         self._grace_s = grace_s
+        self._clock = clock
         self._released = False
         self._kill_deadline: float | None = None
-        self._last_heard = [time.monotonic()] * len(plans)
+        self._last_heard = [clock()] * len(plans)
         self.stop_reason: str | None = None
         self.refused: str | None = None  # why the run could not start (a worker's preflight)
         self.on_go: Callable[[], str | None] = lambda: None  # just before release; a reason refuses
@@ -48,7 +54,7 @@ class Supervisor:
         if self._kill_deadline is not None:
             return
         self.stop_reason = reason
-        self._kill_deadline = time.monotonic() + self._grace_s + KILL_MARGIN_S
+        self._kill_deadline = self._clock() + self._grace_s + KILL_MARGIN_S
         self._transport.stop()
 
     def kill_all(self) -> None:
@@ -66,7 +72,7 @@ class Supervisor:
         running = set(range(len(self._plans)))
         while running:
             for event in self._transport.poll(TICK_S):
-                self._last_heard[event.worker] = time.monotonic()
+                self._last_heard[event.worker] = self._clock()
                 if isinstance(event, Line):
                     self._collector.add(decode(event.data))
                     continue
@@ -88,7 +94,7 @@ class Supervisor:
             self.request_stop(f"worker {worker_id} {state.status}: {state.reason}")
 
     def _check(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if not self._released and self._collector.all_ready and self._kill_deadline is None:
             veto = self.on_go()
             if veto is not None:
@@ -98,6 +104,9 @@ class Supervisor:
                 self._released = True
                 self._collector.go_ns = time.perf_counter_ns()
                 self._transport.release()  # every worker is ready (and warmed up): start together
+                # Waiting at the barrier is not silence: the first worker ready may have waited
+                # a long time for the last (128 processes starting on 2 cores: 49 s).
+                self._last_heard = [now] * len(self._plans)
         if self._released:
             self._watchdog(now)
         if self._kill_deadline is not None and now > self._kill_deadline:
