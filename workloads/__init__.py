@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import MetaData
+from sqlalchemy import Enum, MetaData
 
 SCHEMA = "runner"  # every workload's tables live here, never in `public`
 BUILTIN_MODULES = ("workloads.seed", "workloads.noop", "workloads.point_select", "workloads.tpcb", "workloads.sleep")
@@ -107,8 +107,18 @@ class Workload:
 
     @property
     def schema_map(self) -> dict[str | None, str]:
-        """SQLAlchemy's schema_translate_map: every schema the tables declare (None: none) -> ours."""
-        return {table.schema: SCHEMA for table in self.metadata.sorted_tables} or {None: SCHEMA}
+        """SQLAlchemy's schema_translate_map: every schema the tables declare -> ours, and no schema
+        too: an Enum of a declarative model has none even when its table has one, and was created
+        in (or taken from) the server's `public`."""
+        return {**{table.schema: SCHEMA for table in self.metadata.sorted_tables}, None: SCHEMA}
+
+    @property
+    def translates(self) -> bool:
+        """Whether a table or a native enum type declares a schema other than ours, or none: then
+        statements go through schema_translate_map (the built-ins' are all ours: no cost to pay)."""
+        tables = self.metadata.sorted_tables
+        enums = [column.type for table in tables for column in table.columns if isinstance(column.type, Enum) and column.type.native_enum]
+        return bool(({table.schema for table in tables} | {enum.schema for enum in enums}) - {SCHEMA})
 
     def expected_rows(self, ok_by_op: dict[str, int], populated: dict[str, int]) -> dict[str, int]:
         """The rows the populate step and the committed ops must have left in each table."""

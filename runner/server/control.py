@@ -192,6 +192,10 @@ def prepare_schema(conn: Connection, workload: Workload, scale: int | None = Non
             conn.execute(text(f"DROP SCHEMA {SCHEMA} CASCADE"))
         conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
         conn.execute(text(f"COMMENT ON SCHEMA {SCHEMA} IS '{SCHEMA_MARKER}'"))
+        # For the rest of this transaction, a name the workload's DDL or its populate leaves
+        # unqualified (raw SQL's `INSERT INTO item`, a type) is created in, and found first in, our
+        # schema, not the server's `public` (an extension's type or function is still found there).
+        conn.execute(text(f"SET LOCAL search_path TO {SCHEMA}, public"))
         conn.execution_options(schema_translate_map=workload.schema_map)  # an app's schemas become ours
         workload.metadata.create_all(conn)
         populated: dict[str, int] = {}

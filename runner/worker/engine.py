@@ -28,7 +28,7 @@ from runner.worker.anatomy import TimedAsyncQueuePool, TimedQueuePool, instrumen
 from runner.worker.plan import WorkerPlan
 from runner.worker.recorder import error_class, error_message
 from runner.worker.retry import Retrier
-from workloads import SCHEMA, Handle, resolve
+from workloads import Handle, resolve
 
 # A backend flushes its statistics at most once a second; warm-up's must be in before the
 # parent's snapshot at the start barrier, or the measured deltas would include them (PG 15+).
@@ -88,9 +88,9 @@ def engine_options(plan: WorkerPlan, poolclass: type[Pool]) -> dict[str, Any]:
     mapped into the runner's (schema_translate_map), when its models declare any other."""
     config = plan.config
     options: dict[str, Any] = {"pool_size": plan.pool_size, "max_overflow": config.max_overflow, "pool_timeout": config.pool_timeout_s}
-    schema_map = resolve(config.workload).schema_map
-    if schema_map != {SCHEMA: SCHEMA}:  # the built-ins' tables are ours already: no translation to pay for
-        options["execution_options"] = {"schema_translate_map": schema_map}
+    workload = resolve(config.workload)
+    if workload.translates:  # the built-ins' tables are ours already: no translation to pay for
+        options["execution_options"] = {"schema_translate_map": workload.schema_map}
     return {**options, "poolclass": poolclass} if config.anatomy else options
 
 
