@@ -9,7 +9,7 @@
     latest                       (YCSB) the most recently inserted keys are the hottest: n - zipf rank + 1
 
 The zipfian generator is Gray et al.'s "Quickly generating billion-record synthetic databases"
-(SIGMOD 1994), the one YCSB's ZipfianGenerator implements; zeta(n) is kept and grown
+(SIGMOD 1994), the one YCSB's ZipfianGenerator implements; zeta(n) is kept per key range and grown
 incrementally when n grows (the `latest` table grows as writes insert).
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from runner.errors import UsageError
@@ -29,6 +30,7 @@ FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
 MASK64 = (1 << 64) - 1
 NUMBER = r"(\d+(?:\.\d+)?)"
+ZETAS_KEPT = 32  # key ranges whose zeta a zipfian picker keeps (see Zipfian._zeta)
 SPEC = re.compile(rf"^(uniform|latest|zipf(?::{NUMBER})?|hotspot(?::{NUMBER}:{NUMBER})?)$")
 
 
@@ -88,18 +90,32 @@ class Zipfian:
         self.n = 0
         self.zetan = 0.0
         self.eta = 0.0
+        # zeta(n) for the n picked among lately, least recently used first: a workload picks in
+        # several key ranges (two tables), each growing. zeta was re-summed from 0 on every switch
+        # between two ranges (40,649 -> 29 ops/s); now a range's zeta is kept, and a new n sums only
+        # the terms past the largest smaller n kept.
+        self._zetas: OrderedDict[int, float] = OrderedDict()
+        self.terms = 0  # zeta terms summed so far: the picker's set-up work, whatever its ranges
 
-    def _grow(self, n: int) -> None:
-        """zeta(n) from zeta(self.n): only the new terms, so a growing table costs little."""
-        if n < self.n:  # a smaller table: start again (rare; the tables only grow)
-            self.n, self.zetan = 0, 0.0
-        self.zetan += math.fsum((i + 1) ** -self.theta for i in range(self.n, n))
-        self.n = n
+    def _zeta(self, n: int) -> float:
+        found = self._zetas.get(n)
+        if found is None:
+            below = max((m for m in self._zetas if m < n), default=0)
+            found = (self._zetas[below] if below else 0.0) + math.fsum((i + 1) ** -self.theta for i in range(below, n))
+            self.terms += n - below
+            self._zetas[n] = found
+            if len(self._zetas) > ZETAS_KEPT:
+                self._zetas.popitem(last=False)
+        self._zetas.move_to_end(n)
+        return found
+
+    def _switch(self, n: int) -> None:
+        self.n, self.zetan = n, self._zeta(n)
         self.eta = (1 - (2.0 / n) ** (1 - self.theta)) / (1 - self.zeta2 / self.zetan) if n > 1 else 0.0
 
     def rank(self, rng: random.Random, n: int) -> int:
         if n != self.n:
-            self._grow(n)
+            self._switch(n)
         if n == 1:
             return 0
         u = rng.random()
