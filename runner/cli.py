@@ -6,15 +6,18 @@ import json
 import signal
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from runner import __version__
 from runner.concurrency import MODES
 from runner.config import Config, parse_max_errors, parse_pg_settings, parse_think, parse_warmup
 from runner.errors import ExitCode, RunnerError, UsageError
 from workloads import WORKLOADS
+from workloads.loader import is_path
 
 EPILOG = """\b
 Examples:
@@ -175,6 +178,7 @@ def cli(**options: object) -> int:
     stages_text = options.pop("stages")
     stage_kind, stages = parse_stages(stages_text) if isinstance(stages_text, str) else (None, ())
     config = _config(options, stages=stages, stage_kind=stage_kind)
+    _refuse_unused_widths(config)
     if config.output is not None:
         check_writable(config.output)
     try:
@@ -202,6 +206,9 @@ def _config(options: dict[str, object], **fields: Any) -> Config:
     statement_cache = options.pop("statement_cache") == "on"
     think_s, think_dist = parse_think(options.pop("think", None))  # type: ignore[arg-type]
     parsed = {"warmup_ops": warmup_ops, "warmup_s": warmup_s, "think_s": think_s, "think_dist": think_dist, **fields}  # `fields` overrides: capacity's own warm-up
+    workload = options.get("workload")
+    if isinstance(workload, str) and is_path(workload):  # as typed here: a Ray worker would resolve it from its own directory
+        options["workload"] = str(Path(workload).resolve())
     return Config(
         **options,  # type: ignore[arg-type]
         **parsed,
@@ -210,6 +217,20 @@ def _config(options: dict[str, object], **fields: Any) -> Config:
         max_error_ratio=max_error_ratio,
         pg_settings=pg_settings,
     )
+
+
+def _refuse_unused_widths(config: Config) -> None:
+    """--threads is the sync mode's concurrency and --chunk the async modes': one given for a mode
+    that has none of it did nothing, silently."""
+    context = click.get_current_context()
+
+    def given(name: str) -> bool:
+        return context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+    if given("threads") and config.mode != "sync":
+        raise UsageError(f"--threads is the sync mode's concurrency; --mode {config.mode} has none (its own is --chunk, or --rate)")
+    if given("chunk") and config.mode == "sync":
+        raise UsageError("--chunk is the async modes' concurrency; --mode sync has none (its own is --threads)")
 
 
 def _deliver(doc: dict[str, Any], code: ExitCode, config: Config, stream: Any) -> ExitCode:
@@ -253,12 +274,14 @@ def _delivery_errors(stdout_error: str | None, output_error: str | None, output:
 @click.option("-o", "--out", default="runner-report", show_default=True, help="Folder for the plots and summary.md.")
 def report_cmd(files: tuple[str, ...], out: str) -> int:
     """Plots and a Markdown summary for result files (run documents or sweep JSON lines)."""
-    from pathlib import Path
-
     from runner.analysis.plots import write_report
     from runner.analysis.results import load
 
-    written = write_report(load(list(files)), Path(out))
+    results = load(list(files))
+    try:
+        written = write_report(results, Path(out))
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:  # a document of another shape (hand-made, another version)
+        raise UsageError(f"a result lacks a figure the report draws ({type(exc).__name__}: {exc}): not a run's document of this version") from None
     click.echo(json.dumps({"report": out, "files": [str(p) for p in written]}))
     click.echo(f"runner: report written to {out}/ ({len(written)} files)", err=True)
     return int(ExitCode.OK)
@@ -305,7 +328,7 @@ def _single(results: list[tuple[str, dict[str, Any]]], command: str = "compare")
 @click.option("--analyze", is_flag=True, help="EXPLAIN (ANALYZE, BUFFERS), in a transaction that is rolled back.")
 def explain_cmd(file: str, dsn: str | None, analyze: bool) -> int:
     """The plans of the statements the slowest ops sent (a run with --exemplars N)."""
-    from runner.analysis.explain import explain, render
+    from runner.analysis.explain import distinct_statements, explain, render
     from runner.analysis.results import load
     from runner.dsn import driver_args
 
@@ -313,7 +336,11 @@ def explain_cmd(file: str, dsn: str | None, analyze: bool) -> int:
         raise UsageError("runner explain needs --dsn (or DATABASE_URL): the server the run used, its tables still there")
     driver_args(dsn, "psycopg2")  # a malformed DSN is one line, exit 2
     name, doc = _single(load([file]), "explain")
-    entries = explain(doc, dsn, analyze)
+    try:
+        statements = distinct_statements(doc.get("exemplars") or {})
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"{name}'s exemplars are not shaped as a run writes them ({type(exc).__name__}: {exc})") from None
+    entries = explain(doc, dsn, analyze, statements)
     click.echo(json.dumps({"file": name, "analyze": analyze, "plans": entries}))
     click.echo(render(entries), err=True)
     return int(ExitCode.OK)

@@ -90,6 +90,13 @@ def parse_dsn(dsn: str) -> URL:
         if isinstance(host, tuple) or url.host:
             raise UsageError("the DSN names its host twice (in the URL and as ?host=): keep one")
         url = url.set(host=host, query=query)
+    if "port" in query:  # libpq's ?port=, with ?host= or without: the URL's port for every driver
+        port = query.pop("port")
+        if isinstance(port, tuple) or url.port:
+            raise UsageError("the DSN names its port twice (in the URL and as ?port=): keep one")
+        if not port.isdigit():
+            raise UsageError(f"DSN parameter port={port!r} is not a port number")
+        url = url.set(port=int(port), query=query)
     for name, value in url.query.items():
         if isinstance(value, tuple):
             raise UsageError(f"DSN parameter {name!r} is given more than once: keep one")

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from runner.errors import UsageError
+from runner.errors import ExitCode, UsageError
 
 
 def dumps(doc: dict[str, Any]) -> bytes:
@@ -39,9 +39,14 @@ class ResultStream:
 
     @classmethod
     def claim_stdout(cls) -> ResultStream:
-        """Keep stdout for results; from now on descriptor 1 (and every child's) is stderr."""
-        sys.stdout.flush()
-        fd = os.dup(1)  # not inherited by children (PEP 446)
+        """Keep stdout for results; from now on descriptor 1 (and every child's) is stderr. A
+        stdout closed before the run began (`>&-`) is refused: the results would go nowhere."""
+        try:
+            fd = os.dup(1)  # not inherited by children (PEP 446)
+        except OSError:
+            raise UsageError("stdout is closed: the results have nowhere to go (redirect it, e.g. > run.json)", ExitCode.OUTPUT) from None
+        if sys.stdout is not None:
+            sys.stdout.flush()
         os.dup2(2, 1)
         return cls(fd)
 

@@ -117,9 +117,10 @@ def runner_server() -> Iterator[Any]:
 
 @pytest.fixture
 def runner_run(runner_server: Any) -> Callable[..., RunResult]:
-    """`runner_run(workload=..., ops=..., **any option)` -> RunResult, on the session's server."""
+    """`runner_run(workload=..., ops=..., **any option)` -> RunResult, on the session's server, or
+    on another one with `dsn=...` (which, like the server's own, goes in DATABASE_URL)."""
 
-    def run(**options: Any) -> RunResult:
-        return run_workload(runner_server.dsn, **options)
+    def run(dsn: str | None = None, **options: Any) -> RunResult:
+        return run_workload(dsn or runner_server.dsn, **options)
 
     return run

@@ -24,6 +24,9 @@ from tests.conftest import run_runner
         (["--dsn", "mysql://u:p@localhost/db"], "PostgreSQL only"),
         (["--dsn", "postgresql+odbc://u:p@localhost/db"], "driver 'odbc' is unknown"),
         (["--output", "/nonexistent-dir/out.json"], "--output"),
+        (["--mode", "window", "--threads", "4"], "--threads is the sync mode's concurrency; --mode window has none"),
+        (["--mode", "sync", "--chunk", "10"], "--chunk is the async modes' concurrency; --mode sync has none"),
+        (["--workload", "noop", "--dsn", "postgresql://u@/db?host=/tmp&port=5x"], "port='5x' is not a port number"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
@@ -34,6 +37,29 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
     assert needle in lines[0]
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_a_closed_stdout_is_one_line_and_exit_6() -> None:
+    """`runner ... >&-`: "internal error: AttributeError" (sys.stdout is None), exit 1."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    done = subprocess.run(f"{sys.executable} -m runner --workload noop --ops 10 >&-", shell=True, cwd=REPO, capture_output=False,
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 6 and done.stderr.strip() == "runner: error: stdout is closed: the results have nowhere to go (redirect it, e.g. > run.json)"
+
+
+@pytest.mark.parametrize(("content", "needle"), [(b"\x89PNG\x00\xff", "is not text"), (b'{"schema_version": 1, "totals": {}}', "lacks a figure")])
+def test_garbage_or_a_wrong_shaped_document_is_one_line(tmp_path: object, content: bytes, needle: str) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "doc.json"
+    path.write_bytes(content)
+    for args in (["report", str(path), "-o", str(Path(str(tmp_path)) / "r")], ["compare", str(path), str(path)]):
+        result = run_runner(*args)
+        assert result.code == 2 and result.stderr.count("\n") == 1 and needle in result.stderr, (args, result.stderr)
 
 
 def test_connection_refused_is_one_line_exit_3_without_password() -> None:

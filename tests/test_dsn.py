@@ -41,11 +41,16 @@ def test_percent_encoded_passwords_and_colons_are_fine() -> None:
 
 @pytest.mark.parametrize(
     "dsn",
-    ["postgresql://postgres@%2Ftmp%2Fsock:5432/db", "postgresql://postgres@:5432/db?host=/tmp/sock", "postgres://postgres@%2ftmp%2fsock:5432/db"],
+    [
+        "postgresql://postgres@%2Ftmp%2Fsock:5432/db", "postgresql://postgres@:5432/db?host=/tmp/sock",
+        "postgres://postgres@%2ftmp%2fsock:5432/db", "postgresql://postgres@/db?host=/tmp/sock&port=5432",
+    ],
 )
 def test_libpq_socket_forms(dsn: str) -> None:
     url = parse_dsn(dsn)
-    assert url.host == "/tmp/sock" and url.port == 5432 and "host" not in url.query
+    assert url.host == "/tmp/sock" and url.port == 5432 and "host" not in url.query and "port" not in url.query
+    for driver in ("asyncpg", "psycopg2", "psycopg"):  # ?port= was refused by name for asyncpg
+        assert driver_args(dsn, driver)[0].port == 5432
 
 
 def test_asyncpg_gets_libpq_parameters_in_its_own_words() -> None:
@@ -83,8 +88,13 @@ def test_sslmode_in_the_dsn_runs_on_asyncpg(dsn: str) -> None:
     assert result.doc is not None and result.doc["totals"]["ok"] == 40
 
 
-def test_a_socket_dsn_runs(server: EmbeddedServer, dsn: str) -> None:
+@pytest.mark.parametrize("form", ["in the host", "as ?host= and ?port="])
+def test_a_socket_dsn_runs(server: EmbeddedServer, form: str) -> None:
     socket_dir = urllib.parse.quote(str(server.socket_dir), safe="")
-    result = run_runner("--ops", "40", "--quiet", dsn=f"postgresql://postgres:{server.password}@{socket_dir}:{server.port}/postgres")
+    dsn = (
+        f"postgresql://postgres:{server.password}@{socket_dir}:{server.port}/postgres" if form == "in the host"
+        else f"postgresql://postgres:{server.password}@/postgres?host={server.socket_dir}&port={server.port}"
+    )
+    result = run_runner("--ops", "40", "--quiet", dsn=dsn)
     assert result.code == 0, result.stderr
     assert result.doc is not None and result.doc["totals"]["ok"] == 40

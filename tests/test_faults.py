@@ -438,7 +438,8 @@ def test_an_orphaned_worker_with_a_hung_op_exits_and_lets_go_of_its_connections(
     assert run_runner("--ops", "10", "--quiet", dsn=dsn).code == 0
     engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
     with engine.connect() as blocker:
-        parent, workers = _start(dsn, "--procs", "1", "--mode", mode, "--chunk", "10", "--threads", "4", "--grace", "1", *LONG_RUN)
+        width = ("--threads", "4") if mode == "sync" else ("--chunk", "10")
+        parent, workers = _start(dsn, "--procs", "1", "--mode", mode, *width, "--grace", "1", *LONG_RUN)
         blocker.execute(text("LOCK TABLE runner.a IN ACCESS EXCLUSIVE MODE"))
         time.sleep(1.0)
         os.kill(parent.pid, signal.SIGKILL)

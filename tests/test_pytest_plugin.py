@@ -25,13 +25,19 @@ def test_a_threshold_that_cannot_hold_fails(runner_run):
 def test_the_server_is_shared(runner_server, runner_run):
     assert runner_run(workload="noop", ops=10).doc["server"]["embedded"] is False  # given as --dsn
     assert runner_server.dsn.startswith("postgresql://")
+
+
+def test_another_server_by_its_dsn(runner_server, runner_run):
+    """runner_run(dsn=...) was a bare TypeError (the dsn twice)."""
+    other = runner_server.dsn.replace("postgresql://", "postgres://")  # the same server, spelled otherwise
+    assert runner_run(workload="noop", ops=10, dsn=other).doc["config"]["dsn"].startswith("postgresql://postgres:***@")
 '''
 
 
 def test_the_plugin_runs_a_workload_in_a_users_suite(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_bench=SUITE)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, failed=1)  # the plugin came from its entry point: no conftest here
+    result.assert_outcomes(passed=3, failed=1)  # the plugin came from its entry point: no conftest here
     result.stdout.fnmatch_lines(["*assert *.p99_ms < 0*"])
 
 

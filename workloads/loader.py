@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import re
 import sys
 from pathlib import Path
@@ -80,6 +81,15 @@ def _run_module(run: object, where: str) -> tuple[ModuleType, list[Workload], se
     return module, registered, {id(w) for w in before.values()}
 
 
+def _working_directory_importable() -> None:
+    """Modules of the working directory import, as under `python -m runner`: the `runner` console
+    script's sys.path starts with its own bin directory instead. Appended, so nothing of the
+    working directory shadows an installed package. (Spawned workers inherit sys.path.)"""
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.append(here)
+
+
 def _load_file(path: Path) -> Workload:
     where = f"workload file {path}"
     if not path.is_file():
@@ -91,6 +101,7 @@ def _load_file(path: Path) -> Workload:
     loader = spec.loader
 
     def run() -> ModuleType:
+        _working_directory_importable()  # the file's own imports of its package
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         loader.exec_module(module)
@@ -107,6 +118,7 @@ def _import(name: str) -> Workload:
     where = f"--workload {name}"
 
     def run() -> ModuleType:
+        _working_directory_importable()
         try:
             return importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

