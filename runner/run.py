@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import sys
 import threading
@@ -47,6 +48,7 @@ from workloads import SCHEMA, Workload, resolve
 
 INTERRUPT_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
 SETUP_POLL_S = 0.1
+SETUP_STOP_S = 1.0  # after a signal, setup gets this long to stop before the run ends without it
 T = TypeVar("T")
 
 
@@ -90,12 +92,26 @@ def _signals() -> Iterator[Signals]:
             signal.signal(signum, handler)
 
 
+class SetupStopped(BaseException):
+    """Raised inside the setup thread on a signal: a BaseException, so that a workload's populate
+    catching Exception does not swallow it."""
+
+
+def _stop_thread(thread: threading.Thread) -> None:
+    """Raise SetupStopped in `thread` at its next bytecode: a populate looping in Python, or the
+    filler writing rows into a COPY, ends there (a call blocked in C ends when it returns)."""
+    assert thread.ident is not None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SetupStopped))
+
+
 def _interruptible(signals: Signals, step: Callable[[], T]) -> T:
     """Run a setup step on a thread while this (main) thread watches for a signal.
 
     A statement blocked in the driver (a lock wait, say) would hold the main thread in C code,
     where no Python signal handler runs. So setup runs elsewhere; on a signal its statements
-    are cancelled on the server, and the run ends before any worker starts.
+    are cancelled on the server and the step is stopped where it runs Python (a populate's loop,
+    the filler's rows), and the run ends before any worker starts: after SETUP_STOP_S at the
+    latest, whatever the step is doing (the thread is a daemon; the process ends without it).
     """
     outcome: dict[str, Any] = {}
 
@@ -107,12 +123,15 @@ def _interruptible(signals: Signals, step: Callable[[], T]) -> T:
 
     thread = threading.Thread(target=target, name="setup", daemon=True)
     thread.start()
-    cancelled = False
+    stopped_at: float | None = None
     while thread.is_alive():
         thread.join(SETUP_POLL_S)
-        if signals.received and not cancelled:
+        if signals.received and stopped_at is None:
+            stopped_at = time.monotonic()
             cancel_statements()
-            cancelled = True
+            _stop_thread(thread)
+        if stopped_at is not None and time.monotonic() - stopped_at > SETUP_STOP_S:
+            break  # still in C code: the run ends without it
     signals.check()  # a signal outranks the error the cancelled statement raised
     if "error" in outcome:
         raise outcome["error"]

@@ -352,6 +352,56 @@ def test_a_schema_or_table_dropped_mid_run_loses_nothing_measured(dsn: str, drop
     assert "Traceback" not in stderr and "INCOMPLETE" in stderr
 
 
+LOOPING_POPULATE = """
+from sqlalchemy import Column, Integer, MetaData, Table
+from workloads import workload
+
+metadata = MetaData()
+Table("t", metadata, Column("id", Integer, primary_key=True))
+bench = workload("loops", metadata)
+
+
+@bench.populate
+def fill(conn):
+    while True:  # a populate stuck in Python, swallowing what it can
+        try:
+            pass
+        except Exception:
+            pass
+
+
+@bench.read()
+async def nothing(ctx):
+    pass
+"""
+
+
+@pytest.mark.parametrize(("signum", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_ends_a_populate_that_loops_in_python(dsn: str, tmp_path: Any, signum: int, expected: int) -> None:
+    """Ctrl-C and SIGTERM were ignored while a populate looped in Python: only SIGKILL ended it."""
+    path = tmp_path / "loops.py"
+    path.write_text(LOOPING_POPULATE)
+    run = subprocess.Popen([sys.executable, "-m", "runner", "--workload", str(path), "--ops", "10", "--dsn", dsn],
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        # The setup transaction made the table (its last statement) and is now in the populate.
+        began = ("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'runner-parent-control' "
+                 "AND state = 'idle in transaction' AND query LIKE '%CREATE TABLE runner.t %'")
+        while query(dsn, began) == 0:
+            assert time.monotonic() < deadline and run.poll() is None, "the populate never began"
+            time.sleep(0.1)
+        time.sleep(0.5)  # in the loop by now
+        os.kill(run.pid, signum)
+        stdout, stderr = run.communicate(timeout=20)  # within a second of the signal, on a quiet machine
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == expected, stderr
+    assert stdout == "" and stderr.strip() == f"runner: error: interrupted by {signal.Signals(signum).name} before any op was measured"
+
+
 def test_ctrl_c_during_a_blocked_setup_statement_ends_the_run_before_any_worker(dsn: str) -> None:
     from sqlalchemy import create_engine, text
 

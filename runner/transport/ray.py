@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from runner.worker.plan import WorkerPlan
 RUNNER_RESOURCE = "runner"  # hosts opt in to carrying workers by advertising it
 PLACEMENT_TIMEOUT_S = 30.0
 GET_TIMEOUT_S = 10.0
+HEAD_CONNECT_TIMEOUT_S = 5.0
 PRIVATE_OBJECT_STORE_BYTES = 200 * 2**20  # records are tiny; containers have a small /dev/shm
 # Ray's worker processes install uvloop's policy when uvloop is importable: off, so that
 # --loop asyncio is honoured (the body also builds its loops explicitly).
@@ -93,6 +95,18 @@ def _masked_entrypoint() -> Iterator[None]:
         ray_utils.get_entrypoint_name = original
 
 
+def _reachable(address: str) -> None:
+    """One line, within seconds, for a head nobody answers at: ray.init retries an unreachable GCS
+    for about ten minutes (590 s and 45 lines of warnings for ray:127.0.0.1:1)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--cluster ray:{address}: give the head's HOST:PORT (e.g. ray:10.0.0.5:6379), or ray:auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=HEAD_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UsageError(f"cannot join the Ray cluster at {address}: {exc.strerror or exc} (is `ray start --head` running there?)") from None
+
+
 class RayCluster:
     """The cluster a run uses: a private local instance (`ray`), or one it joins (`ray:auto`,
     `ray:HOST:PORT`). Opened once per invocation, whatever --repeat says."""
@@ -111,6 +125,8 @@ class RayCluster:
         else:
             address = "auto" if config.cluster == "ray:auto" else config.cluster.removeprefix("ray:")
             common.pop("include_dashboard")  # a running cluster's choice, not ours
+            if address != "auto":
+                _reachable(address)
             try:
                 with _masked_entrypoint():
                     ray.init(address=address, **common)

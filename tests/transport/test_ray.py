@@ -227,3 +227,10 @@ def test_losing_a_node_mid_run_keeps_the_other_nodes_results(dsn: str) -> None:
     assert survivor["ok"] > 0  # its results are intact
     _nothing_lost(doc, dsn)
     assert _no_actor_left()
+
+
+def test_an_unreachable_head_is_one_line_within_seconds() -> None:
+    """ray:127.0.0.1:1 was retried for 590 s with 45 lines of Ray's warnings."""
+    result = run_runner("--cluster", "ray:127.0.0.1:1", "--ops", "10", timeout=30)
+    assert result.code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "cannot join the Ray cluster at 127.0.0.1:1: Connection refused" in result.stderr
