@@ -200,12 +200,25 @@ def prepare_schema(conn: Connection, workload: Workload, scale: int | None = Non
         workload.metadata.create_all(conn)
         populated: dict[str, int] = {}
         if populate and workload.populate is not None:
-            populated = workload.populate(conn, scale) if workload.populate_takes_scale else workload.populate(conn)
+            populated = _populate(conn, workload, scale)
         conn.commit()  # one transaction: the schema appears with its marker or not at all
     except DBAPIError as exc:
         conn.rollback()
         raise DatabaseError(f"cannot create the workload's tables: {str(exc.orig).strip()}") from None
     return populated
+
+
+def _populate(conn: Connection, workload: Workload, scale: int | None) -> dict[str, int]:
+    """The workload's own populate; what it raises is the workload's fault, said in its words (a
+    statement it sent that failed stays a database error, DBAPIError, handled by the caller)."""
+    assert workload.populate is not None
+    try:
+        return workload.populate(conn, scale) if workload.populate_takes_scale else workload.populate(conn)
+    except DBAPIError:
+        raise
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()
+        raise UsageError(f"the workload's populate failed: {type(exc).__name__}{': ' + detail[0] if detail else ''}") from None
 
 
 def count_rows(conn: Connection, workload: Workload) -> dict[str, int]:

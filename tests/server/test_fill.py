@@ -161,3 +161,13 @@ def test_a_table_the_filler_cannot_fill_is_one_line(dsn: str, tmp_path: Path) ->
 def test_a_bad_scale_is_refused() -> None:
     result = run_runner("--scale", "0", "--ops", "10")
     assert result.code == 2 and "--scale must be at least 1" in result.stderr
+
+
+def test_an_exception_in_the_workloads_populate_is_the_workloads(dsn: str, tmp_path: Path) -> None:
+    """It was "internal error: KeyError", as if the runner had a bug."""
+    path = tmp_path / "items.py"
+    path.write_text(textwrap.dedent(WITH_POPULATE.format(params="scale", rows="scale or 5")).replace(
+        "    n = ", "    raise KeyError('no such config value')\n    n = "))
+    result = run_runner("--workload", str(path), "--ops", "10", dsn=dsn)
+    assert result.code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "the workload's populate failed: KeyError: 'no such config value'" in result.stderr and "internal error" not in result.stderr
