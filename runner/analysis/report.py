@@ -335,7 +335,11 @@ def _placement(doc: dict[str, Any]) -> list[str]:
     for node in nodes:
         lost = [w for w in node["workers"] if doc["workers"][w]["status"] in ("lost", "unresponsive")]
         if lost:
-            lines.append(f"node {node['address'] or node['node'][:12]} lost: workers {_ranges(lost)}")
+            where = node["address"] or node["node"][:12]
+            lines.append(
+                f"workers {_ranges(lost)} lost on node {where}, which is still up (their actors ended, not the host)"
+                if node["alive"] else f"node {where} lost, and its workers {_ranges(lost)}"
+            )
     return lines
 
 

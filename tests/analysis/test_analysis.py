@@ -149,3 +149,18 @@ def test_report_reads_pretty_documents_appended_one_after_another(dsn: str, tmp_
     broken.write_text(appended.read_text() + "{oops\n")
     proc = run_runner("report", str(broken))
     assert proc.code == 2 and f"{broken}:" in proc.stderr and "is not JSON" in proc.stderr
+
+
+def test_the_summary_says_a_node_was_lost_only_when_it_was() -> None:
+    """"node ... lost" was said whenever a worker was lost, when only its actor had died."""
+    from runner.analysis.report import _placement
+
+    def doc(alive: bool) -> dict:  # type: ignore[type-arg]
+        return {
+            "cluster": {"version": "2.60.0", "private": False, "address": "10.0.0.1:6379",
+                        "nodes": [{"node": "n1", "address": "10.0.0.2", "workers": [0, 1], "alive": alive}]},
+            "workers": [{"status": "lost"}, {"status": "stopped"}], "totals": {"start_spread_ms": 1.0},
+        }
+
+    assert _placement(doc(True))[-1] == "workers 0 lost on node 10.0.0.2, which is still up (their actors ended, not the host)"
+    assert _placement(doc(False))[-1] == "node 10.0.0.2 lost, and its workers 0"

@@ -68,7 +68,15 @@ def _rows_match(doc: dict[str, Any], dsn: str) -> None:
     assert doc["database"]["rows"] == doc["database"]["expected_rows"] == {"a": 3 * writes, "b": 5 * writes}
 
 
+def _ray_sessions() -> set[str]:
+    """Session directories in Ray's temp dir (this test session's TMPDIR, which the runs inherit)."""
+    import tempfile
+
+    return {p.name for p in (Path(tempfile.gettempdir()) / "ray").glob("session_*")}
+
+
 def test_a_private_instance_runs_the_seed_and_leaves_nothing(dsn: str) -> None:
+    sessions = _ray_sessions()
     result = run_runner("--cluster", "ray", "--procs", "2", "--ops", "2000", dsn=dsn, timeout=240)
     assert result.code == 0, result.stderr
     doc = result.doc  # stdout parsed as one JSON document: Ray's own lines never reached it
@@ -85,6 +93,10 @@ def test_a_private_instance_runs_the_seed_and_leaves_nothing(dsn: str) -> None:
     assert _no_actor_left()
     raylets = [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("raylet", "gcs_server")]
     assert raylets == [] or all(p.ppid() != 1 for p in raylets)  # the private instance is gone
+    assert _ray_sessions() == sessions  # nor its session directory (one per run was left)
+    # Ray's own lines are not on stderr: "Token authentication is enabled..." was, at every run
+    quiet = run_runner("--cluster", "ray", "--procs", "1", "--ops", "50", "--quiet", dsn=dsn, timeout=240)
+    assert quiet.code == 0 and quiet.stderr == "", quiet.stderr
 
 
 @pytest.mark.parametrize(
@@ -169,6 +181,7 @@ def test_a_killed_worker_is_lost_and_the_others_report(joined: Cluster, dsn: str
     assert sorted(w["status"] for w in doc["workers"]) == ["lost", "stopped"]
     lost = next(w for w in doc["workers"] if w["status"] == "lost")
     assert "died" in lost["reason"].lower()
+    assert all(node["alive"] for node in doc["cluster"]["nodes"])  # an actor died, not its host
     _nothing_lost(doc, dsn)
     assert _no_actor_left()
 
@@ -217,6 +230,8 @@ def test_losing_a_node_mid_run_keeps_the_other_nodes_results(dsn: str) -> None:
     finally:
         cluster.shutdown()
     assert parent.returncode == 4, stderr
+    # The dying raylet's log lines (2 x 22 of [state-dump], raw "(raylet)" prefixes) are not ours
+    assert "(raylet)" not in stderr and "[state-dump]" not in stderr, stderr
     doc = json.loads(stdout)
     assert doc["complete"] is False
     assert len({w["node"] for w in doc["workers"]}) == 2  # one worker per node (SPREAD, runner slots)
@@ -225,6 +240,9 @@ def test_losing_a_node_mid_run_keeps_the_other_nodes_results(dsn: str) -> None:
     assert statuses == ["lost", "stopped"]
     survivor = next(w for w in doc["workers"] if w["status"] == "stopped")
     assert survivor["ok"] > 0  # its results are intact
+    alive = {node["node"]: node["alive"] for node in doc["cluster"]["nodes"]}
+    lost = next(w for w in doc["workers"] if w["status"] == "lost")
+    assert alive == {lost["node"]: False, survivor["node"]: True}
     _nothing_lost(doc, dsn)
     assert _no_actor_left()
 
