@@ -127,6 +127,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         shutil.rmtree(tempfile.gettempdir(), ignore_errors=True)  # the session's own TMPDIR
 
 
+_STARTED: list[subprocess.Popen[Any]] = []
+
+
+def started(proc: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
+    """A run a test started in the background: ended after the test whatever happened in it, so a
+    failed test never leaves a run holding the schema's lock for the next (one did: three more
+    failures followed it)."""
+    _STARTED.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _end_started_runs() -> Iterator[None]:
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()  # its workers see their parent gone; the embedded server's reaper cleans up
+            proc.communicate(timeout=60)
+
+
 @pytest.fixture(scope="session")
 def server(runner_server: EmbeddedServer) -> EmbeddedServer:
     """The session's embedded server: the package's own pytest plugin's (runner.pytest_plugin),

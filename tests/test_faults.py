@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from runner.server.embedded import EmbeddedServer, start_embedded
-from tests.conftest import REPO, execute, query, run_runner, wait_for_workers
+from tests.conftest import REPO, execute, query, run_runner, started, wait_for_workers
 
 LONG_RUN = ["--ops", "1000000", "--quiet"]
 # Worker backends with an op under way: waiting on a lock, running, or between its statements.
@@ -37,13 +37,13 @@ def _settled_count(engine: Any, query: str) -> int:
 
 
 def _start(dsn: str, *args: str) -> tuple[subprocess.Popen[str], list[psutil.Process]]:
-    parent = subprocess.Popen(
+    parent = started(subprocess.Popen(
         [sys.executable, "-m", "runner", *args, "--dsn", dsn],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
+    ))
     procs = int(args[args.index("--procs") + 1]) if "--procs" in args else 1
     workers = wait_for_workers(parent.pid, procs)
     time.sleep(2.0)  # measuring by now
@@ -339,12 +339,21 @@ def test_a_database_that_disagrees_with_the_reported_ops_marks_the_run_incomplet
 @pytest.mark.parametrize("dropped", ["DROP SCHEMA runner CASCADE", "DROP TABLE runner.b"])
 def test_a_schema_or_table_dropped_mid_run_loses_nothing_measured(dsn: str, dropped: str) -> None:
     """It was exit 1, "internal error", nothing on stdout: the row count after the run failed."""
+    from sqlalchemy.exc import OperationalError
+
     parent, _ = _start(dsn, "--duration", "5", "--quiet")
-    deadline = time.monotonic() + 30
-    while query(dsn, "SELECT count(*) FROM runner.a") == 0 and time.monotonic() < deadline:
-        time.sleep(0.1)  # a busy machine may still be starting the workers: drop it mid-measurement
-    execute(dsn, dropped)
-    code, doc, stderr = _finish(parent)
+    try:
+        deadline = time.monotonic() + 30
+        while query(dsn, "SELECT count(*) FROM runner.a") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)  # a busy machine may still be starting the workers: drop it mid-measurement
+        for _ in range(20):  # dropping b locks a too (its foreign key): a write holding both can deadlock it
+            try:
+                execute(dsn, dropped)
+                break
+            except OperationalError as exc:
+                assert "deadlock detected" in str(exc), exc
+    finally:
+        code, doc, stderr = _finish(parent)  # whatever happened above: no run left holding the schema
     assert code == 4, stderr
     assert doc["complete"] is False and "could not be counted" in doc["stop_reason"] and "does not exist" in doc["stop_reason"]
     assert doc["database"]["rows"] is None and doc["database"]["unreported_rows"] is None

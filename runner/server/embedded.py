@@ -43,6 +43,10 @@ START_TIMEOUT_S = 60
 REAPER_WAIT_S = 30
 SUPERUSER = "postgres"
 PASSWORD_BYTES = 24  # token_urlsafe: 32 characters from [A-Za-z0-9_-], safe in a URL's userinfo
+# SCRAM's iterations slow down guessing a weak password from a stolen verifier; a random 192-bit
+# one cannot be guessed at any count, and 4096 (the default) cost every connection ~5 ms of CPU
+# (a psycopg2 connect: 8.6 ms against 3.6 ms at 16, median of 6 alternating rounds of 100 here).
+SCRAM_ITERATIONS = 16
 PRIVATE = 0o700  # the temp dir, the socket directory and the socket: the server's OS user only
 
 
@@ -218,7 +222,8 @@ def _initdb(server: EmbeddedServer, pg: PostgresServer, pgexec: Callable[..., st
         out.write(server.password + "\n")
     try:
         _give(pwfile, pg.system_user)
-        args = ("--auth=scram-sha-256", "--encoding=utf8", "-U", SUPERUSER, f"--pwfile={pwfile}", "-D", str(pg.pgdata))
+        args = ("--auth=scram-sha-256", "--encoding=utf8", "-U", SUPERUSER, f"--pwfile={pwfile}", f"--set=scram_iterations={SCRAM_ITERATIONS}",
+                "-D", str(pg.pgdata))
         pgexec("initdb", args, bin_path=pg.bin_path, user=pg.system_user)
     finally:
         pwfile.unlink(missing_ok=True)

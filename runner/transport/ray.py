@@ -12,15 +12,9 @@ Only imported for --cluster ray...: Ray is the optional extra `runner[ray]`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import queue
-import shutil
-import socket
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +24,17 @@ from ray.util.placement_group import PlacementGroup, placement_group, placement_
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from runner.config import Config
-from runner.dsn import mask_command_line
 from runner.errors import UsageError
 from runner.transport import Ended, Event, Line, Lost
+from runner.transport.ray_defaults import (
+    masked_entrypoint,
+    node_up,
+    quiet_auth_notice,
+    quiet_raylet_errors,
+    reachable,
+    remove_session,
+    session_dir,
+)
 from runner.worker.body import run_worker
 from runner.worker.channel import Channel
 from runner.worker.plan import WorkerPlan
@@ -40,8 +42,6 @@ from runner.worker.plan import WorkerPlan
 RUNNER_RESOURCE = "runner"  # hosts opt in to carrying workers by advertising it
 PLACEMENT_TIMEOUT_S = 30.0
 GET_TIMEOUT_S = 10.0
-HEAD_CONNECT_TIMEOUT_S = 5.0
-NODE_CONNECT_TIMEOUT_S = 1.0
 PRIVATE_OBJECT_STORE_BYTES = 200 * 2**20  # records are tiny; containers have a small /dev/shm
 # Ray's worker processes install uvloop's policy when uvloop is importable: off, so that
 # --loop asyncio is honoured (the body also builds its loops explicitly).
@@ -82,54 +82,6 @@ class RunnerWorker:
         self._go.set()  # a worker still waiting to start ends at once
 
 
-@contextlib.contextmanager
-def _masked_entrypoint() -> Iterator[None]:
-    """Ray records the driver's whole command line as the job's entrypoint, which the cluster keeps
-    after the job ends (`ray list jobs`, the dashboard): a `--dsn` on it would leave its password
-    there. ray.init reads it from `ray._private.utils.get_entrypoint_name` (no public setting), so
-    the command line is handed over with every DSN in it masked. A test reads the job table of a
-    real cluster, so a Ray that moves the function fails it instead of leaking."""
-    import ray._private.utils as ray_utils
-
-    original = ray_utils.get_entrypoint_name
-    ray_utils.get_entrypoint_name = lambda: mask_command_line(sys.orig_argv)
-    try:
-        yield
-    finally:
-        ray_utils.get_entrypoint_name = original
-
-
-def _reachable(address: str) -> None:
-    """One line, within seconds, for a head nobody answers at: ray.init retries an unreachable GCS
-    for about ten minutes (590 s and 45 lines of warnings for ray:127.0.0.1:1)."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"--cluster ray:{address}: give the head's HOST:PORT (e.g. ray:10.0.0.5:6379), or ray:auto")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=HEAD_CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        raise UsageError(f"cannot join the Ray cluster at {address}: {exc.strerror or exc} (is `ray start --head` running there?)") from None
-
-
-def _quiet_raylet_errors() -> None:
-    """Ray's driver prints every error the cluster publishes on its stderr, as raw "(raylet)" log
-    lines: on a node loss, the dying raylet's last 2 x 22 lines of [state-dump]. The run reports
-    the lost worker itself (its reason and node, in .workers[] and the summary), so those lines are
-    dropped: ray.init(log_to_driver=False) keeps the workers' own lines out, but not these, and
-    Ray's listener looks up print_to_stdstream at each message (no public setting)."""
-    worker_module = ray._private.worker
-    printer = getattr(worker_module, "print_to_stdstream", None)
-    if printer is None or getattr(printer, "quiet_raylet", False):
-        return
-
-    def quiet(data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        if data.get("pid") != "raylet":
-            printer(data, *args, **kwargs)
-
-    quiet.quiet_raylet = True  # type: ignore[attr-defined]
-    worker_module.print_to_stdstream = quiet
-
-
 class RayCluster:
     """The cluster a run uses: a private local instance (`ray`), or one it joins (`ray:auto`,
     `ray:HOST:PORT`). Opened once per invocation, whatever --repeat says."""
@@ -139,29 +91,26 @@ class RayCluster:
         common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING, "include_dashboard": False}
         self._session_dir: Path | None = None
         if self.private:
-            # Ray 2.59+ enables token authentication for a new local instance (good: no other
-            # local user can run code on it) and says so on stderr each time: not ours to print.
-            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-            with _masked_entrypoint():
+            quiet_auth_notice()
+            with masked_entrypoint():
                 ray.init(
                     num_cpus=config.procs,
                     resources={RUNNER_RESOURCE: config.procs},
                     object_store_memory=PRIVATE_OBJECT_STORE_BYTES,
                     **common,
                 )
-            node = getattr(ray._private.worker, "_global_node", None)  # no public way to ask
-            self._session_dir = Path(node.get_session_dir_path()) if node is not None else None
+            self._session_dir = session_dir()
         else:
             address = "auto" if config.cluster == "ray:auto" else config.cluster.removeprefix("ray:")
             common.pop("include_dashboard")  # a running cluster's choice, not ours
             if address != "auto":
-                _reachable(address)
+                reachable(address)
             try:
-                with _masked_entrypoint():
+                with masked_entrypoint():
                     ray.init(address=address, **common)
             except (ConnectionError, RuntimeError) as exc:
                 raise UsageError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
-        _quiet_raylet_errors()
+        quiet_raylet_errors()
         self.address = ray.get_runtime_context().gcs_address
 
     def all_on_this_host(self) -> bool:
@@ -175,17 +124,7 @@ class RayCluster:
     def close(self) -> None:
         ray.shutdown()  # a private instance stops; a joined cluster only loses this driver
         if self._session_dir is not None:  # a private instance's logs and sockets: ours, and done with
-            _remove_session(self._session_dir)
-
-
-def _remove_session(session: Path) -> None:
-    """Remove a private instance's session directory (each run left one in Ray's temp dir), and
-    Ray's `session_latest` link when it points there."""
-    shutil.rmtree(session, ignore_errors=True)
-    latest = session.parent / "session_latest"
-    with contextlib.suppress(OSError):
-        if latest.is_symlink() and Path(os.readlink(latest)).name == session.name:
-            latest.unlink()
+            remove_session(self._session_dir)
 
 
 def _too_few_slots(offered: int, needed: int, when: str = "") -> str:
@@ -297,19 +236,7 @@ class RayTransport:
             "private": self._cluster.private,
             "nodes": [
                 {"node": node, "address": known[node]["NodeManagerAddress"] if node in known else None, "workers": workers,
-                 "alive": _node_up(known.get(node))}
+                 "alive": node_up(known.get(node))}
                 for node, workers in nodes.items()
             ],
         }
-
-
-def _node_up(node: dict[str, Any] | None) -> bool:
-    """Whether a node is up at the end of the run: alive to the GCS, and its raylet answering (the
-    GCS takes its health checks' ~15 s to notice a node that died, longer than a run takes to stop)."""
-    if node is None or not node.get("Alive"):
-        return False
-    try:
-        socket.create_connection((node["NodeManagerAddress"], int(node["NodeManagerPort"])), timeout=NODE_CONNECT_TIMEOUT_S).close()
-    except (OSError, KeyError, ValueError):
-        return False
-    return True

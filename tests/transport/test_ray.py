@@ -23,7 +23,7 @@ import ray  # noqa: F401  (a missing extra is a failure, not a skip)
 from ray.cluster_utils import Cluster
 
 from runner.dsn import parse_dsn
-from tests.conftest import REPO, query, run_runner
+from tests.conftest import REPO, query, run_runner, started
 
 ACTOR_TITLE = "ray::RunnerWorker"
 
@@ -149,10 +149,10 @@ def test_too_few_slots_is_one_line(joined: Cluster, dsn: str) -> None:
 
 
 def _start(address: str, dsn: str, *args: str) -> subprocess.Popen[str]:
-    parent = subprocess.Popen(
+    parent = started(subprocess.Popen(
         [sys.executable, "-m", "runner", "--cluster", f"ray:{address}", *args, "--dsn", dsn],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    ))
     deadline = time.monotonic() + 60
     while len(runner_actors()) < int(args[args.index("--procs") + 1]) and time.monotonic() < deadline:
         time.sleep(0.2)

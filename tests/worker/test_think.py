@@ -41,7 +41,7 @@ def test_think_is_refused_where_it_means_nothing(args: tuple[str, ...], needle: 
 def test_the_pause_after_the_last_op_is_no_part_of_the_run(dsn: str, mode: str) -> None:
     """A 2 s run with 10 s pauses reported wall_s 10.6 and ran 10 s: a pause is cut at
     --duration's end. With a count of ops the measured part ends at the last op, not after its
-    pause (here 2 ops per lane: op, 3 s, op, then a pause that is not the run's)."""
+    pause (here 2 ops per lane: op, 1.5 s, op, then a pause that is not the run's)."""
     import time
 
     width = ("--threads", "2") if mode == "sync" else ("--chunk", "2")
@@ -51,6 +51,6 @@ def test_the_pause_after_the_last_op_is_no_part_of_the_run(dsn: str, mode: str) 
     assert timed is not None and timed["totals"]["ok"] >= 2
     assert 1.9 < timed["totals"]["wall_s"] < 2.5, timed["totals"]["wall_s"]
     assert took < 9  # the run ended at its duration, not after the pause (start-up included)
-    counted = run_runner("--workload", "sleep", "--ops", "4", "--mode", mode, *width, "--think", "3s", "--quiet", dsn=dsn).doc
+    counted = run_runner("--workload", "sleep", "--ops", "4", "--mode", mode, *width, "--think", "1.5s", "--quiet", dsn=dsn).doc
     assert counted is not None and counted["totals"]["ok"] == 4
-    assert 2.9 < counted["totals"]["wall_s"] < 4.5, counted["totals"]["wall_s"]  # not ~6 s
+    assert 1.45 < counted["totals"]["wall_s"] < 2.5, counted["totals"]["wall_s"]  # not ~3 s
