@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import signal
 import sys
 import threading
@@ -38,6 +37,7 @@ from runner.server.embedded import EmbeddedServer, start_embedded
 from runner.server.fill import fill
 from runner.server.sampler import ConnectionSampler
 from runner.server.stats import ServerProbe
+from runner.stoppable import stop, stoppable
 from runner.transport import Transport
 from runner.transport.cluster import Cluster, open_cluster
 from runner.transport.plan import make_plans, op_shares, worker_session_settings
@@ -92,26 +92,14 @@ def _signals() -> Iterator[Signals]:
             signal.signal(signum, handler)
 
 
-class SetupStopped(BaseException):
-    """Raised inside the setup thread on a signal: a BaseException, so that a workload's populate
-    catching Exception does not swallow it."""
-
-
-def _stop_thread(thread: threading.Thread) -> None:
-    """Raise SetupStopped in `thread` at its next bytecode: a populate looping in Python, or the
-    filler writing rows into a COPY, ends there (a call blocked in C ends when it returns)."""
-    assert thread.ident is not None
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SetupStopped))
-
-
 def _interruptible(signals: Signals, step: Callable[[], T]) -> T:
     """Run a setup step on a thread while this (main) thread watches for a signal.
 
     A statement blocked in the driver (a lock wait, say) would hold the main thread in C code,
     where no Python signal handler runs. So setup runs elsewhere; on a signal its statements
-    are cancelled on the server and the step is stopped where it runs Python (a populate's loop,
-    the filler's rows), and the run ends before any worker starts: after SETUP_STOP_S at the
-    latest, whatever the step is doing (the thread is a daemon; the process ends without it).
+    are cancelled on the server, and a step busy in its stoppable Python (a populate's loop, the
+    filler's rows: runner.stoppable) is stopped there, within SETUP_STOP_S whatever it does then
+    (the thread is a daemon; the process ends without it). The run ends before any worker starts.
     """
     outcome: dict[str, Any] = {}
 
@@ -123,13 +111,14 @@ def _interruptible(signals: Signals, step: Callable[[], T]) -> T:
 
     thread = threading.Thread(target=target, name="setup", daemon=True)
     thread.start()
-    stopped_at: float | None = None
+    cancelled, stopped_at = False, None
     while thread.is_alive():
         thread.join(SETUP_POLL_S)
-        if signals.received and stopped_at is None:
-            stopped_at = time.monotonic()
+        if signals.received and not cancelled:
+            cancelled = True
             cancel_statements()
-            _stop_thread(thread)
+        if cancelled and stopped_at is None and stop(thread):
+            stopped_at = time.monotonic()
         if stopped_at is not None and time.monotonic() - stopped_at > SETUP_STOP_S:
             break  # still in C code: the run ends without it
     signals.check()  # a signal outranks the error the cancelled statement raised
@@ -291,7 +280,8 @@ def _setup(config: Config, dsn: str, embedded: EmbeddedServer | None) -> _Setup:
         populated = prepare_schema(conn, workload, scale, populate=not generic)
     if generic:
         assert scale is not None
-        tables, seconds = fill(control_engine(dsn, "load", "psycopg"), workload, scale, None if config.quiet else _load_progress)
+        with stoppable():  # the filler's rows: Python a statement cancel does not stop
+            tables, seconds = fill(control_engine(dsn, "load", "psycopg"), workload, scale, None if config.quiet else _load_progress)
         populated = {name: t.rows for name, t in tables.items()}
         _check_loaded(dsn, workload, populated)
         load = load_section(scale, "generic", {name: (t.rows, t.seconds) for name, t in tables.items()}, seconds)

@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from runner.dsn import MASK, driver_args, dsn_secrets, mask_dsn, parse_dsn
 from runner.errors import DatabaseError, UsageError
+from runner.stoppable import stoppable
 from workloads import SCHEMA, Workload
 
 CONNECT_TIMEOUT_S = 5
@@ -213,7 +214,8 @@ def _populate(conn: Connection, workload: Workload, scale: int | None) -> dict[s
     statement it sent that failed stays a database error, DBAPIError, handled by the caller)."""
     assert workload.populate is not None
     try:
-        return workload.populate(conn, scale) if workload.populate_takes_scale else workload.populate(conn)
+        with stoppable():  # the workload's own Python, which may loop where no cancel reaches
+            return workload.populate(conn, scale) if workload.populate_takes_scale else workload.populate(conn)
     except DBAPIError:
         raise
     except Exception as exc:
