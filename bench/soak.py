@@ -85,7 +85,7 @@ def main() -> int:
         drop = json.loads(drop_out) if drop_out else None
         wide_started = time.monotonic()
         wide = subprocess.run(
-            [sys.executable, "-m", "runner", "--workload", "noop", "--procs", str(args.wide_procs), "--ops", str(100 * args.wide_procs), "--quiet"],
+            [sys.executable, "-m", "runner", "--workload", "noop", "--procs", str(args.wide_procs), "--chunk", "8", "--ops", str(100 * args.wide_procs), "--quiet"],
             cwd=REPO, capture_output=True, text=True, timeout=900, env=child_env(server.dsn),
         )
         wide_s = time.monotonic() - wide_started
