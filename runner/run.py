@@ -23,7 +23,6 @@ from runner.measure.collector import VANISHED, Collector
 from runner.measure.exporter import Exporter
 from runner.output import ResultStream
 from runner.server.control import (
-    SchemaLock,
     cancel_statements,
     check_session_settings,
     connect,
@@ -35,6 +34,7 @@ from runner.server.control import (
 )
 from runner.server.embedded import EmbeddedServer, start_embedded
 from runner.server.fill import fill
+from runner.server.lock import SchemaLock
 from runner.server.sampler import ConnectionSampler
 from runner.server.stats import ServerProbe
 from runner.stoppable import stop, stoppable
@@ -292,11 +292,15 @@ def _setup(config: Config, dsn: str, embedded: EmbeddedServer | None) -> _Setup:
     return _Setup(server, pools, populated, session_settings, expected, load)
 
 
+def _count(dsn: str, workload: Workload) -> dict[str, int]:
+    with connect(control_engine(dsn), dsn) as conn:
+        return count_rows(conn, workload)
+
+
 def _check_loaded(dsn: str, workload: Workload, loaded: dict[str, int]) -> None:
     """The tables hold what the load says it put there, before any worker starts: a load that was
     never committed would otherwise be measured as an empty table, and blamed on another client."""
-    with connect(control_engine(dsn), dsn) as conn:
-        counted = count_rows(conn, workload)
+    counted = _count(dsn, workload)
     short = {table: (counted.get(table, 0), rows) for table, rows in loaded.items() if counted.get(table, 0) != rows}
     if short:
         raise DatabaseError(
@@ -350,8 +354,7 @@ def _rows_after(dsn: str, workload: Workload) -> tuple[dict[str, int] | None, st
     (a table or the schema dropped, or the server gone, during the run): what was measured is
     still reported, marked incomplete."""
     try:
-        with connect(control_engine(dsn), dsn) as conn:
-            return count_rows(conn, workload), None
+        return _count(dsn, workload), None
     except (DBAPIError, DatabaseError) as exc:
         detail = str(getattr(exc, "orig", exc)).strip().splitlines()
         return None, f"the rows could not be counted after the run ({detail[0] if detail else type(exc).__name__}): was the schema changed during it?"

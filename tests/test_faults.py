@@ -278,7 +278,8 @@ def test_a_lost_schema_lock_that_another_run_took_stops_the_run(dsn: str) -> Non
     again: the run stops, says why, and reports what it measured."""
     from sqlalchemy import create_engine, text
 
-    from runner.server.control import SCHEMA, schema_lock_key
+    from runner.server.lock import schema_lock_key
+    from workloads import SCHEMA
 
     parent, _ = _start(dsn, "--duration", "20", "--quiet")
     other = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
