@@ -8,6 +8,9 @@ import sys
 def entry() -> None:
     """The process entry point (also the `runner` console script)."""
     try:
+        from runner import lost_interrupt
+
+        lost_interrupt.install()  # a Ctrl-C raised where Python cannot pass it on is kept, not printed
         from runner.cli import main  # the imports take ~0.4 s: a Ctrl-C may land in them
     except KeyboardInterrupt:
         print("runner: error: interrupted", file=sys.stderr)

@@ -12,7 +12,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from runner import __version__
+from runner import __version__, lost_interrupt
 from runner.concurrency import MODES
 from runner.config import Config, parse_max_errors, parse_pg_settings, parse_think, parse_warmup
 from runner.errors import ExitCode, RunnerError, UsageError
@@ -440,4 +440,6 @@ def main(argv: list[str] | None = None) -> None:
             f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
             ExitCode.INTERNAL,
         )
+    if lost_interrupt.take() and code in (0, None):  # a Ctrl-C Python dropped, that no run took up
+        code = _fail("interrupted", ExitCode.INTERRUPTED)
     sys.exit(code if isinstance(code, int) else 0)

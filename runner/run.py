@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
+from runner import lost_interrupt
 from runner.analysis.checks import parse_check
 from runner.analysis.repeat import combine
 from runner.analysis.report import build
@@ -85,6 +86,8 @@ class Signals:
 def _signals() -> Iterator[Signals]:
     signals = Signals()
     previous = {s: signal.signal(s, signals.handle) for s in INTERRUPT_EXIT}
+    if lost_interrupt.take():  # a Ctrl-C before these handlers that Python had to drop
+        signals.received.append(signal.SIGINT)
     try:
         yield signals
     finally:
