@@ -55,9 +55,10 @@ import parity  # noqa: E402
 import plain  # noqa: E402
 import raw_cost  # noqa: E402
 
-from runner.config import Config  # noqa: E402
 from runner.dsn import child_env  # noqa: E402
+from runner.resolve import spec  # noqa: E402
 from runner.server.embedded import start_embedded  # noqa: E402
+from runner.spec import RunSpec  # noqa: E402
 
 PARTS = ("harness", "op code", "libraries")
 SHOWN = 0.5  # a code object whose bytecodes per op differ by less between the sides is not listed
@@ -109,8 +110,8 @@ def part(name: str) -> str:
     return "op code" if name.startswith(("workloads/", "bench/plain.py")) else "libraries"
 
 
-def cell_config(cell: str, workload: str, ops: int, dsn: str, in_flight: int) -> Config:
-    """The runner's Config for one of bench/parity.py's cells, with `in_flight` lanes (or threads)."""
+def cell_config(cell: str, workload: str, ops: int, dsn: str, in_flight: int) -> RunSpec:
+    """The runner's RunSpec for one of bench/parity.py's cells, with `in_flight` lanes (or threads)."""
     options: dict[str, Any] = {}
     words = iter(parity.CELLS[cell])
     for word in words:
@@ -121,7 +122,7 @@ def cell_config(cell: str, workload: str, ops: int, dsn: str, in_flight: int) ->
             value = next(words)
             options[name] = int(value) if value.isdigit() else value
     options["threads" if options["mode"] == "sync" else "chunk"] = in_flight
-    return Config(workload=workload, ops=ops, dsn=dsn, interval_s=86_400.0, **options)
+    return spec(workload=workload, ops=ops, dsn=dsn, interval_s=86_400.0, **options)
 
 
 def one_side(side: str, cell: str, workload: str, ops: int, dsn: str, in_flight: int) -> Callable[[], object]:

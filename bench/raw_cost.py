@@ -50,7 +50,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import plain  # noqa: E402
 
-from runner.config import Config  # noqa: E402
+from runner.resolve import spec  # noqa: E402
+from runner.spec import RunSpec  # noqa: E402
 from runner.worker import body, raw  # noqa: E402
 from runner.worker.body import run_worker  # noqa: E402
 from runner.worker.channel import Channel  # noqa: E402
@@ -124,7 +125,7 @@ class _NoThreadProbe:
         pass
 
 
-def body_final(config: Config, dsn: str, pool_size: int, clocked: bool = True) -> dict[str, Any]:
+def body_final(config: RunSpec, dsn: str, pool_size: int, clocked: bool = True) -> dict[str, Any]:
     """The runner's worker body (`run_worker`), run once in this process with `config`; its final
     record. Without `clocked`, nothing runs by the clock: no lag probe, no interval record but
     the last (config.interval_s is the caller's), and the stop poll once an hour (under valgrind
@@ -147,7 +148,7 @@ def body_final(config: Config, dsn: str, pool_size: int, clocked: bool = True) -
 
 def runner_us(workload: str, ops: int, anatomy: bool, clocked: bool = True) -> float:
     """The worker body's CPU per op (for --instructions, not `clocked`)."""
-    config = Config(
+    config = spec(
         workload=workload, layer="raw", mode="window", chunk=SLOTS, ops=ops, dsn=DSN, anatomy=anatomy,
         interval_s=1.0 if clocked else 86_400.0,
     )

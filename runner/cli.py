@@ -1,4 +1,4 @@
-"""The command line: Click options -> Config -> run -> exit code. The only module that knows Click."""
+"""The command line: Click options -> Options -> resolve -> RunSpec -> run -> exit code. The only module that knows Click."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import click
 from click.core import ParameterSource
 
 from runner import __version__, lost_interrupt
-from runner.concurrency import MODES
-from runner.config import Config, parse_max_errors, parse_pg_settings, parse_think, parse_warmup
+from runner.concurrency import DEFAULT_MODE, MODES
+from runner.config import parse_max_errors, parse_pg_settings, parse_think, parse_warmup
 from runner.errors import ExitCode, RunnerError, UsageError
+from runner.resolve import resolve
+from runner.spec import Options, RunSpec
 from workloads import WORKLOADS
 from workloads.loader import is_path
 
@@ -48,7 +50,7 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option("--ops", type=int, default=None, help="Total ops across all workers  [default: 35000].")
 @click.option("--duration", "duration_s", type=float, default=None, help="Run for this many seconds instead of --ops.")
 @click.option("--warmup", default=None, help="Before measuring: ops across all workers (500) or seconds (5s).")
-@click.option("--mode", default="chunked", show_default=True, help=f"How ops are issued: {', '.join(MODES)}.")
+@click.option("--mode", default=DEFAULT_MODE, show_default=True, help=f"How ops are issued: {', '.join(MODES)}.")
 @click.option("--loop", default="uvloop", show_default=True, help="Async modes: event loop, uvloop or asyncio.")
 @click.option("--rate", "rate_per_s", type=float, default=None, help="Open loop: ops/s across all workers, on a schedule.")
 @click.option("--arrival", default="uniform", show_default=True, help="Open loop: gaps between ops, uniform or poisson.")
@@ -173,7 +175,7 @@ def cli(**options: object) -> int:
     from runner.output import ResultStream, check_writable
     from runner.run import Interrupted, run
 
-    # Before the workload is imported (Config resolves it): whatever it prints goes to stderr.
+    # Before the workload is imported (resolving the options loads it): whatever it prints goes to stderr.
     stream = ResultStream.claim_stdout()
     stages_text = options.pop("stages")
     stage_kind, stages = parse_stages(stages_text) if isinstance(stages_text, str) else (None, ())
@@ -198,8 +200,8 @@ def cli(**options: object) -> int:
     return int(code)
 
 
-def _config(options: dict[str, object], **fields: Any) -> Config:
-    """The Config of the run options (the main command's, or runner capacity's share of them)."""
+def _config(options: dict[str, object], **fields: Any) -> RunSpec:
+    """The resolved spec of the run options (the main command's, or runner capacity's share of them)."""
     warmup_ops, warmup_s = parse_warmup(options.pop("warmup", None))  # type: ignore[arg-type]
     max_errors, max_error_ratio = parse_max_errors(options.pop("max_errors"))  # type: ignore[arg-type]
     pg_settings = parse_pg_settings(options.pop("pg_settings"))  # type: ignore[arg-type]
@@ -209,17 +211,17 @@ def _config(options: dict[str, object], **fields: Any) -> Config:
     workload = options.get("workload")
     if isinstance(workload, str) and is_path(workload):  # as typed here: a Ray worker would resolve it from its own directory
         options["workload"] = str(Path(workload).resolve())
-    return Config(
+    return resolve(Options(
         **options,  # type: ignore[arg-type]
         **parsed,
         statement_cache=statement_cache,
         max_errors=max_errors,
         max_error_ratio=max_error_ratio,
         pg_settings=pg_settings,
-    )
+    ))
 
 
-def _refuse_unused_widths(config: Config) -> None:
+def _refuse_unused_widths(config: RunSpec) -> None:
     """--threads is the sync mode's concurrency and --chunk the async modes': one given for a mode
     that has none of it did nothing, silently."""
     context = click.get_current_context()
@@ -227,13 +229,14 @@ def _refuse_unused_widths(config: Config) -> None:
     def given(name: str) -> bool:
         return context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
 
-    if given("threads") and config.mode != "sync":
+    width = MODES[config.mode].width
+    if given("threads") and width != "threads":
         raise UsageError(f"--threads is the sync mode's concurrency; --mode {config.mode} has none (its own is --chunk, or --rate)")
-    if given("chunk") and config.mode == "sync":
-        raise UsageError("--chunk is the async modes' concurrency; --mode sync has none (its own is --threads)")
+    if given("chunk") and width == "threads":
+        raise UsageError(f"--chunk is the async modes' concurrency; --mode {config.mode} has none (its own is --threads)")
 
 
-def _deliver(doc: dict[str, Any], code: ExitCode, config: Config, stream: Any) -> ExitCode:
+def _deliver(doc: dict[str, Any], code: ExitCode, config: RunSpec, stream: Any) -> ExitCode:
     """The document on stdout (as --jsonl's last line or pretty), then to --output; the exit code,
     turned into OUTPUT when either place could not take it."""
     from runner.output import dumps, result_line, write_output

@@ -13,11 +13,11 @@ from typing import TextIO
 
 import orjson
 
-from runner.config import Config
 from runner.measure.collector import Collector
 from runner.measure.timeline import timeline_entry
 from runner.output import ResultStream
 from runner.server.sampler import ConnectionSampler
+from runner.spec import RunSpec
 
 PROGRESS_PERIOD_S = 1.0
 STARTING_QUIET_S = 2.0  # say nothing about start-up unless it takes longer than this
@@ -27,7 +27,7 @@ STARTING_PERIOD_S = 5.0  # then a line this often (a terminal's line is redrawn 
 class Live:
     def __init__(
         self,
-        config: Config,
+        config: RunSpec,
         collector: Collector,
         sampler: ConnectionSampler,
         stream: ResultStream | None = None,

@@ -1,4 +1,4 @@
-"""One run from Config to report: server, schema lock, setup, workers, collector, report."""
+"""One run from RunSpec to report: server, schema lock, setup, workers, collector, report."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from runner import lost_interrupt
 from runner.analysis.checks import parse_check
 from runner.analysis.repeat import combine
 from runner.analysis.report import build
-from runner.config import Config
 from runner.errors import DatabaseError, ExitCode
 from runner.live import Live
 from runner.measure.collector import VANISHED, Collector
@@ -38,6 +37,7 @@ from runner.server.fill import fill
 from runner.server.lock import SchemaLock
 from runner.server.sampler import ConnectionSampler
 from runner.server.stats import ServerProbe
+from runner.spec import RunSpec
 from runner.stoppable import stop, stoppable
 from runner.transport import Transport
 from runner.transport.cluster import Cluster, open_cluster
@@ -133,7 +133,7 @@ def _interruptible(signals: Signals, step: Callable[[], T]) -> T:
 MIN_OPS_FOR_RATIO = 100  # a share of errors means little before this many ops finished
 
 
-def error_budget_spent(config: Config, collector: Collector) -> str | None:
+def error_budget_spent(config: RunSpec, collector: Collector) -> str | None:
     """The --max-errors stop reason, once the run has failed that often."""
     errors = sum(t.error_count for t in collector.by_op.values())
     finished = errors + sum(t.ok for t in collector.by_op.values())
@@ -144,7 +144,7 @@ def error_budget_spent(config: Config, collector: Collector) -> str | None:
     return None
 
 
-def _exporter(config: Config, collector: Collector, sampler: ConnectionSampler) -> Exporter | None:
+def _exporter(config: RunSpec, collector: Collector, sampler: ConnectionSampler) -> Exporter | None:
     """--prometheus-port: live metrics for the length of one measured run."""
     if config.prometheus_port is None:
         return None
@@ -175,7 +175,7 @@ def _exit_code(doc: dict[str, Any], signal_exit: ExitCode | None) -> ExitCode:
     return ExitCode.OK
 
 
-def _judge(config: Config, doc: dict[str, Any]) -> None:
+def _judge(config: RunSpec, doc: dict[str, Any]) -> None:
     """`.checks`: every --check against the document (with --repeat, the median run's)."""
     if not config.checks:
         doc["checks"] = None
@@ -196,7 +196,7 @@ class Bench:
     stream: ResultStream | None
     lock: SchemaLock
 
-    def measure(self, config: Config) -> dict[str, Any]:
+    def measure(self, config: RunSpec) -> dict[str, Any]:
         """One measured run of `config` (same server and workload as the bench was opened for)."""
         return _measure(config, self.dsn, self.embedded, self.signals, self.stream, self.cluster.transport(), self.lock)
 
@@ -205,7 +205,7 @@ class Bench:
 
 
 @contextmanager
-def bench(config: Config, stream: ResultStream | None = None) -> Iterator[Bench]:
+def bench(config: RunSpec, stream: ResultStream | None = None) -> Iterator[Bench]:
     """The server (embedded unless --dsn), the schema lock and the cluster, for as long as the
     block runs; everything is released and removed however it ends."""
     # Before the run's own signal handlers: ray.init replaces the driver's SIGTERM handler.
@@ -236,7 +236,7 @@ def bench(config: Config, stream: ResultStream | None = None) -> Iterator[Bench]
         cluster.close()
 
 
-def run(config: Config, stream: ResultStream | None = None) -> Outcome:
+def run(config: RunSpec, stream: ResultStream | None = None) -> Outcome:
     """--repeat runs of one configuration on one server, each on freshly created tables."""
     docs: list[dict[str, Any]] = []
     with bench(config, stream) as opened:
@@ -266,7 +266,7 @@ class _Setup:
     load: dict[str, Any] | None  # `.load`: what --scale (or a default scale) put in the tables
 
 
-def _setup(config: Config, dsn: str, embedded: EmbeddedServer | None) -> _Setup:
+def _setup(config: RunSpec, dsn: str, embedded: EmbeddedServer | None) -> _Setup:
     """Describe the server, plan the pools, create and fill the workload's tables."""
     workload = resolve(config.workload)
     session_settings = worker_session_settings(config, dsn, embedded is not None)
@@ -344,7 +344,7 @@ def settings_not_applied(expected: dict[str, str], collector: Collector) -> str 
     return None
 
 
-def prepared_statements_failing(config: Config, collector: Collector) -> str | None:
+def prepared_statements_failing(config: RunSpec, collector: Collector) -> str | None:
     """Stop at once when ops fail the way they do behind a transaction pooler, and say the fix."""
     failing = [name for t in collector.by_op.values() for name in t.errors if name in PREPARED_STATEMENT_ERRORS]
     if not failing or not config.statement_cache:
@@ -364,7 +364,7 @@ def _rows_after(dsn: str, workload: Workload) -> tuple[dict[str, int] | None, st
 
 
 def _measure(
-    config: Config,
+    config: RunSpec,
     dsn: str,
     embedded: EmbeddedServer | None,
     signals: Signals,

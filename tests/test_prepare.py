@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.config import Config
 from runner.errors import UsageError
+from runner.resolve import spec
 from tests.conftest import query, run_runner
 
 # Each op runs one statement, then records how many statements its session has prepared.
@@ -37,11 +37,11 @@ register(Workload("probe", "prepared statements seen by the session", metadata,
 
 
 def test_never_is_the_cache_off_and_back() -> None:
-    assert Config(prepare="never").statement_cache is False
-    assert Config(statement_cache=False).prepare == "never"
-    assert Config(driver="psycopg", prepare="always").psycopg_prepare_threshold == 0
-    assert Config(driver="psycopg").psycopg_prepare_threshold == 5
-    assert Config(driver="psycopg", prepare="never").psycopg_prepare_threshold is None
+    assert spec(prepare="never").statement_cache is False
+    assert spec(statement_cache=False).prepare == "never"
+    assert spec(driver="psycopg", prepare="always").psycopg_prepare_threshold == 0
+    assert spec(driver="psycopg").psycopg_prepare_threshold == 5
+    assert spec(driver="psycopg", prepare="never").psycopg_prepare_threshold is None
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,7 @@ def test_never_is_the_cache_off_and_back() -> None:
 )
 def test_what_cannot_be_done_is_refused(options: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        Config(**options)  # type: ignore[arg-type]
+        spec(**options)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("prepare", "prepared"), [("auto", False), ("never", False), ("always", True)])

@@ -13,8 +13,8 @@ from typing import Any
 from runner import __version__
 from runner.analysis.client import bottleneck, worker_load
 from runner.analysis.statements import match_ops
+from runner.concurrency import MODES
 from runner.concurrency.stages import boundaries, offered_ops
-from runner.config import Config
 from runner.measure.anatomy import anatomy_line, repeat_warning
 from runner.measure.collector import VANISHED, Collector, OpTotals, WorkerState
 from runner.measure.exemplars import slowest
@@ -22,6 +22,7 @@ from runner.measure.sample import Sample
 from runner.measure.timeline import build_timeline, stage_summaries
 from runner.server.sampler import ConnectionSampler
 from runner.server.stats import insights
+from runner.spec import RunSpec
 from runner.transport.pools import PoolPlan
 
 SCHEMA_VERSION = 1
@@ -197,7 +198,7 @@ def _match_top_statements(server: dict[str, Any], collector: Collector) -> None:
 
 
 def build(
-    config: Config,
+    config: RunSpec,
     server: dict[str, Any],
     collector: Collector,
     sampler: ConnectionSampler,
@@ -290,7 +291,7 @@ def build(
         "exemplars": slowest({w.worker_id: w.exemplars for w in workers}, config.exemplars) if config.exemplars else None,
         "timeline": build_timeline(collector, sampler.samples, bounds),
         "stages": stage_summaries(collector, config.stages, bounds) if bounds else None,
-        "client": {**client_resources(workers), "bottleneck": bottleneck(workers, config.mode != "sync")},
+        "client": {**client_resources(workers), "bottleneck": bottleneck(workers, MODES[config.mode].is_async)},
         "workers": [_worker_summary(w) for w in workers],
         "hosts": host_summary(workers),
         "database": database,
@@ -298,11 +299,12 @@ def build(
 
 
 def scenario_name(config: dict[str, Any]) -> str:
-    if config["mode"] == "sync":
+    mode = MODES.get(config["mode"])  # a document may come from another version's modes
+    if mode is not None and mode.width == "threads":
         width = f"threads={config['threads']}"
-    elif config["mode"] in ("chunked", "window"):
+    elif mode is not None and mode.width == "chunk":
         width = f"K={config['chunk']}"
-    elif config["mode"] == "open":
+    elif mode is not None and mode.takes_rate:
         width = f"rate={config['rate_per_s']:g}/s"
     else:
         width = "all tasks"

@@ -16,10 +16,10 @@ from typing import Any, TextIO
 from runner.analysis.checks import Check, parse_check, show
 from runner.analysis.report import SCHEMA_VERSION, environment
 from runner.capacity.search import Search, SearchSpec
-from runner.config import Config
 from runner.errors import ExitCode, UsageError
 from runner.output import ResultStream
 from runner.run import Interrupted, Outcome, bench
+from runner.spec import RunSpec
 from workloads import resolve
 
 MIN_STEP_OPS = 20  # a step offering fewer ops than this cannot say much about a p99
@@ -41,14 +41,14 @@ class CapacitySpec:
     step_s: float  # the measured part of each step
     step_warmup_s: float  # before it, on the same workers, at the step's rate
 
-    def checks(self, config: Config) -> list[Check]:
+    def checks(self, config: RunSpec) -> list[Check]:
         if not self.slos:
             raise UsageError("runner capacity needs at least one --slo, e.g. --slo 'read.p99 < 50ms'")
         ops = tuple(op.name for op in resolve(config.workload).ops)
         return [parse_check(text, ops, "--slo") for text in self.slos]
 
-    def step_config(self, config: Config, rate: float) -> Config:
-        return dataclasses.replace(config, rate_per_s=rate, duration_s=self.step_s, warmup_s=self.step_warmup_s, warmup_ops=0)
+    def step_config(self, config: RunSpec, rate: float) -> RunSpec:
+        return config.replace(rate_per_s=rate, duration_s=self.step_s, warmup_s=self.step_warmup_s, warmup_ops=0)
 
 
 def judge(doc: dict[str, Any], checks: list[Check]) -> dict[str, Any]:
@@ -142,7 +142,7 @@ def _warnings(steps: list[dict[str, Any]], capacity: float | None, first_failing
     return found
 
 
-def find_capacity(config: Config, spec: CapacitySpec, stream: ResultStream | None = None, stderr: TextIO = sys.stderr) -> Outcome:
+def find_capacity(config: RunSpec, spec: CapacitySpec, stream: ResultStream | None = None, stderr: TextIO = sys.stderr) -> Outcome:
     """The search, its steps and its answer as one document (`kind: capacity`)."""
     checks = spec.checks(config)
     search = Search(dataclasses.replace(spec.search, min_per_s=max(spec.search.min_per_s, MIN_STEP_OPS / spec.step_s)))

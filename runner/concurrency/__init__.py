@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from runner.config import DEFAULT_MODE
 from workloads import Op
+
+__all__ = ["DEFAULT_MODE", "MODES", "AsyncExecute", "Knobs", "Mode", "SyncExecute", "Width", "modes_where", "register"]
 
 AsyncExecute = Callable[..., Coroutine[Any, Any, None]]  # (ops: Iterable[Op], intended_ns: int | None = None)
 SyncExecute = Callable[[Op], None]
@@ -36,17 +39,37 @@ class Knobs:
     lanes_now: Callable[[], int] | None = None
 
 
+Width = Literal["chunk", "threads"]
+
+
 @dataclass(frozen=True)
 class Mode:
+    """A way of issuing ops, and what it can do: the run's rules ask these, never a mode's name."""
+
     name: str
     description: str
     is_async: bool
     issue: Callable[[Iterator[Op], Any, Knobs], Any]
-    # How many ops this mode has in flight at once for a worker with `share` ops.
-    concurrency: Callable[[int, int, int], int]  # (share, chunk, threads) -> ops in flight
+    # The option that sets its ops in flight per worker ("chunk" or "threads"), each a slot that
+    # --think pauses; None: as many as it has ops (or as the rate's backlog, up to --max-inflight).
+    width: Width | None
+    takes_rate: bool = False  # issues --rate's schedule (the open loop)
+    runs_for_duration: bool = True  # issues ops as it goes, so --duration can bound it
+    stages: str | None = None  # the --stages targets it follows: "rate" or "concurrency"
+
+    def concurrency(self, share: int, chunk: int, threads: int) -> int:
+        """Ops in flight at once for a worker with `share` ops."""
+        if self.width is None:
+            return share
+        return min(share, chunk if self.width == "chunk" else threads)
 
 
 MODES: dict[str, Mode] = {}
+
+
+def modes_where(test: Callable[[Mode], bool]) -> list[str]:
+    """The names of the modes with a capability, for rules and their messages."""
+    return [name for name, mode in MODES.items() if test(mode)]
 
 
 def register(mode: Mode) -> Mode:

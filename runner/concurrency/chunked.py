@@ -23,6 +23,6 @@ MODE = register(
         description=__doc__.split(":", 1)[1].strip(),
         is_async=True,
         issue=issue,
-        concurrency=lambda share, chunk, threads: min(share, chunk),
+        width="chunk",
     )
 )

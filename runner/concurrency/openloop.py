@@ -50,6 +50,8 @@ MODE = register(
         description=__doc__.split(":", 1)[1].strip(),
         is_async=True,
         issue=issue,
-        concurrency=lambda share, chunk, threads: share,  # unbounded unless --max-inflight caps it
+        width=None,
+        takes_rate=True,
+        stages="rate",
     )
 )

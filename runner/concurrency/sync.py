@@ -37,6 +37,6 @@ MODE = register(
         description=__doc__.split(":", 1)[1].strip(),
         is_async=False,
         issue=issue,
-        concurrency=lambda share, chunk, threads: min(share, threads),
+        width="threads",
     )
 )

@@ -26,6 +26,7 @@ MODE = register(
         description=__doc__.split(":", 1)[1].strip(),
         is_async=True,
         issue=issue,
-        concurrency=lambda share, chunk, threads: share,
+        width=None,
+        runs_for_duration=False,
     )
 )

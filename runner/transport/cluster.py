@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Protocol
 
-from runner.config import Config
 from runner.errors import UsageError
+from runner.spec import RunSpec
 from runner.transport import Transport
 from runner.transport.local import LocalTransport
 
@@ -43,7 +43,7 @@ def ray_available() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-def open_cluster(config: Config) -> Cluster:
+def open_cluster(config: RunSpec) -> Cluster:
     """Local processes, or Ray: a private instance (`ray`) or a running cluster it joins."""
     if config.cluster == "local":
         return LocalCluster()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 
-from runner.config import ISOLATION, Config
+from runner.config import ISOLATION
 from runner.dsn import driver_args
+from runner.spec import RunSpec
 from runner.worker.plan import WorkerPlan
 
 
@@ -22,14 +23,14 @@ def worker_seed(seed: int, worker_id: int) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def op_shares(config: Config) -> list[int | None]:
+def op_shares(config: RunSpec) -> list[int | None]:
     """Each worker's share of --ops; None for every worker when --duration bounds the run."""
     if config.ops is None:
         return [None] * config.procs
     return list(split_ops(config.ops, config.procs))
 
 
-def worker_session_settings(config: Config, dsn: str, embedded: bool) -> dict[str, str]:
+def worker_session_settings(config: RunSpec, dsn: str, embedded: bool) -> dict[str, str]:
     """The session settings every worker connection gets: the DSN's `options`, --pg-setting on a
     user's server (the embedded server takes them as server flags), and --op-timeout."""
     _, _, settings = driver_args(dsn, config.worker_driver)
@@ -43,7 +44,7 @@ def worker_session_settings(config: Config, dsn: str, embedded: bool) -> dict[st
 
 
 def make_plans(
-    config: Config, dsn: str, pool_sizes: list[int], session_settings: dict[str, str]
+    config: RunSpec, dsn: str, pool_sizes: list[int], session_settings: dict[str, str]
 ) -> list[WorkerPlan]:
     assert config.seed is not None
     warmups = split_ops(config.warmup_ops, config.procs)

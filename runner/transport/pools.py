@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.concurrency import MODES
-from runner.config import Config
 from runner.errors import DatabaseError
+from runner.spec import RunSpec
 from runner.transport.plan import op_shares
 
-UNBOUNDED_MODES = ("async", "open")  # as many ops in flight as they have ops, unless capped
 PARENT_CONNECTIONS = 1  # the sampler; the parent's other connections are short and sequential
 
 
@@ -33,7 +32,7 @@ def connection_budget(server: dict[str, Any], in_use: int) -> int:
     return int(settings["max_connections"]) - reserved - in_use - PARENT_CONNECTIONS
 
 
-def plan_pools(config: Config, budget: int) -> PoolPlan:
+def plan_pools(config: RunSpec, budget: int) -> PoolPlan:
     """By default each pool is the worker's concurrency, so the pool is never the bottleneck.
 
     The all-tasks-at-once mode has as many ops in flight as it has ops; its default pool is capped
@@ -43,7 +42,7 @@ def plan_pools(config: Config, budget: int) -> PoolPlan:
     """
     mode = MODES[config.mode]
     concurrency = [mode.concurrency(share or sys.maxsize, config.chunk, config.threads) for share in op_shares(config)]
-    if config.mode == "open":
+    if mode.takes_rate:  # as many in flight as the schedule's backlog, up to --max-inflight
         concurrency = [min(c, config.inflight_cap) for c in concurrency]
     warnings = []
     if config.pool_size is not None:
@@ -53,7 +52,7 @@ def plan_pools(config: Config, budget: int) -> PoolPlan:
                 f"pool of {config.pool_size}+{config.max_overflow} connections is smaller than the "
                 f"{max(concurrency)} ops in flight per worker: latencies include waiting for the pool"
             )
-    elif config.mode in UNBOUNDED_MODES:
+    elif mode.width is None:  # as many ops in flight as it has ops, unless capped
         sizes = [max(1, min(size, budget // config.procs)) for size in concurrency]
     else:
         sizes = concurrency

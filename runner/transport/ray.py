@@ -23,8 +23,8 @@ from ray.exceptions import GetTimeoutError, RayError
 from ray.util.placement_group import PlacementGroup, placement_group, placement_group_table, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from runner.config import Config
 from runner.errors import UsageError
+from runner.spec import RunSpec
 from runner.transport import Ended, Event, Line, Lost
 from runner.transport.ray_defaults import (
     masked_entrypoint,
@@ -86,7 +86,7 @@ class RayCluster:
     """The cluster a run uses: a private local instance (`ray`), or one it joins (`ray:auto`,
     `ray:HOST:PORT`). Opened once per invocation, whatever --repeat says."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: RunSpec) -> None:
         self.private = config.cluster == "ray"
         common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING, "include_dashboard": False}
         self._session_dir: Path | None = None

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection, QueuePool
 
-from runner.config import Config
 from runner.measure.exemplars import Call
+from runner.spec import RunSpec
 from runner.worker.recorder import Recorder
 
 TICK_S = 0.01  # the lag probe's timer: 100 wake-ups a second, a negligible load
@@ -94,7 +94,7 @@ def _op_trace() -> OpTrace | None:
     return trace
 
 
-def trace_factory(config: Config) -> Callable[[], OpTrace | None]:
+def trace_factory(config: RunSpec) -> Callable[[], OpTrace | None]:
     """What each op of this run is traced with: nothing (--no-anatomy), a PoolTrace on the raw
     layer, or a fresh OpTrace (keeping what each statement sent with --exemplars)."""
     if not config.anatomy:

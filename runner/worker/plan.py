@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runner.config import Config
+from runner.spec import RunSpec
 
 
 @dataclass(frozen=True)
 class WorkerPlan:
     worker_id: int
-    config: Config
+    config: RunSpec
     dsn: str  # resolved (embedded or the user's); never printed
     ops: int | None  # this worker's share of --ops; None: until --duration ends
     warmup_ops: int  # this worker's share of --warmup ops

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from runner.config import Config
+from runner.resolve import spec
 from runner.transport.pools import plan_pools
 from tests.conftest import run_runner
 
 
 def test_default_pools_follow_the_concurrency() -> None:
-    assert plan_pools(Config(procs=2, chunk=7, ops=100), budget=100).sizes == [7, 7]
-    assert plan_pools(Config(mode="sync", threads=3, procs=2, ops=100), budget=100).sizes == [3, 3]
+    assert plan_pools(spec(procs=2, chunk=7, ops=100), budget=100).sizes == [7, 7]
+    assert plan_pools(spec(mode="sync", threads=3, procs=2, ops=100), budget=100).sizes == [3, 3]
     # all tasks at once: capped at the worker's share of the budget
-    assert plan_pools(Config(mode="async", procs=2, ops=10_000), budget=100).sizes == [50, 50]
+    assert plan_pools(spec(mode="async", procs=2, ops=10_000), budget=100).sizes == [50, 50]
 
 
 def test_a_small_pool_is_allowed_with_a_warning(dsn: str) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.config import Config
 from runner.measure.collector import Collector
 from runner.measure.histogram import LatencyHistogram
 from runner.measure.records import WIRE_VERSION, encode
+from runner.resolve import spec
 from runner.transport import Ended, Event, Line
 from runner.transport.plan import make_plans
 from runner.transport.supervisor import TICK_S, Supervisor
@@ -93,7 +93,7 @@ def test_waiting_at_the_start_barrier_is_not_silence() -> None:
     wait (88 of 128 workers were, and the run ended with 14 of 12,800 ops)."""
     clock = Clock()
     transport = ScriptedTransport(clock, [(0.5, _start(0)), (40.0, _start(1))], _measured(0) + _measured(1))
-    config = Config(procs=2, duration_s=1.5, seed=1)
+    config = spec(procs=2, duration_s=1.5, seed=1)
     collector = Collector([None, None], interval_s=1.0)
     supervisor = Supervisor(transport, make_plans(config, "postgresql://u@h/db", [1, 1], {}), collector, clock=clock)
     supervisor.run()
@@ -108,7 +108,7 @@ def test_a_worker_silent_after_the_release_is_still_unresponsive() -> None:
     quiet = [(0.05, _line(1, 1, "go", wall_ns=0))]  # released, then nothing: a host gone silent
     transport = ScriptedTransport(clock, [(0.5, _start(0)), (1.0, _start(1))], _measured(0) + quiet)
     collector = Collector([None, None], interval_s=1.0)
-    supervisor = Supervisor(transport, make_plans(Config(procs=2, duration_s=1.5, seed=1), "postgresql://u@h/db", [1, 1], {}),
+    supervisor = Supervisor(transport, make_plans(spec(procs=2, duration_s=1.5, seed=1), "postgresql://u@h/db", [1, 1], {}),
                             collector, grace_s=1.0, clock=clock)
     supervisor.run()
     assert collector.workers[1].status == "unresponsive" and 1 in transport.killed

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from runner.config import Config
+from runner.resolve import spec
 from runner.worker.plan import WorkerPlan
 from runner.worker.raw import AsyncRawBackend, PsycopgAsync, SyncRawBackend, format_params
 from tests.conftest import query, run_runner
@@ -21,7 +21,7 @@ RAW_DRIVERS = [["--driver", "asyncpg"], ["--driver", "psycopg"], ["--mode", "syn
 
 
 def _plan(dsn: str, **options: Any) -> WorkerPlan:
-    config = Config(layer="raw", dsn=dsn, ops=10, **options)
+    config = spec(layer="raw", dsn=dsn, ops=10, **options)
     return WorkerPlan(0, config, dsn, 10, 0, 1, 3, 0, {})
 
 

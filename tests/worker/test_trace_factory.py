@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from runner.config import Config
 from runner.measure.anatomy import Anatomy
+from runner.resolve import spec
 from runner.worker.anatomy import CURRENT, NO_OP, UNWAITED, OpCell, OpTrace, PoolTrace, pool_wait, trace_factory
 
 
 def test_a_raw_op_gets_a_pool_only_trace_that_anatomy_reads_as_no_statements() -> None:
-    new_trace = trace_factory(Config(layer="raw"))
+    new_trace = trace_factory(spec(layer="raw"))
     unwaited = new_trace()
     assert unwaited is UNWAITED and new_trace() is UNWAITED  # shared until an op waits
     cell = OpCell()
@@ -30,8 +30,8 @@ def test_a_raw_op_gets_a_pool_only_trace_that_anatomy_reads_as_no_statements() -
 
 
 def test_other_layers_keep_the_full_trace() -> None:
-    core = trace_factory(Config(layer="core"))()
+    core = trace_factory(spec(layer="core"))()
     assert type(core) is OpTrace and core.texts == {} and core.calls is None
-    kept = trace_factory(Config(layer="orm", exemplars=3))()
+    kept = trace_factory(spec(layer="orm", exemplars=3))()
     assert type(kept) is OpTrace and kept.texts == {} and kept.calls == []
-    assert trace_factory(Config(layer="raw", anatomy=False))() is None
+    assert trace_factory(spec(layer="raw", anatomy=False))() is None
