@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import multiprocessing.process
 import os
 import shutil
 import subprocess
@@ -146,6 +147,41 @@ def _end_started_runs() -> Iterator[None]:
         if proc.poll() is None:
             proc.kill()  # its workers see their parent gone; the embedded server's reaper cleans up
             proc.communicate(timeout=60)
+
+
+TIERS = ("unit", "db", "system")
+DB_FIXTURES = {"server", "dsn", "runner_server", "pgbouncer"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test in one tier: its own marker (the closest one), else db if it asks for the
+    session's server, else unit."""
+    for item in items:
+        if _tier(item) is None:
+            item.add_marker("db" if DB_FIXTURES & set(getattr(item, "fixturenames", ())) else "unit")
+
+
+def _tier(item: pytest.Item) -> str | None:
+    return next((mark.name for mark in item.iter_markers() if mark.name in TIERS), None)
+
+
+class TierError(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit or db test that starts a process fails, naming the tier it belongs to: the quick
+    tiers stay quick and do not depend on what else runs on the machine."""
+    tier = _tier(request.node)
+    if tier == "system":
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise TierError(f"a {tier} test started a process: mark it pytest.mark.system")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from tests.conftest import run_runner
         (["--workload", "noop", "--dsn", "postgresql://u@/db?host=/tmp&port=5x"], "port='5x' is not a port number"),
     ],
 )
+@pytest.mark.system
 def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
     result = run_runner(*args, "--ops" if "--ops" not in args else "--quiet", *([] if "--ops" in args else ["10"]))
     assert result.code == 2, result.stderr
@@ -39,6 +40,7 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.system
 def test_a_closed_stdout_is_one_line_and_exit_6() -> None:
     """`runner ... >&-`: "internal error: AttributeError" (sys.stdout is None), exit 1."""
     import subprocess
@@ -51,6 +53,7 @@ def test_a_closed_stdout_is_one_line_and_exit_6() -> None:
     assert done.returncode == 6 and done.stderr.strip() == "runner: error: stdout is closed: the results have nowhere to go (redirect it, e.g. > run.json)"
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("content", "needle"), [(b"\x89PNG\x00\xff", "is not text"), (b'{"schema_version": 1, "totals": {}}', "lacks a figure")])
 def test_garbage_or_a_wrong_shaped_document_is_one_line(tmp_path: object, content: bytes, needle: str) -> None:
     from pathlib import Path
@@ -62,6 +65,7 @@ def test_garbage_or_a_wrong_shaped_document_is_one_line(tmp_path: object, conten
         assert result.code == 2 and result.stderr.count("\n") == 1 and needle in result.stderr, (args, result.stderr)
 
 
+@pytest.mark.system
 def test_connection_refused_is_one_line_exit_3_without_password() -> None:
     result = run_runner("--ops", "10", dsn="postgresql://bench:s3cretpw@127.0.0.1:1/bench")
     assert result.code == 3
@@ -70,12 +74,14 @@ def test_connection_refused_is_one_line_exit_3_without_password() -> None:
     assert "s3cretpw" not in result.stderr + result.stdout
 
 
+@pytest.mark.system
 def test_database_that_does_not_exist(dsn: str) -> None:
     result = run_runner("--ops", "10", dsn=dsn.rsplit("/", 1)[0] + "/no_such_db")
     assert result.code == 3
     assert "does not exist" in result.stderr and result.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.system
 def test_help_has_examples_and_version_prints() -> None:
     helped = run_runner("--help")
     assert helped.code == 0 and "Examples:" in helped.stdout and "--procs" in helped.stdout
@@ -83,6 +89,7 @@ def test_help_has_examples_and_version_prints() -> None:
     assert version.code == 0 and "runner" in version.stdout
 
 
+@pytest.mark.system
 def test_sweep_script_runs_a_grid_resumes_and_reports(dsn: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
     import os
@@ -110,6 +117,7 @@ def test_sweep_script_runs_a_grid_resumes_and_reports(dsn: str, tmp_path) -> Non
     assert len(out.read_text().splitlines()) == 4  # resumed: nothing ran twice
 
 
+@pytest.mark.system
 def test_seed_experiment_script_prints_the_table_and_the_picture(dsn: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import os
     import shutil

@@ -26,6 +26,7 @@ def test_unencoded_password_characters_are_refused_without_echo(password: str, n
         assert fragment not in message
 
 
+@pytest.mark.system
 def test_the_cli_never_prints_part_of_such_a_password() -> None:
     result = run_runner("--ops", "10", "--dsn", "postgresql://user:p@ss#word@127.0.0.1/db")
     assert result.code == 2
@@ -69,6 +70,7 @@ def test_libpq_drivers_keep_libpq_parameters_and_drop_asyncpg_ones() -> None:
     assert args == {"sslmode": "require"}
 
 
+@pytest.mark.system
 def test_a_parameter_asyncpg_cannot_take_is_refused_by_name() -> None:
     with pytest.raises(UsageError, match="'sslrootcert' is not understood by asyncpg"):
         driver_args("postgresql://u:p@h/db?sslrootcert=/ca.pem", "asyncpg")
@@ -82,12 +84,14 @@ def test_options_forms() -> None:
         options_settings("endpoint=x")
 
 
+@pytest.mark.system
 def test_sslmode_in_the_dsn_runs_on_asyncpg(dsn: str) -> None:
     result = run_runner("--ops", "40", "--quiet", dsn=dsn + "?sslmode=disable&connect_timeout=5")
     assert result.code == 0, result.stderr
     assert result.doc is not None and result.doc["totals"]["ok"] == 40
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("form", ["in the host", "as ?host= and ?port="])
 def test_a_socket_dsn_runs(server: EmbeddedServer, form: str) -> None:
     socket_dir = urllib.parse.quote(str(server.socket_dir), safe="")

@@ -72,6 +72,7 @@ def _nothing_lost(doc: dict[str, Any], dsn: str) -> None:
         assert 0 <= unreported["a"] // 3 <= totals["unknown"]
 
 
+@pytest.mark.system
 def test_a_killed_worker_ends_the_run_with_partial_results(dsn: str) -> None:
     parent, workers = _start(dsn, "--procs", "2", *LONG_RUN)
     os.kill(workers[0].pid, signal.SIGKILL)
@@ -84,6 +85,7 @@ def test_a_killed_worker_ends_the_run_with_partial_results(dsn: str) -> None:
     _nothing_lost(doc, dsn)
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("signum", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_to_the_parent_prints_partial_results(dsn: str, signum: int, expected: int) -> None:
     parent, workers = _start(dsn, "--procs", "2", *LONG_RUN)
@@ -98,6 +100,7 @@ def test_signal_to_the_parent_prints_partial_results(dsn: str, signum: int, expe
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
 
 
+@pytest.mark.system
 def test_killed_connections_are_counted_and_the_pool_recovers(dsn: str) -> None:
     parent, _ = _start(dsn, "--procs", "2", "--chunk", "10", "--ops", "6000", "--quiet")
     killed = 0
@@ -121,6 +124,7 @@ def test_killed_connections_are_counted_and_the_pool_recovers(dsn: str) -> None:
     _nothing_lost(doc, dsn)
 
 
+@pytest.mark.system
 def test_op_timeout_cancels_statements_and_max_errors_ends_the_run(dsn: str) -> None:
     result = run_runner(
         "--ops", "100000", "--chunk", "40", "--op-timeout", "0.001", "--max-errors", "20", "--quiet", dsn=dsn
@@ -136,6 +140,7 @@ def test_op_timeout_cancels_statements_and_max_errors_ends_the_run(dsn: str) -> 
     _nothing_lost(result.doc, dsn)
 
 
+@pytest.mark.system
 def test_a_server_restart_mid_run_is_survived() -> None:
     server = start_embedded()
     try:
@@ -161,6 +166,7 @@ def _pg_ctl(server: EmbeddedServer, *args: str) -> None:
            bin_path=pg.bin_path, user=pg.system_user, timeout=60)
 
 
+@pytest.mark.system
 def test_a_second_ctrl_c_ends_everything_at_once(dsn: str) -> None:
     from sqlalchemy import create_engine, text
 
@@ -187,6 +193,7 @@ def test_a_second_ctrl_c_ends_everything_at_once(dsn: str) -> None:
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
 
 
+@pytest.mark.system
 def test_an_exception_outside_any_op_fails_the_worker_not_the_report(dsn: str, tmp_path: Any) -> None:
     # A workload that imports in the parent but raises when a worker process loads it.
     path = tmp_path / "breaks_in_worker.py"
@@ -209,6 +216,7 @@ def test_an_exception_outside_any_op_fails_the_worker_not_the_report(dsn: str, t
     assert totals["ok"] + totals["errors"] + totals["not_started"] + totals["unknown"] == totals["planned_ops"]
 
 
+@pytest.mark.system
 def test_orphaned_workers_close_their_connections_and_exit(dsn: str) -> None:
     parent, workers = _start(dsn, "--procs", "2", *LONG_RUN)
     os.kill(parent.pid, signal.SIGKILL)
@@ -223,6 +231,7 @@ def test_orphaned_workers_close_their_connections_and_exit(dsn: str) -> None:
     assert left == 0  # no worker (or parent) connection outlives the parent
 
 
+@pytest.mark.system
 def test_a_second_run_on_the_same_database_is_refused_and_the_first_is_untouched(dsn: str) -> None:
     first, _ = _start(dsn, "--procs", "1", *LONG_RUN)
     second = run_runner("--ops", "100", "--quiet", dsn=dsn)
@@ -237,6 +246,7 @@ def test_a_second_run_on_the_same_database_is_refused_and_the_first_is_untouched
     _nothing_lost(doc, dsn)
 
 
+@pytest.mark.system
 def test_wait_for_lock_queues_behind_the_other_run(dsn: str) -> None:
     first, _ = _start(dsn, "--procs", "1", *LONG_RUN)
     second = subprocess.Popen(
@@ -259,6 +269,7 @@ LOCK_HOLDER = (
 )
 
 
+@pytest.mark.system
 def test_the_schema_lock_outlives_the_servers_idle_transaction_timeout(dsn: str) -> None:
     """The lock is a transaction left open and idle: the server's idle_in_transaction_session_timeout
     ended it (and two runs then dropped each other's tables, silently)."""
@@ -274,6 +285,7 @@ def test_the_schema_lock_outlives_the_servers_idle_transaction_timeout(dsn: str)
     assert code == 0 and doc["complete"] is True, stderr
 
 
+@pytest.mark.system
 def test_a_lost_schema_lock_that_another_run_took_stops_the_run(dsn: str) -> None:
     """Its backend terminated, and the lock taken by someone else before the run could take it
     again: the run stops, says why, and reports what it measured."""
@@ -299,6 +311,7 @@ def test_a_lost_schema_lock_that_another_run_took_stops_the_run(dsn: str) -> Non
     assert doc["totals"]["ok"] > 0
 
 
+@pytest.mark.system
 def test_a_schema_lock_lost_with_nobody_else_is_taken_again(dsn: str) -> None:
     parent, _ = _start(dsn, "--duration", "4", "--quiet")
     before = query(dsn, LOCK_HOLDER)
@@ -310,6 +323,7 @@ def test_a_schema_lock_lost_with_nobody_else_is_taken_again(dsn: str) -> None:
     assert after is not None and after != before
 
 
+@pytest.mark.system
 def test_a_database_that_disagrees_with_the_reported_ops_marks_the_run_incomplete(dsn: str, tmp_path: Any) -> None:
     # Each write commits two rows while the workload says one: what a lost or duplicated
     # transaction (a pooler, another client) looks like from the outside.
@@ -338,6 +352,7 @@ def test_a_database_that_disagrees_with_the_reported_ops_marks_the_run_incomplet
     assert "INCOMPLETE" in result.stderr
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("dropped", ["DROP SCHEMA runner CASCADE", "DROP TABLE runner.b"])
 def test_a_schema_or_table_dropped_mid_run_loses_nothing_measured(dsn: str, dropped: str) -> None:
     """It was exit 1, "internal error", nothing on stdout: the row count after the run failed."""
@@ -387,6 +402,7 @@ async def nothing(ctx):
 """
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("signum", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_ends_a_populate_that_loops_in_python(dsn: str, tmp_path: Any, signum: int, expected: int) -> None:
     """Ctrl-C and SIGTERM were ignored while a populate looped in Python: only SIGKILL ended it."""
@@ -413,6 +429,7 @@ def test_a_signal_ends_a_populate_that_loops_in_python(dsn: str, tmp_path: Any, 
     assert stdout == "" and stderr.strip() == f"runner: error: interrupted by {signal.Signals(signum).name} before any op was measured"
 
 
+@pytest.mark.system
 def test_ctrl_c_during_a_blocked_setup_statement_ends_the_run_before_any_worker(dsn: str) -> None:
     from sqlalchemy import create_engine, text
 
@@ -436,6 +453,7 @@ def test_ctrl_c_during_a_blocked_setup_statement_ends_the_run_before_any_worker(
     assert workers == 0
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("delay_s", [0.0, 0.05, 0.2, 0.4])
 def test_ctrl_c_while_starting_up_is_never_a_traceback(delay_s: float) -> None:
     # The delay counts from the runner's first own line (its entry point imports lost_interrupt):
@@ -475,6 +493,7 @@ def test_ctrl_c_while_starting_up_is_never_a_traceback(delay_s: float) -> None:
     assert parent.returncode in (130, -signal.SIGINT), stderr
 
 
+@pytest.mark.system
 def test_an_open_loop_far_above_capacity_ends_on_time_with_bounded_memory_and_says_so(dsn: str) -> None:
     start = time.monotonic()
     result = run_runner("--rate", "1000000", "--duration", "2", dsn=dsn, timeout=60)
@@ -492,6 +511,7 @@ def test_an_open_loop_far_above_capacity_ends_on_time_with_bounded_memory_and_sa
     assert "offered rate 1e+06/s not met" in result.stderr and "never issued" in result.stderr
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("mode", ["chunked", "window"])  # a task per op; a task per lane, for all its ops
 def test_in_flight_ops_past_the_grace_are_cancelled_and_counted(dsn: str, mode: str) -> None:
     from sqlalchemy import create_engine, text
@@ -519,6 +539,7 @@ def test_in_flight_ops_past_the_grace_are_cancelled_and_counted(dsn: str, mode: 
     assert doc["totals"]["by_op"]["write"]["unfinished"] + doc["totals"]["by_op"].get("read", {}).get("unfinished", 0) == hung
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("mode", ["chunked", "sync"])
 def test_an_orphaned_worker_with_a_hung_op_exits_and_lets_go_of_its_connections(dsn: str, mode: str) -> None:
     from sqlalchemy import create_engine, text
@@ -544,6 +565,7 @@ def test_an_orphaned_worker_with_a_hung_op_exits_and_lets_go_of_its_connections(
     assert left == 0
 
 
+@pytest.mark.system
 def test_a_descriptor_limit_too_low_for_the_pool_is_refused_before_the_run(dsn: str) -> None:
     import resource
 

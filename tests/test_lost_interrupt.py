@@ -72,6 +72,7 @@ def test_the_run_takes_a_lost_interrupt_as_a_sigint(hook: None) -> None:
         assert signals.received == [signal.SIGINT]
 
 
+@pytest.mark.system
 def test_a_command_that_never_looked_exits_as_interrupted() -> None:
     program = (
         "import gc, weakref\n"

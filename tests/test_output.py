@@ -86,6 +86,7 @@ def test_a_socket_is_refused_before_the_run(tmp_path: Path) -> None:
             check_writable(str(path))
 
 
+@pytest.mark.system
 def test_output_to_a_fifo_through_the_cli(tmp_path: Path, dsn: str) -> None:
     fifo = tmp_path / "pipe"
     reader, received = _fifo_with_reader(fifo)
@@ -113,6 +114,7 @@ register(Workload(name="printing", description="prints", metadata=MetaData(schem
 """
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("mode", ["chunked", "sync"])
 def test_prints_in_a_workload_never_reach_stdout(tmp_path: Path, mode: str, dsn: str) -> None:
     path = tmp_path / "printing.py"
@@ -155,6 +157,7 @@ def _runner(*args: str, stdout: object, full_files: bool = False) -> subprocess.
     )
 
 
+@pytest.mark.system
 def test_a_closed_stdout_still_writes_output_and_says_so(tmp_path: Path, dsn: str) -> None:
     out = tmp_path / "run.json"
     proc = _runner("--workload", "noop", "--ops", "200", "--output", str(out), "--dsn", dsn, stdout=subprocess.PIPE)
@@ -167,6 +170,7 @@ def test_a_closed_stdout_still_writes_output_and_says_so(tmp_path: Path, dsn: st
     assert "ops/s" in stderr  # the human summary too
 
 
+@pytest.mark.system
 def test_jsonl_into_a_reader_that_leaves_stops_the_run_gracefully(tmp_path: Path, dsn: str) -> None:
     out = tmp_path / "run.json"
     proc = _runner("--duration", "60", "--interval", "0.5", "--jsonl", "--quiet", "--output", str(out), "--dsn", dsn, stdout=subprocess.PIPE)
@@ -183,6 +187,7 @@ def test_jsonl_into_a_reader_that_leaves_stops_the_run_gracefully(tmp_path: Path
     assert doc["totals"]["ok"] > 0
 
 
+@pytest.mark.system
 def test_a_full_stdout_is_one_line_not_an_internal_error(tmp_path: Path, dsn: str) -> None:
     out = tmp_path / "run.json"  # a FIFO: --output still works while regular files cannot grow
     reader, received = _fifo_with_reader(out)
@@ -196,6 +201,7 @@ def test_a_full_stdout_is_one_line_not_an_internal_error(tmp_path: Path, dsn: st
     assert json.loads(received[0])["totals"]["ok"] == 100
 
 
+@pytest.mark.system
 def test_a_failing_output_keeps_the_document_on_stdout(tmp_path: Path, dsn: str) -> None:
     out = tmp_path / "run.json"
     proc = _runner("--workload", "noop", "--ops", "100", "--quiet", "--output", str(out), "--dsn", dsn, stdout=subprocess.PIPE, full_files=True)
@@ -206,6 +212,7 @@ def test_a_failing_output_keeps_the_document_on_stdout(tmp_path: Path, dsn: str)
     assert [p.name for p in tmp_path.iterdir()] == []  # no temp file left behind, nothing half-written
 
 
+@pytest.mark.system
 def test_a_full_temp_dir_without_dsn_is_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["TMPDIR"] = str(tmp_path / "missing")  # gettempdir() falls back to /tmp, which is also "full"

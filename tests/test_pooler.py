@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from tests.conftest import run_runner
 
 Start = Callable[..., str]
 
 
+@pytest.mark.system
 def test_prepared_statements_through_a_transaction_pooler_stop_the_run_with_the_fix(pgbouncer: Start) -> None:
     dsn = pgbouncer()
     result = run_runner("--procs", "2", "--chunk", "20", "--ops", "20000", "--quiet", dsn=dsn, timeout=120)
@@ -25,6 +28,7 @@ def test_prepared_statements_through_a_transaction_pooler_stop_the_run_with_the_
         assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
 
 
+@pytest.mark.system
 def test_statement_cache_off_runs_through_the_pooler(pgbouncer: Start) -> None:
     dsn = pgbouncer()
     result = run_runner("--procs", "2", "--chunk", "20", "--ops", "600", "--statement-cache", "off", "--quiet", dsn=dsn)
@@ -35,6 +39,7 @@ def test_statement_cache_off_runs_through_the_pooler(pgbouncer: Start) -> None:
     assert doc["database"]["rows"] == doc["database"]["expected_rows"]  # every reported write is there
 
 
+@pytest.mark.system
 def test_a_pooler_refusing_startup_options_ends_the_run_before_it_starts(pgbouncer: Start) -> None:
     dsn = pgbouncer()
     # libpq drivers send session settings as the `options` startup parameter; PgBouncer refuses it.
@@ -46,6 +51,7 @@ def test_a_pooler_refusing_startup_options_ends_the_run_before_it_starts(pgbounc
     assert result.stdout == ""
 
 
+@pytest.mark.system
 def test_settings_a_pooler_drops_are_never_reported_as_applied(pgbouncer: Start) -> None:
     dsn = pgbouncer(ignore="extra_float_digits,options")  # silently dropped instead
     result = run_runner("--mode", "sync", "--op-timeout", "5", "--ops", "100", dsn=dsn)
@@ -54,6 +60,7 @@ def test_settings_a_pooler_drops_are_never_reported_as_applied(pgbouncer: Start)
     assert result.stdout == ""
 
 
+@pytest.mark.system
 def test_max_client_connections_tells_the_preflight_the_poolers_limit(pgbouncer: Start) -> None:
     dsn = pgbouncer(max_client_conn=30)
     result = run_runner("--procs", "2", "--chunk", "20", "--ops", "200", "--max-client-connections", "30", dsn=dsn)
@@ -61,6 +68,7 @@ def test_max_client_connections_tells_the_preflight_the_poolers_limit(pgbouncer:
     assert "40 exceed" in result.stderr and "--max-client-connections" in result.stderr
 
 
+@pytest.mark.system
 def test_prepare_never_runs_psycopg_through_the_pooler(pgbouncer: Start) -> None:
     dsn = pgbouncer(ignore="extra_float_digits,options")  # psycopg sends its settings as `options`
     never = run_runner("--driver", "psycopg", "--chunk", "8", "--ops", "400", "--prepare", "never", "--quiet", dsn=dsn)

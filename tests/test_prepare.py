@@ -57,6 +57,7 @@ def test_what_cannot_be_done_is_refused(options: dict[str, object], message: str
         spec(**options)  # type: ignore[arg-type]
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("prepare", "prepared"), [("auto", False), ("never", False), ("always", True)])
 def test_psycopg_prepares_as_told(dsn: str, tmp_path: Path, prepare: str, prepared: bool) -> None:
     path = tmp_path / "probe.py"

@@ -34,6 +34,7 @@ def test_another_server_by_its_dsn(runner_server, runner_run):
 '''
 
 
+@pytest.mark.system
 def test_the_plugin_runs_a_workload_in_a_users_suite(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_bench=SUITE)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")

@@ -57,6 +57,7 @@ DOCUMENTED_PATHS = [
         ("sync", ["--threads", "3"]),
     ],
 )
+@pytest.mark.system
 @pytest.mark.parametrize("procs", [1, 2])
 def test_every_mode_counts_add_up_and_match_the_rows(dsn: str, mode: str, extra: list[str], procs: int) -> None:
     result = run_runner("--mode", mode, "--procs", str(procs), "--ops", str(OPS), "--quiet", *extra, dsn=dsn)
@@ -78,6 +79,7 @@ def test_every_mode_counts_add_up_and_match_the_rows(dsn: str, mode: str, extra:
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
 
 
+@pytest.mark.system
 def test_documented_jq_paths_exist_and_password_is_masked(dsn: str, tmp_path: Any) -> None:
     out = tmp_path / "run.json"
     password = parse_dsn(dsn).password  # the embedded server's own, drawn for this session
@@ -92,6 +94,7 @@ def test_documented_jq_paths_exist_and_password_is_masked(dsn: str, tmp_path: An
     assert "ops/s" in result.stderr and "peak conns" in result.stderr  # the human table
 
 
+@pytest.mark.system
 def test_chunked_peak_connections_follow_the_chunk(dsn: str) -> None:
     result = run_runner("--procs", "2", "--chunk", "6", "--ops", "300", "--quiet", dsn=dsn)
     assert result.doc is not None
@@ -103,6 +106,7 @@ def test_chunked_peak_connections_follow_the_chunk(dsn: str) -> None:
     assert max(total for _, total in series) <= peak
 
 
+@pytest.mark.system
 def test_same_seed_same_op_sequence(dsn: str) -> None:
     runs = [run_runner("--procs", "2", "--ops", "150", "--seed", "42", "--quiet", dsn=dsn) for _ in range(2)]
     other = run_runner("--procs", "2", "--ops", "150", "--seed", "43", "--quiet", dsn=dsn)
@@ -115,6 +119,7 @@ def test_same_seed_same_op_sequence(dsn: str) -> None:
     assert runs[0].doc["config"]["seed"] != other.doc["config"]["seed"]  # type: ignore[index]
 
 
+@pytest.mark.system
 def test_read_ratio_extremes(dsn: str) -> None:
     reads = run_runner("--ops", "60", "--read-ratio", "1", "--quiet", dsn=dsn).doc
     assert reads is not None and reads["totals"]["by_op"]["read"]["ops"] == 60
@@ -122,6 +127,7 @@ def test_read_ratio_extremes(dsn: str) -> None:
     assert query(dsn, "SELECT count(*) FROM runner.a") == 0
 
 
+@pytest.mark.system
 def test_asyncio_loop_runs_the_same_workload(dsn: str) -> None:
     result = run_runner("--loop", "asyncio", "--ops", "120", "--quiet", dsn=dsn)
     assert result.code == 0 and result.doc is not None
@@ -129,6 +135,7 @@ def test_asyncio_loop_runs_the_same_workload(dsn: str) -> None:
     assert result.doc["totals"]["ok"] == 120
 
 
+@pytest.mark.system
 def test_warmup_is_kept_apart_and_timeline_has_intervals(dsn: str) -> None:
     result = run_runner("--ops", "400", "--warmup", "60", "--procs", "2", "--interval", "0.2", "--quiet", dsn=dsn)
     assert result.code == 0 and result.doc is not None
@@ -147,6 +154,7 @@ def test_warmup_is_kept_apart_and_timeline_has_intervals(dsn: str) -> None:
     assert max(e["server_connections"]["total"] for e in timeline) <= doc["totals"]["connections"]["server_peak"]
 
 
+@pytest.mark.system
 def test_duration_bounds_the_run(dsn: str) -> None:
     result = run_runner("--duration", "2", "--mode", "sync", "--quiet", dsn=dsn)
     assert result.code == 0 and result.doc is not None
@@ -165,6 +173,7 @@ def test_duration_bounds_the_run(dsn: str) -> None:
         (["--warmup", "lots"], "--warmup"),
     ],
 )
+@pytest.mark.system
 def test_bad_duration_and_warmup(args: list[str], needle: str) -> None:
     result = run_runner(*args)
     assert result.code == 2 and needle in result.stderr and result.stderr.count("\n") == 1
@@ -173,6 +182,7 @@ def test_bad_duration_and_warmup(args: list[str], needle: str) -> None:
 ANALYZE_ROWS = 20  # pg_statistic rows a few first ANALYZEs can add; a doubled count adds hundreds
 
 
+@pytest.mark.system
 def test_server_stats_insert_counts_match_the_writes(dsn: str) -> None:
     result = run_runner("--ops", "300", "--procs", "2", dsn=dsn)
     assert result.code == 0 and result.doc is not None
@@ -191,6 +201,7 @@ def test_server_stats_insert_counts_match_the_writes(dsn: str) -> None:
     assert client["workers_cpu_s"] > 0 and client["cpu_s"] >= client["workers_cpu_s"]
 
 
+@pytest.mark.system
 def test_jsonl_streams_intervals_then_the_document(dsn: str) -> None:
     import json
     import subprocess
@@ -216,6 +227,7 @@ def test_jsonl_streams_intervals_then_the_document(dsn: str) -> None:
     assert all(entry["ops_per_s"] <= 3 * result["totals"]["ops_per_s"] for entry in result["timeline"]), result["timeline"]
 
 
+@pytest.mark.system
 def test_a_terminal_gets_a_live_progress_line(dsn: str) -> None:
     """Run under a pseudo-terminal: stderr is a TTY, so the progress line appears."""
     import os
@@ -251,11 +263,13 @@ def test_a_terminal_gets_a_live_progress_line(dsn: str) -> None:
         assert entry["server_connections"]["total"] >= 0
 
 
+@pytest.mark.system
 def test_interval_has_a_documented_minimum() -> None:
     result = run_runner("--interval", "0.001", "--ops", "10")
     assert result.code == 2 and "--interval must be at least 0.1" in result.stderr
 
 
+@pytest.mark.system
 def test_a_slow_start_is_said_on_stderr(dsn: str) -> None:
     result = run_runner("--ops", "40", "--procs", "2", "--warmup", "3s", dsn=dsn)
     assert result.code == 0, result.stderr

@@ -41,6 +41,7 @@ def _secret_dsn(server: EmbeddedServer, where: str) -> str:
     return base.format(f":{server.password}", "") if where == "user" else base.format("", f"?password={server.password}")
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("options", "where"), CASES, ids=[" ".join(o) + f" ({w})" for o, w in CASES])
 def test_the_password_is_in_nothing_a_run_writes(server: EmbeddedServer, tmp_path: Path, options: list[str], where: str) -> None:
     secret = server.password

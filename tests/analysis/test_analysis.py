@@ -17,6 +17,7 @@ def test_spread_of_known_values() -> None:
     assert spread([1.0, 2.0, 3.0]) == {"min": 1.0, "median": 2.0, "max": 3.0, "mean": 2.0, "stdev": 1.0, "spread_pct": 100.0}
 
 
+@pytest.mark.system
 def test_repeat_reports_every_run_and_its_spread(dsn: str, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     result = run_runner("--repeat", "3", "--ops", "150", "--output", str(out), "--quiet", dsn=dsn)
@@ -29,6 +30,7 @@ def test_repeat_reports_every_run_and_its_spread(dsn: str, tmp_path: Path) -> No
     assert all(run["ok"] == 150 for run in doc["repeat"]["per_run"])
 
 
+@pytest.mark.system
 def test_compare_flags_a_real_difference_and_not_a_repeat(dsn: str, tmp_path: Path) -> None:
     # The ORM against the raw driver: one process is bound by its own CPU, and raw needs far less.
     slow, fast, again = tmp_path / "slow.json", tmp_path / "fast.json", tmp_path / "again.json"
@@ -54,6 +56,7 @@ def test_compare_flags_a_real_difference_and_not_a_repeat(dsn: str, tmp_path: Pa
     assert noise.doc is not None and not any(r["fail"] for r in noise.doc["fail_if"])
 
 
+@pytest.mark.system
 def test_compare_without_repeats_says_it_cannot_tell(dsn: str, tmp_path: Path) -> None:
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     for path in (a, b):
@@ -107,6 +110,7 @@ def test_compare_says_when_two_documents_do_not_compare() -> None:
         compare(a, {**b, "repeat": None, "totals": {"by_op": {}}})
 
 
+@pytest.mark.system
 def test_report_writes_plots_and_a_summary(dsn: str, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep.jsonl"
     with sweep.open("w") as handle:
@@ -125,6 +129,7 @@ def test_report_writes_plots_and_a_summary(dsn: str, tmp_path: Path) -> None:
     assert summary.count("| chunked K=") == 4 and "Best ops/s" in summary
 
 
+@pytest.mark.system
 def test_report_and_compare_refuse_what_is_not_a_result(tmp_path: Path) -> None:
     junk = tmp_path / "junk.txt"
     junk.write_text("hello\n")
@@ -133,6 +138,7 @@ def test_report_and_compare_refuse_what_is_not_a_result(tmp_path: Path) -> None:
         assert proc.code == 2 and proc.stderr.count("\n") == 1 and "not" in proc.stderr
 
 
+@pytest.mark.system
 def test_report_reads_pretty_documents_appended_one_after_another(dsn: str, tmp_path: Path) -> None:
     appended = tmp_path / "results.json"  # what `python -m runner ... >> results.json` makes
     for chunk in (5, 20):

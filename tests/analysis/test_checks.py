@@ -52,6 +52,7 @@ def test_checks_pass_and_fail_on_the_figures() -> None:
     assert missing["value"] is None and missing["pass"] is False
 
 
+@pytest.mark.system
 def test_a_run_passes_its_checks(dsn: str) -> None:
     result = run_runner("--ops", "200", "--check", "ops_per_s > 0", "--check", "read.p99 < 3600s", "--check", "errors == 0", dsn=dsn)
     assert result.code == 0, result.stderr
@@ -60,6 +61,7 @@ def test_a_run_passes_its_checks(dsn: str) -> None:
     assert result.doc["checks"][1]["threshold"] == 3_600_000.0
 
 
+@pytest.mark.system
 def test_a_failed_check_is_exit_7_with_a_line_each(dsn: str) -> None:
     result = run_runner("--ops", "200", "--check", "read.p99 < 1us", "--check", "ops_per_s > 0", "--quiet", dsn=dsn)
     assert result.code == 7, result.stderr
@@ -68,11 +70,13 @@ def test_a_failed_check_is_exit_7_with_a_line_each(dsn: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("runner: check failed: read.p99 < 1us: measured ")
 
 
+@pytest.mark.system
 def test_with_repeat_the_checks_judge_the_median_run(dsn: str) -> None:
     result = run_runner("--ops", "100", "--repeat", "2", "--check", "read.p99 < 1us", "--quiet", dsn=dsn)
     assert result.code == 7 and "check failed (the median run)" in result.stderr
 
 
+@pytest.mark.system
 def test_a_bad_check_ends_the_run_before_it_starts() -> None:
     result = run_runner("--check", "read.p99 << 5")
     assert result.code == 2 and result.stdout == ""

@@ -42,6 +42,7 @@ def test_the_slowest_ops_are_kept_with_their_statements(kept: Path) -> None:
     assert all(isinstance(e["worker"], int) for e in reads)
 
 
+@pytest.mark.system
 def test_explain_shows_the_seq_scan_the_summary_hints_at(kept: Path, dsn: str) -> None:
     result = _explain(str(kept), dsn=dsn)
     assert result.returncode == 0, result.stderr
@@ -51,6 +52,7 @@ def test_explain_shows_the_seq_scan_the_summary_hints_at(kept: Path, dsn: str) -
     assert "Seq Scan on b" in result.stderr
 
 
+@pytest.mark.system
 def test_explain_analyze_runs_writes_and_rolls_them_back(kept: Path, dsn: str) -> None:
     before = query(dsn, "SELECT count(*) FROM runner.a")
     sequence = query(dsn, "SELECT last_value::text || ' ' || is_called::text FROM runner.a_id_seq")
@@ -73,6 +75,7 @@ def _crafted(kept: Path, tmp_path: Path, statement: str) -> Path:
     return crafted
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("analyze", [[], ["--analyze"]], ids=["plain", "analyze"])
 def test_a_crafted_file_runs_no_statement_of_its_own(kept: Path, dsn: str, tmp_path: Path, analyze: list[str]) -> None:
     """A statement that is more than one (the simple protocol would run them all, COMMIT
@@ -93,6 +96,7 @@ def test_a_crafted_file_runs_no_statement_of_its_own(kept: Path, dsn: str, tmp_p
         execute(dsn, "DROP TABLE IF EXISTS public.victim", "DROP ROLE IF EXISTS adv")
 
 
+@pytest.mark.system
 def test_without_analyze_not_even_the_planner_writes(kept: Path, dsn: str, tmp_path: Path) -> None:
     """EXPLAIN alone runs nothing, but the planner folds an IMMUTABLE function into a constant by
     calling it, and one can hide a call to a function that writes. Without --analyze the
@@ -112,6 +116,7 @@ def test_without_analyze_not_even_the_planner_writes(kept: Path, dsn: str, tmp_p
         execute(dsn, "DROP FUNCTION IF EXISTS public.looks_pure()", "DROP FUNCTION IF EXISTS public.bump()", "DROP SEQUENCE IF EXISTS public.bumped")
 
 
+@pytest.mark.system
 def test_explain_refuses_what_it_cannot_do(dsn: str, tmp_path: Path) -> None:
     out = tmp_path / "plain.json"
     assert run_runner("--ops", "50", "--output", str(out), "--quiet", dsn=dsn).code == 0
@@ -126,6 +131,7 @@ def test_explain_refuses_what_it_cannot_do(dsn: str, tmp_path: Path) -> None:
     assert env_free.returncode == 2 and "needs --dsn" in env_free.stderr and len(env_free.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("args", [["--no-anatomy"], ["--layer", "raw"], ["--exemplars", "-1"]])
 def test_exemplars_need_the_statements(args: list[str]) -> None:
     extra = [] if "--exemplars" in args else ["--exemplars", "2"]

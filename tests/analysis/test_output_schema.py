@@ -40,12 +40,14 @@ def test_readme_defines_every_field_of_the_schema(schema: dict[str, Any]) -> Non
         ["--duration", "1.5", "--mode", "sync", "--threads", "2"],
     ],
 )
+@pytest.mark.system
 def test_real_runs_validate_against_the_schema(dsn: str, args: list[str]) -> None:
     result = run_runner(*args, "--quiet", dsn=dsn)
     assert result.code == 0, result.stderr
     jsonschema.validate(result.doc, SCHEMA)
 
 
+@pytest.mark.system
 def test_the_schema_rejects_an_undocumented_field(dsn: str) -> None:
     result = run_runner("--ops", "40", "--quiet", dsn=dsn)
     assert result.doc is not None

@@ -35,6 +35,7 @@ def search(dsn: str) -> dict:  # type: ignore[type-arg]
     return result.doc
 
 
+@pytest.mark.system
 def test_the_capacity_found_is_what_the_pool_and_the_sleep_allow(search: dict) -> None:  # type: ignore[type-arg]
     assert search["outcome"] == "converged" and search["complete"]
     assert 0.8 * CEILING <= search["capacity_per_s"] <= CEILING
@@ -42,6 +43,7 @@ def test_the_capacity_found_is_what_the_pool_and_the_sleep_allow(search: dict) -
     assert any(SLO in why for why in search["broken"])
 
 
+@pytest.mark.system
 def test_every_step_is_reported_and_agrees_with_the_answer(search: dict) -> None:  # type: ignore[type-arg]
     steps = search["steps"]
     assert [s["rate_per_s"] for s in steps[:2]] == [60, 120]  # grown geometrically from --start-rate
@@ -62,6 +64,7 @@ def test_the_document_follows_its_schema(search: dict) -> None:  # type: ignore[
         jsonschema.validate(doc, SCHEMA)
 
 
+@pytest.mark.system
 def test_report_draws_the_search(search: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
     path = tmp_path / "capacity.json"
     path.write_text(json.dumps({k: v for k, v in search.items() if k != "_stderr"}))
@@ -75,6 +78,7 @@ def test_report_draws_the_search(search: dict, tmp_path: Path) -> None:  # type:
     assert compared.code == 2 and "is a capacity search" in compared.stderr
 
 
+@pytest.mark.system
 def test_drops_fail_a_step_unless_an_slo_is_about_them(dsn: str) -> None:
     """At 300/s with one op in flight (capacity 50/s) most ops are dropped."""
     args = (*QUICK, "--max-inflight", "1", "--start-rate", "300", "--max-rate", "300", "--slo", "sleep.p99 < 100ms")
@@ -89,6 +93,7 @@ def test_drops_fail_a_step_unless_an_slo_is_about_them(dsn: str) -> None:
     assert "every rate up to --max-rate" in lenient.stderr
 
 
+@pytest.mark.system
 def test_a_service_that_meets_no_rate_exits_7(dsn: str) -> None:
     result = run_runner("capacity", *QUICK, "--step", "1s", "--start-rate", "40", "--slo", "sleep.p99 < 5ms", dsn=dsn)
     assert result.code == 7, result.stderr
@@ -110,6 +115,7 @@ def test_a_service_that_meets_no_rate_exits_7(dsn: str) -> None:
         ((), "Missing option '--slo'"),
     ],
 )
+@pytest.mark.system
 def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
     result = run_runner("capacity", "--workload", "sleep", *args)
     assert result.code == 2
@@ -117,6 +123,7 @@ def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.system
 def test_ctrl_c_mid_search_reports_the_steps_so_far(dsn: str) -> None:
     argv = [sys.executable, "-m", "runner", "capacity", *QUICK, "--pool-size", "4", "--slo", "sleep.p99 < 100ms", "--dsn", dsn]
     parent = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -134,6 +141,7 @@ def test_ctrl_c_mid_search_reports_the_steps_so_far(dsn: str) -> None:
     assert "INCOMPLETE" in stderr and "every rate up to --max-rate" not in stderr
 
 
+@pytest.mark.system
 def test_end_of_step_stragglers_do_not_fail_a_step(dsn: str) -> None:
     """noop runs ~40,000 ops/s closed-loop and the SLO is met by miles: every step passes. A
     few ops due in a step's last moments and not yet issued when it ended failed every step

@@ -7,11 +7,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import REPO, run_runner, wait_for_workers
 
 
+@pytest.mark.system
 def test_rate_and_duration_issue_the_scheduled_ops(dsn: str) -> None:
     result = run_runner("--rate", "100", "--duration", "3", "--quiet", dsn=dsn)
     assert result.code == 0, result.stderr
@@ -23,6 +25,7 @@ def test_rate_and_duration_issue_the_scheduled_ops(dsn: str) -> None:
     assert totals["ok"] == totals["ops"] and totals["not_started"] == 0
 
 
+@pytest.mark.system
 def test_a_stalled_server_shows_as_latency_not_a_slower_schedule(dsn: str) -> None:
     run = subprocess.Popen(
         [sys.executable, "-m", "runner", "--rate", "100", "--duration", "4", "--quiet", "--dsn", dsn],
@@ -46,6 +49,7 @@ def test_a_stalled_server_shows_as_latency_not_a_slower_schedule(dsn: str) -> No
     assert totals["by_op"]["write"]["latency_ms"]["p99"] >= 300
 
 
+@pytest.mark.system
 def test_max_inflight_drops_and_counts(dsn: str) -> None:
     result = run_runner("--rate", "4000", "--duration", "2", "--max-inflight", "4", "--quiet", dsn=dsn)
     assert result.doc is not None
@@ -55,11 +59,13 @@ def test_max_inflight_drops_and_counts(dsn: str) -> None:
     assert totals["schedule"]["late_ops"] >= 0
 
 
+@pytest.mark.system
 def test_rate_refuses_sync_and_max_inflight_needs_rate() -> None:
     assert run_runner("--rate", "10", "--mode", "sync").code == 2
     assert run_runner("--max-inflight", "3").code == 2
 
 
+@pytest.mark.system
 def test_poisson_arrivals_keep_the_mean_rate(dsn: str) -> None:
     result = run_runner("--rate", "100", "--arrival", "poisson", "--duration", "4", "--seed", "3", "--quiet", dsn=dsn)
     assert result.code == 0 and result.doc is not None

@@ -55,6 +55,7 @@ def test_a_bad_step_is_named(text: str, message: str) -> None:
         parse_stages(text)
 
 
+@pytest.mark.system
 def test_the_open_loop_follows_rate_steps_and_ramps(dsn: str) -> None:
     result = run_runner("--stages", "1.5s:40/s,ramp:1s:200/s,1.5s:160/s", "--procs", "2", "--interval", "0.5", "--quiet", dsn=dsn)
     assert result.code == 0, result.stderr
@@ -70,6 +71,7 @@ def test_the_open_loop_follows_rate_steps_and_ramps(dsn: str) -> None:
     assert sum(s["ops"] for s in stages) == doc["totals"]["ops"]
 
 
+@pytest.mark.system
 def test_window_mode_follows_ops_in_flight(dsn: str, tmp_path: Path) -> None:
     path = tmp_path / "napper.py"
     path.write_text(NAPPER)
@@ -85,6 +87,7 @@ def test_window_mode_follows_ops_in_flight(dsn: str, tmp_path: Path) -> None:
     assert first and max(first) <= 1 and max(second) >= 3
 
 
+@pytest.mark.system
 def test_stages_set_the_length_themselves(dsn: str) -> None:
     result = run_runner("--stages", "1s:10/s", "--duration", "5", dsn=dsn)
     assert result.code == 2 and "--stages sets the run's length" in result.stderr

@@ -20,6 +20,7 @@ SHOP = ("--workload", "examples.shop.bench", "--scale", "2000", "--quiet")
         ("--rate", "150", "--duration", "2"),
     ],
 )
+@pytest.mark.system
 def test_the_shop_runs_and_leaves_the_rows_its_checkouts_made(dsn: str, args: tuple[str, ...]) -> None:
     result = run_runner(*SHOP, *args, dsn=dsn)
     assert result.code == 0, result.stderr
@@ -32,6 +33,7 @@ def test_the_shop_runs_and_leaves_the_rows_its_checkouts_made(dsn: str, args: tu
     assert query(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'shop'") == 0
 
 
+@pytest.mark.system
 def test_the_walkthrough_shows_the_n_plus_one(dsn: str) -> None:
     result = run_runner(*SHOP[:-1], "--ops", "400", dsn=dsn)
     assert result.code == 0, result.stderr

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runner.measure.histogram import LatencyHistogram
@@ -28,6 +29,7 @@ def _scrape(port: int) -> dict[str, list[tuple[str, dict[str, str], float]]]:
     return {f.name: [(s.name, s.labels, s.value) for s in f.samples] for f in text_string_to_metric_families(text)}
 
 
+@pytest.mark.system
 def test_a_run_is_scraped_while_it_runs(dsn: str) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
@@ -69,6 +71,7 @@ def test_a_run_is_scraped_while_it_runs(dsn: str) -> None:
         pass
 
 
+@pytest.mark.system
 def test_a_port_in_use_is_one_line(dsn: str) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

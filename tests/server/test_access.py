@@ -63,6 +63,7 @@ def running() -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.mark.system
 def test_another_local_user_cannot_connect_while_a_run_holds_the_server(running: tuple[subprocess.Popen[bytes], Path]) -> None:
     _, temp_dir = running
     port, socket_dir = _port_and_socket_dir(temp_dir)

@@ -19,6 +19,7 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.system
 def test_a_runner_schema_it_did_not_create_is_never_dropped(dsn: str) -> None:
     execute(dsn, "DROP DATABASE IF EXISTS foreign_db", "CREATE DATABASE foreign_db")
     other = dsn.rsplit("/", 1)[0] + "/foreign_db"
@@ -29,6 +30,7 @@ def test_a_runner_schema_it_did_not_create_is_never_dropped(dsn: str) -> None:
     assert query(other, "SELECT count(*) FROM runner.precious") == 1
 
 
+@pytest.mark.system
 def test_authentication_failed(server: EmbeddedServer, dsn: str) -> None:
     execute(dsn, "DROP ROLE IF EXISTS pwuser", "CREATE ROLE pwuser LOGIN PASSWORD 'right-pw'")
     # The embedded server asks every connection for its password (SCRAM)
@@ -38,6 +40,7 @@ def test_authentication_failed(server: EmbeddedServer, dsn: str) -> None:
     assert "authentication failed" in line and "wrong-pw" not in result.stderr + result.stdout
 
 
+@pytest.mark.system
 def test_host_not_found() -> None:
     result = run_runner("--ops", "10", dsn="postgresql://u:p@no-such-host.invalid:5432/db")
     assert result.code == 3
@@ -71,12 +74,14 @@ def not_postgres() -> Iterator[int]:
     listener.close()
 
 
+@pytest.mark.system
 def test_a_server_that_is_not_postgresql(not_postgres: int) -> None:
     result = run_runner("--ops", "10", dsn=f"postgresql://u:p@127.0.0.1:{not_postgres}/db")
     assert result.code == 3
     assert "does not speak the PostgreSQL protocol" in _one_line(result.stderr)
 
 
+@pytest.mark.system
 def test_host_unreachable_is_one_line() -> None:
     # TEST-NET-1 (RFC 5737): never routed; either no answer within the timeout or no route.
     result = run_runner("--ops", "10", dsn="postgresql://u:p@192.0.2.1:5432/db", timeout=60)
@@ -85,6 +90,7 @@ def test_host_unreachable_is_one_line() -> None:
     assert "unreachable" in line or "refused" in line
 
 
+@pytest.mark.system
 def test_a_users_statement_timeout_never_cancels_the_runners_own_queries(dsn: str) -> None:
     # tpcb's set-up fills 100,000 accounts in one statement, far beyond 50 ms: the parent's own
     # queries must be exempt. (At 1 ms, the workers' own preflight query could time out on a

@@ -40,6 +40,7 @@ def _wait_gone(temp_dir: str) -> bool:
     return False
 
 
+@pytest.mark.system
 def test_start_and_stop_leave_nothing() -> None:
     server = start_embedded({"plan_cache_mode": "force_custom_plan"})
     temp_dir = str(server.temp_dir)
@@ -53,6 +54,7 @@ def test_start_and_stop_leave_nothing() -> None:
     assert _wait_gone(temp_dir)
 
 
+@pytest.mark.system
 def test_default_run_uses_an_embedded_server_and_removes_it() -> None:
     # A temp dir of its own (TMPDIR), so another run on the machine cannot blur what this one left;
     # world-traversable, since as root the server runs as the wheel's own user.
@@ -70,6 +72,7 @@ def test_default_run_uses_an_embedded_server_and_removes_it() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.mark.system
 def test_sigkill_of_the_parent_removes_server_and_workers() -> None:
     before = set(glob.glob(temp_glob()))
     parent = subprocess.Popen(
@@ -91,6 +94,7 @@ def test_sigkill_of_the_parent_removes_server_and_workers() -> None:
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
 
 
+@pytest.mark.system
 def test_sigterm_and_a_failed_start_leave_nothing_either() -> None:
     before = set(glob.glob(temp_glob()))
     run = subprocess.Popen(
@@ -142,6 +146,7 @@ def _kill_during_initdb(argv: list[str], signum: int, kill_initdb: bool = False)
     return owner, temp_dir
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("kill_initdb", [False, True])
 def test_the_owner_killed_during_initdb_leaves_nothing(kill_initdb: bool) -> None:
     code = "from runner.server.embedded import start_embedded; start_embedded(); import time; time.sleep(60)"
@@ -151,6 +156,7 @@ def test_the_owner_killed_during_initdb_leaves_nothing(kill_initdb: bool) -> Non
         assert _wait_gone(temp_dir)
 
 
+@pytest.mark.system
 def test_sigterm_during_initdb_ends_the_run_and_leaves_nothing() -> None:
     owner, temp_dir = _kill_during_initdb([sys.executable, "-m", "runner", "--ops", "10"], signal.SIGTERM)
     stdout, stderr = owner.communicate(timeout=60)

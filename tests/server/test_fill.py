@@ -42,6 +42,7 @@ async def get(ctx):
 '''
 
 
+@pytest.mark.system
 def test_the_seed_tables_filled_by_the_generic_filler(dsn: str) -> None:
     result = run_runner("--scale", "5000", "--ops", "400", "--quiet", dsn=dsn)
     assert result.code == 0, result.stderr  # writes after the load: the id sequences carried on past 5000
@@ -59,6 +60,7 @@ def test_the_seed_tables_filled_by_the_generic_filler(dsn: str) -> None:
     assert query(dsn, "SELECT count(DISTINCT data) FROM runner.a WHERE id <= 5000") > 100
 
 
+@pytest.mark.system
 def test_unique_and_length_limited_columns_hold(dsn: str) -> None:
     result = run_runner("--workload", "examples.shop.bench", "--scale", "3000", "--ops", "100", "--quiet", dsn=dsn)
     assert result.code == 0, result.stderr
@@ -67,6 +69,7 @@ def test_unique_and_length_limited_columns_hold(dsn: str) -> None:
     assert query(dsn, "SELECT count(*) FROM runner.order_lines l LEFT JOIN runner.products p ON p.id = l.product_id WHERE p.id IS NULL") == 0
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("params", "rows", "source"), [("scale", "scale or 5", "workload"), ("_unused=None", "7", None)])
 def test_a_populate_that_takes_the_scale_is_used_one_that_does_not_is_replaced(
     dsn: str, tmp_path: Path, params: str, rows: str, source: str | None
@@ -122,6 +125,7 @@ async def get(ctx):
 '''
 
 
+@pytest.mark.system
 def test_tables_keyed_by_uuids_are_loaded_and_committed(dsn: str, tmp_path: Path) -> None:
     """Every key a UUID: the load never ran a statement through SQLAlchemy (no sequence to set),
     so its transaction was never committed: `.load` said 500 rows, the tables held 0, and the run
@@ -149,6 +153,7 @@ async def nothing(ctx):
 '''
 
 
+@pytest.mark.system
 def test_a_table_the_filler_cannot_fill_is_one_line(dsn: str, tmp_path: Path) -> None:
     path = tmp_path / "pairs.py"
     path.write_text(COMPOSITE)
@@ -158,11 +163,13 @@ def test_a_table_the_filler_cannot_fill_is_one_line(dsn: str, tmp_path: Path) ->
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.system
 def test_a_bad_scale_is_refused() -> None:
     result = run_runner("--scale", "0", "--ops", "10")
     assert result.code == 2 and "--scale must be at least 1" in result.stderr
 
 
+@pytest.mark.system
 def test_an_exception_in_the_workloads_populate_is_the_workloads(dsn: str, tmp_path: Path) -> None:
     """It was "internal error: KeyError", as if the runner had a bug."""
     path = tmp_path / "items.py"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import execute, query, run_runner
 
 OBJECTS = """
@@ -60,6 +62,7 @@ async def add(ctx):
 '''
 
 
+@pytest.mark.system
 def test_setup_touches_nothing_outside_its_schema(dsn: str, tmp_path: Path) -> None:
     # The app's own type and table of the same names, with other contents.
     execute(dsn, "DROP TABLE IF EXISTS public.item", "DROP TYPE IF EXISTS public.status",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from runner.resolve import spec
 from runner.transport.pools import plan_pools
 from tests.conftest import run_runner
@@ -14,6 +16,7 @@ def test_default_pools_follow_the_concurrency() -> None:
     assert plan_pools(spec(mode="async", procs=2, ops=10_000), budget=100).sizes == [50, 50]
 
 
+@pytest.mark.system
 def test_a_small_pool_is_allowed_with_a_warning(dsn: str) -> None:
     result = run_runner("--ops", "200", "--chunk", "20", "--pool-size", "4", "--quiet", dsn=dsn)
     assert result.code == 0 and result.doc is not None
@@ -23,6 +26,7 @@ def test_a_small_pool_is_allowed_with_a_warning(dsn: str) -> None:
     assert "runner: warning:" in result.stderr
 
 
+@pytest.mark.system
 def test_the_preflight_refuses_pools_that_cannot_fit(dsn: str) -> None:
     result = run_runner("--procs", "30", "--chunk", "100", "--ops", "3000", dsn=dsn)
     assert result.code == 3
@@ -31,12 +35,14 @@ def test_the_preflight_refuses_pools_that_cannot_fit(dsn: str) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.system
 def test_pg_setting_on_the_embedded_server() -> None:
     result = run_runner("--ops", "50", "--quiet", "--pg-setting", "plan_cache_mode=force_generic_plan")
     assert result.code == 0 and result.doc is not None
     assert result.doc["server"]["settings"]["plan_cache_mode"] == "force_generic_plan"
 
 
+@pytest.mark.system
 def test_pg_setting_on_a_users_server_is_set_on_every_worker_session(dsn: str) -> None:
     # A 10 ms statement_timeout cancels the sleep workload's 20 ms ops only if the workers'
     # sessions really have it. (Not 1 ms: on a busy machine the preflight's own query took longer.)
@@ -48,6 +54,7 @@ def test_pg_setting_on_a_users_server_is_set_on_every_worker_session(dsn: str) -
     assert refused.code == 2 and "refused by the server" in refused.stderr
 
 
+@pytest.mark.system
 def test_max_overflow_lets_a_pool_grow_and_is_reported(dsn: str) -> None:
     result = run_runner("--ops", "300", "--chunk", "12", "--pool-size", "2", "--max-overflow", "3", "--quiet", dsn=dsn)
     assert result.code == 0 and result.doc is not None
@@ -56,6 +63,7 @@ def test_max_overflow_lets_a_pool_grow_and_is_reported(dsn: str) -> None:
     assert 2 < connections["server_peak"] <= 5  # grew past the pool size, never past size + overflow
 
 
+@pytest.mark.system
 def test_pool_timeout_turns_a_long_wait_into_a_counted_error(dsn: str) -> None:
     result = run_runner(
         "--ops", "400", "--chunk", "40", "--pool-size", "1", "--pool-timeout", "0.001", "--quiet", dsn=dsn

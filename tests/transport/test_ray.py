@@ -75,6 +75,7 @@ def _ray_sessions() -> set[str]:
     return {p.name for p in (Path(tempfile.gettempdir()) / "ray").glob("session_*")}
 
 
+@pytest.mark.system
 def test_a_private_instance_runs_the_seed_and_leaves_nothing(dsn: str) -> None:
     sessions = _ray_sessions()
     result = run_runner("--cluster", "ray", "--procs", "2", "--ops", "2000", dsn=dsn, timeout=240)
@@ -108,6 +109,7 @@ def test_a_private_instance_runs_the_seed_and_leaves_nothing(dsn: str) -> None:
         ["--mode", "sync", "--threads", "2"],
     ],
 )
+@pytest.mark.system
 def test_every_mode_on_a_joined_cluster_matches_the_local_transport(joined: Cluster, dsn: str, args: list[str]) -> None:
     ops = ["--ops", "300"]
     local = run_runner(*args, *ops, "--procs", "2", "--seed", "7", "--quiet", dsn=dsn)
@@ -127,6 +129,7 @@ def test_every_mode_on_a_joined_cluster_matches_the_local_transport(joined: Clus
         assert {w["loop"] for w in remote.doc["workers"]} == {"uvloop.Loop"}
 
 
+@pytest.mark.system
 def test_records_stream_live_before_the_run_ends(joined: Cluster, dsn: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "runner", "--cluster", f"ray:{joined.address}", "--procs", "2", "--duration", "3",
@@ -140,6 +143,7 @@ def test_records_stream_live_before_the_run_ends(joined: Cluster, dsn: str) -> N
     assert sum(i["ops"] for i in intervals) == lines[-1]["totals"]["ops"]
 
 
+@pytest.mark.system
 def test_too_few_slots_is_one_line(joined: Cluster, dsn: str) -> None:
     result = run_runner("--cluster", f"ray:{joined.address}", "--procs", "8", "--ops", "100", dsn=dsn, timeout=60)
     assert result.code == 2, result.stderr
@@ -170,6 +174,7 @@ def _nothing_lost(doc: dict[str, Any], dsn: str) -> None:
     assert 0 <= unreported["a"] // 3 <= totals["unknown"]
 
 
+@pytest.mark.system
 def test_a_killed_worker_is_lost_and_the_others_report(joined: Cluster, dsn: str) -> None:
     parent = _start(joined.address, dsn, "--procs", "2", "--ops", "1000000", "--quiet")
     victim = runner_actors()[0]
@@ -186,6 +191,7 @@ def test_a_killed_worker_is_lost_and_the_others_report(joined: Cluster, dsn: str
     assert _no_actor_left()
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("signum", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_to_the_driver_gives_partial_results_and_no_actor_left(joined: Cluster, dsn: str, signum: int, expected: int) -> None:
     parent = _start(joined.address, dsn, "--procs", "2", "--ops", "1000000", "--quiet")
@@ -199,6 +205,7 @@ def test_a_signal_to_the_driver_gives_partial_results_and_no_actor_left(joined: 
     assert _no_actor_left()
 
 
+@pytest.mark.system
 def test_the_dsn_password_never_reaches_rays_job_table_or_logs(joined: Cluster, dsn: str) -> None:
     """Ray keeps each driver's command line as its job's entrypoint in the cluster's job table
     (`ray list jobs`, the dashboard) after the job ends: a --dsn there must be masked."""
@@ -219,6 +226,7 @@ def test_the_dsn_password_never_reaches_rays_job_table_or_logs(joined: Cluster, 
     assert secret not in result.stdout + result.stderr
 
 
+@pytest.mark.system
 def test_losing_a_node_mid_run_keeps_the_other_nodes_results(dsn: str) -> None:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     try:
@@ -247,6 +255,7 @@ def test_losing_a_node_mid_run_keeps_the_other_nodes_results(dsn: str) -> None:
     assert _no_actor_left()
 
 
+@pytest.mark.system
 def test_an_unreachable_head_is_one_line_within_seconds() -> None:
     """ray:127.0.0.1:1 was retried for 590 s with 45 lines of Ray's warnings."""
     result = run_runner("--cluster", "ray:127.0.0.1:1", "--ops", "10", timeout=30)

@@ -69,6 +69,7 @@ def _anatomy(doc: dict[str, Any], op: str) -> dict[str, Any]:
     return anatomy
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("layer", ["orm", "core"])
 def test_the_seed_read_is_one_plus_its_selectinload(dsn: str, layer: str) -> None:
     result = run_runner("--ops", "300", "--chunk", "10", "--layer", layer, "--seed", "3", dsn=dsn)
@@ -90,6 +91,7 @@ def test_the_seed_read_is_one_plus_its_selectinload(dsn: str, layer: str) -> Non
     assert all(e["by_op"]["read"]["anatomy"]["statements_per_op"] > 0 for e in doc["timeline"] if "read" in e["by_op"])
 
 
+@pytest.mark.system
 def test_the_parts_add_up_to_the_latency(dsn: str) -> None:
     result = run_runner("--ops", "200", "--chunk", "5", "--workload", "tpcb", dsn=dsn)
     assert result.code == 0, result.stderr
@@ -100,6 +102,7 @@ def test_the_parts_add_up_to_the_latency(dsn: str) -> None:
         assert parts == pytest.approx(op["latency_ms"]["mean"], rel=0.03)  # each op's parts sum to its latency
 
 
+@pytest.mark.system
 def test_a_lazy_load_is_named_as_n_plus_one_and_selectin_is_not(dsn: str, tmp_path: Path) -> None:
     docs = {}
     for lazy in ("select", "selectin"):
@@ -120,6 +123,7 @@ def test_a_lazy_load_is_named_as_n_plus_one_and_selectin_is_not(dsn: str, tmp_pa
     assert not any("N+1" in w for w in eager.doc["warnings"])  # type: ignore[index]
 
 
+@pytest.mark.system
 def test_raw_sees_the_pool_wait_only_and_no_anatomy_turns_it_off(dsn: str) -> None:
     raw = run_runner("--layer", "raw", "--workload", "tpcb", "--ops", "100", "--chunk", "4", dsn=dsn)
     assert raw.code == 0, raw.stderr
@@ -140,6 +144,7 @@ def test_raw_sees_the_pool_wait_only_and_no_anatomy_turns_it_off(dsn: str) -> No
         ("sync", ["--mode", "sync", "--driver", "psycopg2", "--threads", "4"], ["--mode", "sync", "--driver", "psycopg2", "--threads", "8", "--pool-size", "2"]),
     ],
 )
+@pytest.mark.system
 def test_raw_pool_wait_is_zero_for_an_idle_connection_and_timed_for_a_queue(dsn: str, mode: str, wide_args: list[str], narrow_args: list[str]) -> None:
     # Pool as wide as the window (or the threads): after each connection's first use, every op
     # finds one idle (in the sync mode, the thread's own).
@@ -154,6 +159,7 @@ def test_raw_pool_wait_is_zero_for_an_idle_connection_and_timed_for_a_queue(dsn:
     assert queued["p99"] > 0.1 and queued["mean"] > idle["mean"]
 
 
+@pytest.mark.system
 def test_a_busy_event_loop_is_called_the_bottleneck(dsn: str, tmp_path: Path) -> None:
     path = tmp_path / "burner.py"
     path.write_text(BURNER)
@@ -172,6 +178,7 @@ def test_a_busy_event_loop_is_called_the_bottleneck(dsn: str, tmp_path: Path) ->
     assert "client: the client limited this run" in result.stderr
 
 
+@pytest.mark.system
 def test_an_idle_client_is_not_called_the_bottleneck(dsn: str) -> None:
     # 4 s: 400 probe ticks, so two stray stalls of the shared 2-core machine cannot make the p99.
     result = run_runner("--workload", "noop", "--rate", "50", "--duration", "4", dsn=dsn)

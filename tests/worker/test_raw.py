@@ -136,6 +136,7 @@ register(Workload("sleeper", "half the raw ops sleep 100 ms", MetaData(schema=SC
 """
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("args", RAW_DRIVERS, ids=lambda a: " ".join(a))
 def test_raw_reads_back_session_settings_and_counts_timeouts(dsn: str, args: list[str], tmp_path: Any) -> None:
     path = tmp_path / "sleeper.py"
@@ -154,6 +155,7 @@ def test_raw_reads_back_session_settings_and_counts_timeouts(dsn: str, args: lis
     assert 0 < doc["totals"]["ok"] < 40  # the ops that did not sleep finished
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("args", RAW_DRIVERS[:1] + RAW_DRIVERS[2:3], ids=lambda a: " ".join(a))
 def test_raw_survives_killed_connections(dsn: str, args: list[str]) -> None:
     # Bounded by time, not a count: a count long enough to outlast start-up on a busy machine ran
@@ -173,6 +175,7 @@ def test_raw_survives_killed_connections(dsn: str, args: list[str]) -> None:
     assert doc["database"]["rows"] == doc["database"]["expected_rows"]  # every committed write was reported
 
 
+@pytest.mark.system
 def test_raw_preflight_refuses_a_worker_that_cannot_connect(pgbouncer: Any) -> None:
     # PgBouncer refuses the startup parameter libpq drivers carry session settings in.
     result = run_runner("--layer", "raw", "--mode", "sync", "--op-timeout", "5", "--ops", "10", dsn=pgbouncer())

@@ -29,6 +29,7 @@ def test_only_serialization_failures_and_deadlocks_are_retried() -> None:
     assert sqlstate(_Failure("40P01")) == "40P01"
 
 
+@pytest.mark.system
 def test_without_retries_the_conflicts_are_failures(dsn: str) -> None:
     result = run_runner(*CONTENDED, "--isolation", "repeatable-read", "--chunk", "8", "--retries", "0", dsn=dsn)
     assert result.code == 5, result.stderr  # some ops failed
@@ -39,6 +40,7 @@ def test_without_retries_the_conflicts_are_failures(dsn: str) -> None:
     assert doc["totals"]["retries"] == {"retried": 0, "by_class": {}, "succeeded_after_retry": 0, "failed_after_retries": {}}
 
 
+@pytest.mark.system
 def test_with_retries_the_same_conflicts_succeed_on_a_later_try(dsn: str) -> None:
     result = run_runner(*CONTENDED, "--isolation", "repeatable-read", "--chunk", "8", "--retries", "30", dsn=dsn)
     doc = result.doc
@@ -57,6 +59,7 @@ def test_with_retries_the_same_conflicts_succeed_on_a_later_try(dsn: str) -> Non
     assert "tries retried (SerializationError" in loud and "N+1" not in loud
 
 
+@pytest.mark.system
 def test_ops_that_use_up_their_retries_are_counted_by_their_last_error(dsn: str) -> None:
     args = ("--isolation", "serializable", "--retries", "1", "--mode", "sync", "--threads", "6", "--layer", "raw")
     doc = run_runner(*CONTENDED, *args, dsn=dsn).doc
@@ -68,6 +71,7 @@ def test_ops_that_use_up_their_retries_are_counted_by_their_last_error(dsn: str)
     assert sum(retries["failed_after_retries"].values()) > 0
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("args", "needle"), [(("--retries", "-1"), "--retries must not be negative"), (("--isolation", "chaos"), "--isolation")])
 def test_bad_values_are_one_line(args: tuple[str, ...], needle: str) -> None:
     result = run_runner("--ops", "10", *args)

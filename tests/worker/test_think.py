@@ -9,6 +9,7 @@ from tests.conftest import run_runner
 BASE = ("--workload", "sleep", "--duration", "2", "--quiet")  # 20 ms per op on the server
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("mode", "width"), [("chunked", ("--chunk", "2")), ("window", ("--chunk", "2")), ("sync", ("--threads", "2"))])
 def test_think_time_slows_the_slots_but_not_the_latency(dsn: str, mode: str, width: tuple[str, str]) -> None:
     plain = run_runner(*BASE, "--mode", mode, *width, dsn=dsn).doc
@@ -21,6 +22,7 @@ def test_think_time_slows_the_slots_but_not_the_latency(dsn: str, mode: str, wid
     assert thinking["totals"]["by_op"]["sleep"]["latency_ms"]["p50"] < 50  # the pause is not latency
 
 
+@pytest.mark.system
 def test_exponential_think_time_has_the_mean_it_is_given(dsn: str) -> None:
     doc = run_runner(*BASE, "--chunk", "4", "--mode", "window", "--think", "exp:50ms", dsn=dsn).doc
     assert doc is not None and doc["config"]["think_dist"] == "exp"
@@ -31,12 +33,14 @@ def test_exponential_think_time_has_the_mean_it_is_given(dsn: str) -> None:
     ("args", "needle"),
     [(("--rate", "10"), "--mode open has no slots"), (("--think", "soon"), "--think takes"), (("--think", "exp:-1s"), "--think takes")],
 )
+@pytest.mark.system
 def test_think_is_refused_where_it_means_nothing(args: tuple[str, ...], needle: str) -> None:
     full = args if "--think" in args else (*args, "--think", "1s")
     result = run_runner("--duration", "1", *full)
     assert result.code == 2 and needle in result.stderr and result.stderr.count("\n") == 1
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("mode", ["window", "sync"])
 def test_the_pause_after_the_last_op_is_no_part_of_the_run(dsn: str, mode: str) -> None:
     """A 2 s run with 10 s pauses reported wall_s 10.6 and ran 10 s: a pause is cut at

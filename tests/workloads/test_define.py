@@ -82,6 +82,7 @@ def app(tmp_path: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(tmp_path)}
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("name", ["app.bench", "app.bench:bench"])
 def test_an_import_path_runs_the_apps_models_without_touching_its_schemas(dsn: str, app: dict[str, str], name: str) -> None:
     result = run_runner("--workload", name, "--ops", "300", "--procs", "2", "--keys", "hotspot:0.1:1", "--quiet", dsn=dsn, env=app)
@@ -99,6 +100,7 @@ def test_an_import_path_runs_the_apps_models_without_touching_its_schemas(dsn: s
     assert query(dsn, "SELECT max(customer_id) FROM runner.visit") <= 5
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("name", ["app.bench", "app/bench.py"])
 def test_the_console_script_finds_a_workload_in_the_working_directory(dsn: str, app: dict[str, str], name: str) -> None:
     """`runner --workload app.bench` from the app's directory said "no module named" (the console
@@ -118,6 +120,7 @@ def test_the_console_script_finds_a_workload_in_the_working_directory(dsn: str, 
     assert doc["config"]["workload"] == (name if "/" not in name else str(Path(app["PYTHONPATH"]) / name))  # a path, made absolute
 
 
+@pytest.mark.system
 def test_an_async_only_op_refuses_the_sync_mode_naming_it(app: dict[str, str]) -> None:
     result = run_runner("--workload", "app.bench", "--mode", "sync", "--ops", "10", env=app)
     assert result.code == 2
@@ -138,6 +141,7 @@ def test_an_async_only_op_refuses_the_sync_mode_naming_it(app: dict[str, str]) -
         ("app bench", "unknown --workload 'app bench'"),
     ],
 )
+@pytest.mark.system
 def test_every_way_an_import_path_fails_is_one_line(app: dict[str, str], name: str, needle: str) -> None:
     result = run_runner("--workload", name, "--ops", "10", env=app)
     assert result.code == 2, result.stderr
@@ -145,6 +149,7 @@ def test_every_way_an_import_path_fails_is_one_line(app: dict[str, str], name: s
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.system
 def test_the_named_attribute_picks_one_of_two(dsn: str, app: dict[str, str]) -> None:
     result = run_runner("--workload", "app.two:other", "--ops", "20", "--quiet", dsn=dsn, env=app)
     assert result.code == 0, result.stderr

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import REPO, query, run_runner
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("workload", ["seed", "seed-indexed", "point-select", "tpcb"])
 @pytest.mark.parametrize("layer", ["orm", "core", "raw"])
 def test_every_layer_leaves_the_rows_its_ops_committed(dsn: str, workload: str, layer: str) -> None:
@@ -22,6 +23,7 @@ def test_every_layer_leaves_the_rows_its_ops_committed(dsn: str, workload: str, 
         assert query(dsn, f"SELECT count(*) FROM runner.{table}") == rows
 
 
+@pytest.mark.system
 def test_the_index_is_what_seed_indexed_adds(dsn: str) -> None:
     plain = run_runner("--workload", "seed", "--ops", "200", "--quiet", dsn=dsn).doc
     indexed = run_runner("--workload", "seed-indexed", "--ops", "200", "--quiet", dsn=dsn).doc
@@ -30,6 +32,7 @@ def test_the_index_is_what_seed_indexed_adds(dsn: str) -> None:
     assert indexed["server"]["stats"]["tables"]["b"]["idx_scan"] > 0
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("mode", "layer"), [("chunked", "orm"), ("sync", "orm"), ("sync", "raw"), ("window", "raw")])
 def test_psycopg3_driver(dsn: str, mode: str, layer: str) -> None:
     result = run_runner("--driver", "psycopg", "--mode", mode, "--layer", layer, "--ops", "100", "--quiet", dsn=dsn)
@@ -38,6 +41,7 @@ def test_psycopg3_driver(dsn: str, mode: str, layer: str) -> None:
     assert result.doc["config"]["driver"] == "psycopg" and result.doc["environment"]["psycopg"]
 
 
+@pytest.mark.system
 def test_the_readme_example_workload_runs(dsn: str, tmp_path: Path) -> None:
     readme = (REPO / "README.md").read_text()
     example = re.search(r"```python\n# counter.py\n(.*?)```", readme, re.S)
@@ -62,6 +66,7 @@ def test_the_readme_example_workload_runs(dsn: str, tmp_path: Path) -> None:
         ("x = 1\n", "must hold exactly one workload"),
     ],
 )
+@pytest.mark.system
 def test_a_bad_workload_file_is_one_line(tmp_path: Path, source: str | None, needle: str) -> None:
     path = tmp_path / "bad.py"
     if source is not None:
@@ -78,11 +83,13 @@ def test_a_bad_workload_file_is_one_line(tmp_path: Path, source: str | None, nee
         (["--driver", "asyncpg", "--mode", "sync"], "does not run the sync modes"),
     ],
 )
+@pytest.mark.system
 def test_bad_layer_and_driver(args: list[str], needle: str) -> None:
     result = run_runner(*args, "--ops", "10")
     assert result.code == 2 and needle in result.stderr
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("keys", "hot_only"), [("hotspot:0.01:1", True), ("uniform", False)])
 def test_tpcb_picks_its_accounts_by_keys(dsn: str, keys: str, hot_only: bool) -> None:
     result = run_runner("--workload", "tpcb", "--keys", keys, "--ops", "200", "--quiet", dsn=dsn)
