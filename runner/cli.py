@@ -16,6 +16,7 @@ from runner import __version__, lost_interrupt
 from runner.concurrency import DEFAULT_MODE, MODES
 from runner.config import parse_max_errors, parse_pg_settings, parse_think, parse_warmup
 from runner.errors import ExitCode, RunnerError, UsageError
+from runner.logs import configure
 from runner.resolve import resolve
 from runner.spec import Options, RunSpec
 from workloads import WORKLOADS
@@ -165,7 +166,7 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option("--wait-for-lock", is_flag=True, help="If another run uses the same database's schema, wait for it instead of refusing.")
 @click.option("--quiet", is_flag=True, help="No progress line and no human summary on stderr.")
 @click.option("--jsonl", is_flag=True, help="Stream each interval as a JSON line on stdout, then the document as one line.")
-@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors, and each step of the run as it happens (start, release, stop, each worker's end).")
 @click.version_option(__version__, prog_name="runner")
 def cli(**options: object) -> int:
     """Run a SQLAlchemy workload against PostgreSQL and report what it did, as JSON on stdout."""
@@ -424,6 +425,7 @@ SUBCOMMANDS = {"report": report_cmd, "compare": compare_cmd, "explain": explain_
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    configure(debug)
     command = SUBCOMMANDS.get(args[0]) if args else None
     try:
         if command is not None:

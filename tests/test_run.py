@@ -83,9 +83,18 @@ def test_every_mode_counts_add_up_and_match_the_rows(dsn: str, mode: str, extra:
 def test_documented_jq_paths_exist_and_password_is_masked(dsn: str, tmp_path: Any) -> None:
     out = tmp_path / "run.json"
     password = parse_dsn(dsn).password  # the embedded server's own, drawn for this session
-    result = run_runner("--procs", "2", "--chunk", "10", "--ops", "200", "--output", str(out), dsn=dsn)
+    result = run_runner("--procs", "2", "--chunk", "10", "--ops", "200", "--output", str(out), "--debug", dsn=dsn)
     assert result.code == 0, result.stderr
     assert result.doc is not None
+    # --debug: each step of the parent's and of every worker's, in the order they happen
+    debug_lines = [line for line in result.stderr.splitlines() if line.startswith("runner: debug:")]
+    assert all(" runner.transport.supervisor: " in line or " runner.worker.body: " in line for line in debug_lines)  # no line per op
+    debug = [line.split(": ", 3)[-1] for line in debug_lines]
+    assert "start: 2 workers" in debug and "release: all 2 workers ready" in debug
+    for worker in (0, 1):
+        steps = [line for line in debug if line.startswith(f"worker {worker}: ")]
+        assert [s.split(" (")[0] for s in steps] == [f"worker {worker}: preflight", f"worker {worker}: ready, waiting for the release",
+                                                    f"worker {worker}: released", f"worker {worker}: final"], steps
     for path in DOCUMENTED_PATHS:
         _get(result.doc, path)
     assert password and password not in result.stdout + result.stderr + out.read_text()
@@ -197,6 +206,7 @@ def test_server_stats_insert_counts_match_the_writes(dsn: str) -> None:
     assert stats["tables"]["b"]["seq_scan"] > 0  # no index on b.a_id: every read scans b
     assert stats["cpu_s"] is None  # --dsn: the server's processes are not ours to measure
     assert "seq-scanned" in result.stderr
+    assert "runner: debug:" not in result.stderr  # only with --debug
     client = doc["client"]
     assert client["workers_cpu_s"] > 0 and client["cpu_s"] >= client["workers_cpu_s"]
 

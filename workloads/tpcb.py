@@ -87,7 +87,7 @@ DOLLAR = [_dollar(s) for s in STATEMENTS]
 DOLLAR_CALLS = [(sql, _arguments(names)) for sql, names in DOLLAR]
 # The same for the DB-API drivers: positional %s, as a hand-written psycopg2 script passes them.
 # Named %(aid)s parameters made psycopg2 parse and hash every name of every statement again on
-# every op: 24,000 more instructions per op than positional ones (BENCHMARKS.md).
+# every op: 24,000 more instructions per op than positional ones (BENCHMARKS.md, "Every layer at its own speed").
 FORMAT_CALLS = [(re.sub(r"\$\d+", "%s", sql), arguments) for sql, arguments in DOLLAR_CALLS]
 
 

@@ -19,7 +19,7 @@ from runner.measure.sample import Sample
 SAMPLE_PERIOD_S = 0.1
 # pg_stat_activity's own function, not the view: the view joins pg_database and pg_authid, and
 # planning that join was most of a sample's cost to the server (320-420 us of CPU against 190 us,
-# ten times a second beside the run; BENCHMARKS.md, eighth session). Same rows: the view is this
+# ten times a second beside the run; BENCHMARKS.md, "Every layer at its own speed"). Same rows: the view is this
 # function joined for names, and its datname is the database whose oid this compares.
 STATES_SQL = """
     SELECT count(*),
@@ -38,7 +38,7 @@ def read_states(cursor: Any) -> tuple[int, int, int, int]:
     would answer every sample from the transaction's first snapshot): total, active, idle, idle
     in transaction. The cursor itself, not SQLAlchemy's Connection.execute, whose execution
     context made a sample cost 75 µs of the parent's CPU against the cursor's 29 (BENCHMARKS.md,
-    ninth session), ten times a second beside the workers. No parameters, so the `%` in the text
+    "Every layer at its own speed"), ten times a second beside the workers. No parameters, so the `%` in the text
     goes as it is."""
     cursor.execute(STATES_SQL)
     total, active, idle, in_tx = cursor.fetchone()

@@ -5,7 +5,7 @@ reserves one bundle per worker (all of them or a clear error), each worker is a 
 whose `run` is a streaming generator yielding the same JSON-line records the local pipe carries,
 and `go`/`stop` are served on a control concurrency group while `run` streams. A dead actor or
 host surfaces in its stream as an error item; the driver's death takes its actors with it (no
-detached actors). See ../shared/notes/distributed-ray.md for why each choice was made.
+detached actors). Why Ray, and why each choice: docs/design/ray.md.
 
 Only imported for --cluster ray...: Ray is the optional extra `runner[ray]`.
 """

@@ -11,6 +11,7 @@ The supervisor drains a transport's events into the collector and decides:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -19,6 +20,7 @@ from runner.measure.records import decode
 from runner.transport import Line, Lost, Transport
 from runner.worker.plan import WorkerPlan
 
+log = logging.getLogger(__name__)  # every transition at DEBUG: shown with --debug
 TICK_S = 0.1
 GRACE_S = 10.0  # in-flight ops get this long to finish after a stop
 KILL_MARGIN_S = 5.0  # after the grace, workers cancel what is left and report it; then they are killed
@@ -43,6 +45,7 @@ class Supervisor:
         self._grace_s = grace_s
         self._clock = clock
         self._released = False
+        self._killing = False
         self._kill_deadline: float | None = None
         self._last_heard = [clock()] * len(plans)
         self.stop_reason: str | None = None
@@ -55,13 +58,18 @@ class Supervisor:
             return
         self.stop_reason = reason
         self._kill_deadline = self._clock() + self._grace_s + KILL_MARGIN_S
+        log.debug("stop: %s; in-flight ops get %.1f s, then %.1f s more before a kill", reason, self._grace_s, KILL_MARGIN_S)
         self._transport.stop()
 
     def kill_all(self) -> None:
-        """A second Ctrl-C: end every worker now."""
+        """A second Ctrl-C (or the kill deadline): end every worker now."""
+        if not self._killing:
+            self._killing = True
+            log.debug("kill: every worker still running")
         self._transport.kill()
 
     def run(self, on_tick: Callable[[], None] = lambda: None) -> None:
+        log.debug("start: %d workers", len(self._plans))
         self._transport.start(self._plans)
         try:
             self._drain(on_tick)
@@ -77,6 +85,7 @@ class Supervisor:
                     self._collector.add(decode(event.data))
                     continue
                 running.discard(event.worker)
+                log.debug("worker %d ended: %s", event.worker, event)
                 if isinstance(event, Lost):
                     self._collector.mark_lost(event.worker, event.reason, event.host)
                 else:
@@ -98,9 +107,11 @@ class Supervisor:
         if not self._released and self._collector.all_ready and self._kill_deadline is None:
             veto = self.on_go()
             if veto is not None:
+                log.debug("release refused: %s", veto)
                 self.refused = veto
                 self.request_stop(veto)
             else:
+                log.debug("release: all %d workers ready", len(self._plans))
                 self._released = True
                 self._collector.go_ns = time.perf_counter_ns()
                 self._transport.release()  # every worker is ready (and warmed up): start together

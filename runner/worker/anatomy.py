@@ -69,7 +69,7 @@ class OpCell:
     CURRENT holds a cell, set once for all the ops a window lane (or a sync thread) runs, and each
     op only puts its trace in it. Setting the context variable per op instead (a new context
     mapping and a token each time, and a reset) cost ~3,500 instructions per raw op, a tenth of
-    the harness's whole cost over a hand-written loop (BENCHMARKS.md)."""
+    the harness's whole cost over a hand-written loop (BENCHMARKS.md, "Every layer at its own speed")."""
 
     __slots__ = ("trace",)
 

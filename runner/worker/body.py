@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import logging
 import os
 import random
 import resource
@@ -29,6 +30,7 @@ import uvloop
 
 from runner.concurrency import MODES, Knobs
 from runner.concurrency.stages import next_arrival, target_at
+from runner.logs import configure
 from runner.worker.anatomy import CURRENT, NO_OP, OpCell, OpTrace, ThreadProbe, probe_loop, trace_factory
 from runner.worker.channel import Channel, Emitter
 from runner.worker.engine import AsyncEngineBackend, PreflightError, SyncEngineBackend, check_descriptors, secrets
@@ -39,6 +41,7 @@ from runner.worker.retry import Retrier
 from workloads import Handle, Op, resolve
 from workloads.keys import Keys, KeySpec
 
+log = logging.getLogger(__name__)  # the worker's transitions at DEBUG (runner.logs)
 GO_POLL_S = 0.2
 STOP_POLL_S = 0.05
 NS_PER_S = 1_000_000_000
@@ -158,6 +161,7 @@ def _measured_deadline(ctx: WorkerContext) -> int | None:
 
 def _end_warmup(ctx: WorkerContext, checked_out: Callable[[], int]) -> None:
     """Warm-up is reported on its own, as one interval record of phase "warmup"."""
+    log.debug("worker %d: warm-up done", ctx.plan.worker_id)
     ctx.recorder.take_exemplars()  # the slowest ops are the measured part's
     ctx.channel.send(
         "interval",
@@ -177,6 +181,7 @@ async def _cancel_after_grace(ctx: WorkerContext) -> None:
     while not ctx.stop.is_set() and (deadline_ns is None or time.perf_counter_ns() < deadline_ns):
         await asyncio.sleep(STOP_POLL_S)
     await asyncio.sleep(ctx.plan.config.grace_s)
+    log.debug("worker %d: grace over, cancelling %d ops in flight", ctx.plan.worker_id, len(ctx.inflight))
     ctx.cancelling = True
     for task in list(ctx.inflight):
         task.cancel()
@@ -374,9 +379,11 @@ def _wait_for_go(ctx: WorkerContext, settings: dict[str, str]) -> None:
         settings=settings,
         loop=ctx.loop,
     )
+    log.debug("worker %d: ready, waiting for the release", ctx.plan.worker_id)
     while not ctx.go.wait(GO_POLL_S):
         if ctx.stop.is_set():
             break
+    log.debug("worker %d: %s", ctx.plan.worker_id, "stopped before the release" if ctx.stop.is_set() else "released")
     ctx.go_ns = time.perf_counter_ns()
     ctx.cpu_at_go_s = _cpu_s()
     ctx.channel.send("go", wall_ns=time.time_ns())
@@ -406,6 +413,8 @@ def run_loop(main: Coroutine[Any, Any, T], loop: str) -> T:
 
 def run_worker(plan: WorkerPlan, channel: Channel, go: Waitable, stop: threading.Event, node: str | None = None) -> None:
     """The worker from its first connection to its final record; never raises."""
+    configure(plan.config.debug)
+    log.debug("worker %d: preflight (mode %s, %s ops)", plan.worker_id, plan.config.mode, plan.ops if plan.ops is not None else "until the duration")
     ctx = WorkerContext(plan, channel, Recorder(secrets(plan), plan.config.exemplars), stop, go, node)
     status, reason, end_ns = "done", None, 0
     try:
@@ -422,6 +431,7 @@ def run_worker(plan: WorkerPlan, channel: Channel, go: Waitable, stop: threading
         status, reason = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         end_ns = ctx.since_go_ns()
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    log.debug("worker %d: final (%s%s)", plan.worker_id, status, f": {reason}" if reason else "")
     channel.send(
         "final",
         status=status,

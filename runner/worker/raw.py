@@ -56,7 +56,7 @@ class PsycopgAsync:
     # Each method makes the cursor and awaits its execute itself, as psycopg's own
     # AsyncConnection.execute does inside: calling that one (or a shared helper) puts one more
     # awaited frame under every statement, resumed at each of its waits for the socket, and
-    # beside PostgreSQL on the same cores that frame cost several µs per op (BENCHMARKS.md).
+    # beside PostgreSQL on the same cores that frame cost several µs per op (BENCHMARKS.md, "Every layer at its own speed").
     # The arguments are put in psycopg's order here too, not by a helper: its call and the
     # star-call of its result cost ~1,100 instructions per statement (5 per tpcb op).
     # `args or None`: a statement without parameters goes as it is, a literal % included.

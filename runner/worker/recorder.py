@@ -92,7 +92,7 @@ class Recorder:
             # cores, the histograms' code and data are cold by the time the next op ends; folded
             # in a batch they stay warm (6 µs per op less in one process against the real server),
             # taken across the batch each figure costs a fraction of a call per op, and keeping
-            # an op without the lock costs a third of what it did with it (BENCHMARKS.md).
+            # an op without the lock costs a third of what it did with it (BENCHMARKS.md, "Every layer at its own speed").
             kept = self.kept
             kept.append((op, latency_ns, trace, retried))
             if len(kept) >= FOLD_EVERY:

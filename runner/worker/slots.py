@@ -45,7 +45,7 @@ def _lease_type(pool: AsyncSlots) -> Callable[[], AbstractAsyncContextManager[An
     Every raw op takes and gives back a connection through it beside PostgreSQL on the same
     cores, so taking a lease is one C-level call (no lease() or __init__ frame) and its hot paths
     read the pool's deques from this closure, not the pool's attributes. The lease still costs
-    ~5,000 instructions per op, ~3,000 of them the `async with` protocol itself (BENCHMARKS.md)."""
+    ~5,000 instructions per op, ~3,000 of them the `async with` protocol itself (BENCHMARKS.md, "Every layer at its own speed")."""
     idle, waiters, size = pool.idle, pool.waiters, pool.size
     lend, take_back = idle.popleft, idle.append
 

@@ -113,3 +113,20 @@ def test_a_worker_silent_after_the_release_is_still_unresponsive() -> None:
     supervisor.run()
     assert collector.workers[1].status == "unresponsive" and 1 in transport.killed
     assert supervisor.stop_reason is not None and "worker 1 unresponsive" in supervisor.stop_reason
+
+
+def test_every_transition_is_logged_at_debug(caplog: Any) -> None:
+    """--debug shows where a run is: start, release, stop and why, kill, each worker's end."""
+    clock = Clock()
+    quiet = [(0.05, _line(1, 1, "go", wall_ns=0))]
+    transport = ScriptedTransport(clock, [(0.5, _start(0)), (1.0, _start(1))], _measured(0) + quiet)
+    supervisor = Supervisor(transport, make_plans(spec(procs=2, duration_s=1.5, seed=1), "postgresql://u@h/db", [1, 1], {}),
+                            Collector([None, None], interval_s=1.0), grace_s=1.0, clock=clock)
+    with caplog.at_level("DEBUG", logger="runner"):
+        supervisor.run()
+    lines = [record.getMessage() for record in caplog.records if record.name == "runner.transport.supervisor"]
+    assert lines[0] == "start: 2 workers"
+    assert "release: all 2 workers ready" in lines
+    assert any(line.startswith("stop: worker 1 unresponsive") for line in lines)
+    assert any(line.startswith("worker 0 ended") for line in lines) and any(line.startswith("worker 1 ended") for line in lines)
+    assert lines.index("release: all 2 workers ready") < next(i for i, line in enumerate(lines) if line.startswith("stop:"))
