@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import textwrap
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from runner.concurrency import MODES, Mode, register
-from runner.concurrency.chunked import issue as chunked_issue
+from runner.concurrency import MODES, MODULES
 from runner.errors import UsageError
 from runner.resolve import resolve, spec
 from runner.spec import Options, RunSpec
@@ -137,18 +138,23 @@ def test_contradictions_are_still_refused_by_name() -> None:
         spec(mode="async", think_s=0.1)
 
 
-def test_a_new_mode_is_one_registration() -> None:
-    """What adding a mode takes: its module's `register(Mode(...))`. The rules, the pools and the
-    report ask its capabilities; no list of mode names elsewhere needs it."""
-    lockstep = register(Mode(name="lockstep", description="chunks of --chunk, like chunked", is_async=True, issue=chunked_issue, width="chunk"))
-    try:
-        resolved = spec(mode="lockstep", chunk=3, procs=2, ops=10, think_s=0.01, duration_s=None)
-        assert resolved.mode == "lockstep" and resolved.worker_driver == "asyncpg"
-        assert plan_pools(resolved, budget=100).sizes == [3, 3]
-        with pytest.raises(UsageError, match="--rate runs its own open-loop schedule"):
-            spec(mode="lockstep", rate_per_s=10.0)
-        from runner.analysis.report import scenario_name
+def test_a_new_mode_is_one_module_and_one_registry_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What adding a mode takes: its module (a MODE) and its line in MODULES. The rules, the pools
+    and the report ask its capabilities; no list of mode names elsewhere needs it."""
+    (tmp_path / "lockstep.py").write_text(textwrap.dedent('''
+        """lockstep: chunks of --chunk, like chunked (a mode made for this test)."""
+        from runner.concurrency.chunked import issue
+        from runner.concurrency.mode import Mode
 
-        assert scenario_name(resolved.to_report()) == "lockstep K=3 procs=2"
-    finally:
-        del MODES[lockstep.name]
+        MODE = Mode(name="lockstep", description="chunks of --chunk", is_async=True, issue=issue, width="chunk")
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(MODULES, "lockstep", "lockstep")
+    resolved = spec(mode="lockstep", chunk=3, procs=2, ops=10, think_s=0.01)
+    assert resolved.mode == "lockstep" and resolved.worker_driver == "asyncpg" and "lockstep" in MODES
+    assert plan_pools(resolved, budget=100).sizes == [3, 3]
+    with pytest.raises(UsageError, match="--rate runs its own open-loop schedule"):
+        spec(mode="lockstep", rate_per_s=10.0)
+    from runner.analysis.report import scenario_name
+
+    assert scenario_name(resolved.to_report()) == "lockstep K=3 procs=2"

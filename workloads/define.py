@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import MetaData
 
-from workloads import LAYERS, Op, Workload, WorkloadFileError, register
+from workloads.core import LAYERS, Op, Workload, WorkloadFileError, register
 
 OpFunction = Callable[[Any], Any]
 

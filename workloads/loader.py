@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from workloads import WORKLOADS, Workload, WorkloadFileError
+from workloads.core import WORKLOADS, Workload, WorkloadFileError
 from workloads.define import WorkloadDefinition
 
 IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?$")

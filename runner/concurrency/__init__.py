@@ -11,70 +11,53 @@ sync).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 
+from runner.concurrency.mode import AsyncExecute, Knobs, Mode, SyncExecute, Width
 from runner.config import DEFAULT_MODE
-from workloads import Op
 
-__all__ = ["DEFAULT_MODE", "MODES", "AsyncExecute", "Knobs", "Mode", "SyncExecute", "Width", "modes_where", "register"]
+__all__ = ["DEFAULT_MODE", "MODES", "MODULES", "AsyncExecute", "Knobs", "Mode", "SyncExecute", "Width", "modes_where"]
 
-AsyncExecute = Callable[..., Coroutine[Any, Any, None]]  # (ops: Iterable[Op], intended_ns: int | None = None)
-SyncExecute = Callable[[Op], None]
-
-
-@dataclass(frozen=True)
-class Knobs:
-    width: int  # ops in flight: --chunk (async), --threads (sync), --max-inflight (open; 0: no cap)
-    rate_per_s: float = 0.0  # open loop: this worker's share of --rate
-    arrival: str = "uniform"  # open loop: "uniform" or "poisson" gaps
-    seed: int = 0  # open loop: the RNG for Poisson gaps
-    on_drop: Callable[[Op], None] = lambda op: None  # open loop: an op --max-inflight refused
-    on_lag: Callable[[int], None] = lambda lag_ns: None  # open loop: how late an op was issued
-    # --stages: the open loop's next intended perf_counter_ns time after one, `amount` ops of
-    # schedule later (None: past the last step), and window mode's lanes allowed to run now.
-    # None: the fixed --rate / --chunk.
-    next_intended: Callable[[int, float], int | None] | None = None
-    lanes_now: Callable[[], int] | None = None
+# Every mode: its name and the module whose MODE defines it, imported on first use (uvicorn's
+# registries of import strings): nothing here imports a mode, so no mode imports this package back
+# half-built. Adding a mode is its module and one line here.
+MODULES = {
+    "chunked": "runner.concurrency.chunked",
+    "open": "runner.concurrency.openloop",
+    "sync": "runner.concurrency.sync",
+    "async": "runner.concurrency.unbounded",
+    "window": "runner.concurrency.window",
+}
 
 
-Width = Literal["chunk", "threads"]
+class Registry(Mapping[str, Mode]):
+    """--mode NAME -> its Mode, each module imported the first time its mode is asked for."""
+
+    def __init__(self, modules: dict[str, str]) -> None:
+        self._modules = modules  # read at each lookup: an entry added later is a mode too
+        self._loaded: dict[str, Mode] = {}
+
+    def __getitem__(self, name: str) -> Mode:
+        if name not in self._loaded or name not in self._modules:
+            mode = importlib.import_module(self._modules[name]).MODE  # KeyError: no such mode
+            assert isinstance(mode, Mode) and mode.name == name, f"{self._modules[name]}.MODE is not the {name!r} mode"
+            self._loaded[name] = mode
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules
 
 
-@dataclass(frozen=True)
-class Mode:
-    """A way of issuing ops, and what it can do: the run's rules ask these, never a mode's name."""
-
-    name: str
-    description: str
-    is_async: bool
-    issue: Callable[[Iterator[Op], Any, Knobs], Any]
-    # The option that sets its ops in flight per worker ("chunk" or "threads"), each a slot that
-    # --think pauses; None: as many as it has ops (or as the rate's backlog, up to --max-inflight).
-    width: Width | None
-    takes_rate: bool = False  # issues --rate's schedule (the open loop)
-    runs_for_duration: bool = True  # issues ops as it goes, so --duration can bound it
-    stages: str | None = None  # the --stages targets it follows: "rate" or "concurrency"
-
-    def concurrency(self, share: int, chunk: int, threads: int) -> int:
-        """Ops in flight at once for a worker with `share` ops."""
-        if self.width is None:
-            return share
-        return min(share, chunk if self.width == "chunk" else threads)
-
-
-MODES: dict[str, Mode] = {}
+MODES = Registry(MODULES)
 
 
 def modes_where(test: Callable[[Mode], bool]) -> list[str]:
     """The names of the modes with a capability, for rules and their messages."""
     return [name for name, mode in MODES.items() if test(mode)]
-
-
-def register(mode: Mode) -> Mode:
-    MODES[mode.name] = mode
-    return mode
-
-
-from runner.concurrency import chunked, openloop, sync, unbounded, window  # noqa: E402,F401  (they register)

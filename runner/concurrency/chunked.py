@@ -6,7 +6,7 @@ import asyncio
 import itertools
 from collections.abc import Iterator
 
-from runner.concurrency import AsyncExecute, Knobs, Mode, register
+from runner.concurrency.mode import AsyncExecute, Knobs, Mode
 from workloads import Op
 
 
@@ -17,12 +17,10 @@ async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
         await asyncio.gather(*(execute((op,)) for op in chunk))
 
 
-MODE = register(
-    Mode(
-        name="chunked",
-        description=__doc__.split(":", 1)[1].strip(),
-        is_async=True,
-        issue=issue,
-        width="chunk",
-    )
+MODE = Mode(
+    name="chunked",
+    description=__doc__.split(":", 1)[1].strip(),
+    is_async=True,
+    issue=issue,
+    width="chunk",
 )

@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Iterator
 
-from runner.concurrency import AsyncExecute, Knobs, Mode, register
+from runner.concurrency.mode import AsyncExecute, Knobs, Mode
 from workloads import Op
 
 NS_PER_S = 1_000_000_000
@@ -44,14 +44,12 @@ async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
         await asyncio.wait(in_flight)
 
 
-MODE = register(
-    Mode(
-        name="open",
-        description=__doc__.split(":", 1)[1].strip(),
-        is_async=True,
-        issue=issue,
-        width=None,
-        takes_rate=True,
-        stages="rate",
-    )
+MODE = Mode(
+    name="open",
+    description=__doc__.split(":", 1)[1].strip(),
+    is_async=True,
+    issue=issue,
+    width=None,
+    takes_rate=True,
+    stages="rate",
 )

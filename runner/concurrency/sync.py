@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from runner.concurrency import Knobs, Mode, SyncExecute, register
+from runner.concurrency.mode import Knobs, Mode, SyncExecute
 from workloads import Op
 
 
@@ -31,12 +31,10 @@ def issue(ops: Iterator[Op], execute: SyncExecute, knobs: Knobs) -> None:
             future.result()
 
 
-MODE = register(
-    Mode(
-        name="sync",
-        description=__doc__.split(":", 1)[1].strip(),
-        is_async=False,
-        issue=issue,
-        width="threads",
-    )
+MODE = Mode(
+    name="sync",
+    description=__doc__.split(":", 1)[1].strip(),
+    is_async=False,
+    issue=issue,
+    width="threads",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-from runner.concurrency import AsyncExecute, Knobs, Mode, register
+from runner.concurrency.mode import AsyncExecute, Knobs, Mode
 from workloads import Op
 
 
@@ -20,13 +20,11 @@ async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
         await asyncio.wait(tasks)
 
 
-MODE = register(
-    Mode(
-        name="async",
-        description=__doc__.split(":", 1)[1].strip(),
-        is_async=True,
-        issue=issue,
-        width=None,
-        runs_for_duration=False,
-    )
+MODE = Mode(
+    name="async",
+    description=__doc__.split(":", 1)[1].strip(),
+    is_async=True,
+    issue=issue,
+    width=None,
+    runs_for_duration=False,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-from runner.concurrency import AsyncExecute, Knobs, Mode, register
+from runner.concurrency.mode import AsyncExecute, Knobs, Mode
 from workloads import Op
 
 STAGE_POLL_S = 0.01  # --stages: how often a resting lane looks whether it may run
@@ -34,13 +34,11 @@ async def issue(ops: Iterator[Op], execute: AsyncExecute, knobs: Knobs) -> None:
     await asyncio.gather(*(lane(i) for i in range(knobs.width)))
 
 
-MODE = register(
-    Mode(
-        name="window",
-        description=__doc__.split(":", 1)[1].strip(),
-        is_async=True,
-        issue=issue,
-        width="chunk",
-        stages="concurrency",
-    )
+MODE = Mode(
+    name="window",
+    description=__doc__.split(":", 1)[1].strip(),
+    is_async=True,
+    issue=issue,
+    width="chunk",
+    stages="concurrency",
 )
