@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import run_runner
+from tests.conftest import run_cli, run_runner
 
 
 @pytest.mark.parametrize(
@@ -29,9 +29,8 @@ from tests.conftest import run_runner
         (["--workload", "noop", "--dsn", "postgresql://u@/db?host=/tmp&port=5x"], "port='5x' is not a port number"),
     ],
 )
-@pytest.mark.system
 def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
-    result = run_runner(*args, "--ops" if "--ops" not in args else "--quiet", *([] if "--ops" in args else ["10"]))
+    result = run_cli(*args, "--ops" if "--ops" not in args else "--quiet", *([] if "--ops" in args else ["10"]))
     assert result.code == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

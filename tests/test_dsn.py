@@ -10,7 +10,7 @@ import pytest
 from runner.dsn import driver_args, mask_dsn, options_settings, parse_dsn
 from runner.errors import UsageError
 from runner.server.embedded import EmbeddedServer
-from tests.conftest import run_runner
+from tests.conftest import run_cli, run_runner
 
 
 @pytest.mark.parametrize(
@@ -26,9 +26,8 @@ def test_unencoded_password_characters_are_refused_without_echo(password: str, n
         assert fragment not in message
 
 
-@pytest.mark.system
 def test_the_cli_never_prints_part_of_such_a_password() -> None:
-    result = run_runner("--ops", "10", "--dsn", "postgresql://user:p@ss#word@127.0.0.1/db")
+    result = run_cli("--ops", "10", "--dsn", "postgresql://user:p@ss#word@127.0.0.1/db")
     assert result.code == 2
     assert "ss#word" not in result.stderr and "word" not in result.stderr.replace("password", "")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -70,11 +69,10 @@ def test_libpq_drivers_keep_libpq_parameters_and_drop_asyncpg_ones() -> None:
     assert args == {"sslmode": "require"}
 
 
-@pytest.mark.system
 def test_a_parameter_asyncpg_cannot_take_is_refused_by_name() -> None:
     with pytest.raises(UsageError, match="'sslrootcert' is not understood by asyncpg"):
         driver_args("postgresql://u:p@h/db?sslrootcert=/ca.pem", "asyncpg")
-    result = run_runner("--ops", "10", "--dsn", "postgresql://u:p@127.0.0.1:1/db?sslrootcert=/ca.pem")
+    result = run_cli("--ops", "10", "--dsn", "postgresql://u:p@127.0.0.1:1/db?sslrootcert=/ca.pem")
     assert result.code == 2 and "sslrootcert" in result.stderr
 
 

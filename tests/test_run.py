@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from runner.dsn import parse_dsn
-from tests.conftest import query, run_runner
+from tests.conftest import query, run_cli, run_runner
 
 OPS = 240
 
@@ -182,9 +182,8 @@ def test_duration_bounds_the_run(dsn: str) -> None:
         (["--warmup", "lots"], "--warmup"),
     ],
 )
-@pytest.mark.system
 def test_bad_duration_and_warmup(args: list[str], needle: str) -> None:
-    result = run_runner(*args)
+    result = run_cli(*args)
     assert result.code == 2 and needle in result.stderr and result.stderr.count("\n") == 1
 
 
@@ -273,9 +272,8 @@ def test_a_terminal_gets_a_live_progress_line(dsn: str) -> None:
         assert entry["server_connections"]["total"] >= 0
 
 
-@pytest.mark.system
 def test_interval_has_a_documented_minimum() -> None:
-    result = run_runner("--interval", "0.001", "--ops", "10")
+    result = run_cli("--interval", "0.001", "--ops", "10")
     assert result.code == 2 and "--interval must be at least 0.1" in result.stderr
 
 

@@ -10,7 +10,7 @@ import pytest
 from runner.analysis.compare import compare, mismatch
 from runner.analysis.repeat import spread
 from runner.errors import UsageError
-from tests.conftest import run_runner
+from tests.conftest import run_cli, run_runner
 
 
 def test_spread_of_known_values() -> None:
@@ -129,12 +129,11 @@ def test_report_writes_plots_and_a_summary(dsn: str, tmp_path: Path) -> None:
     assert summary.count("| chunked K=") == 4 and "Best ops/s" in summary
 
 
-@pytest.mark.system
 def test_report_and_compare_refuse_what_is_not_a_result(tmp_path: Path) -> None:
     junk = tmp_path / "junk.txt"
     junk.write_text("hello\n")
     for args in (["report", str(junk)], ["compare", str(junk), str(junk)]):
-        proc = run_runner(*args)
+        proc = run_cli(*args)
         assert proc.code == 2 and proc.stderr.count("\n") == 1 and "not" in proc.stderr
 
 

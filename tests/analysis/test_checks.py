@@ -8,7 +8,7 @@ import pytest
 
 from runner.analysis.checks import parse_check
 from runner.errors import UsageError
-from tests.conftest import run_runner
+from tests.conftest import run_cli, run_runner
 
 OPS = ("read", "write")
 
@@ -76,8 +76,7 @@ def test_with_repeat_the_checks_judge_the_median_run(dsn: str) -> None:
     assert result.code == 7 and "check failed (the median run)" in result.stderr
 
 
-@pytest.mark.system
 def test_a_bad_check_ends_the_run_before_it_starts() -> None:
-    result = run_runner("--check", "read.p99 << 5")
+    result = run_cli("--check", "read.p99 << 5")
     assert result.code == 2 and result.stdout == ""
     assert result.stderr.strip().startswith("runner: error: --check 'read.p99 << 5'") and len(result.stderr.strip().splitlines()) == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runner.dsn import child_env
-from tests.conftest import REPO, execute, query, run_runner
+from tests.conftest import REPO, execute, query, run_cli, run_runner
 
 
 def _explain(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:
@@ -131,9 +131,8 @@ def test_explain_refuses_what_it_cannot_do(dsn: str, tmp_path: Path) -> None:
     assert env_free.returncode == 2 and "needs --dsn" in env_free.stderr and len(env_free.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.system
 @pytest.mark.parametrize("args", [["--no-anatomy"], ["--layer", "raw"], ["--exemplars", "-1"]])
 def test_exemplars_need_the_statements(args: list[str]) -> None:
     extra = [] if "--exemplars" in args else ["--exemplars", "2"]
-    result = run_runner("--ops", "10", *extra, *args)
+    result = run_cli("--ops", "10", *extra, *args)
     assert result.code == 2 and "--exemplars" in result.stderr and "Traceback" not in result.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.conftest import REPO, run_runner
+from tests.conftest import REPO, run_cli, run_runner
 
 SCHEMA = json.loads((REPO / "docs" / "capacity.schema.json").read_text())
 CEILING = 4 / 0.020  # ops/s: 4 connections, each op holding one for 20 ms
@@ -115,9 +115,8 @@ def test_a_service_that_meets_no_rate_exits_7(dsn: str) -> None:
         ((), "Missing option '--slo'"),
     ],
 )
-@pytest.mark.system
 def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
-    result = run_runner("capacity", "--workload", "sleep", *args)
+    result = run_cli("capacity", "--workload", "sleep", *args)
     assert result.code == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

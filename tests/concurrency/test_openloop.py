@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import REPO, run_runner, wait_for_workers
+from tests.conftest import REPO, run_cli, run_runner, wait_for_workers
 
 
 @pytest.mark.system
@@ -59,10 +59,9 @@ def test_max_inflight_drops_and_counts(dsn: str) -> None:
     assert totals["schedule"]["late_ops"] >= 0
 
 
-@pytest.mark.system
 def test_rate_refuses_sync_and_max_inflight_needs_rate() -> None:
-    assert run_runner("--rate", "10", "--mode", "sync").code == 2
-    assert run_runner("--max-inflight", "3").code == 2
+    assert run_cli("--rate", "10", "--mode", "sync").code == 2
+    assert run_cli("--max-inflight", "3").code == 2
 
 
 @pytest.mark.system

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import query, run_runner
+from tests.conftest import query, run_cli, run_runner
 
 WITH_POPULATE = '''
 from sqlalchemy import MetaData, String, text
@@ -163,9 +163,8 @@ def test_a_table_the_filler_cannot_fill_is_one_line(dsn: str, tmp_path: Path) ->
     assert result.stderr.count("\n") == 1
 
 
-@pytest.mark.system
 def test_a_bad_scale_is_refused() -> None:
-    result = run_runner("--scale", "0", "--ops", "10")
+    result = run_cli("--scale", "0", "--ops", "10")
     assert result.code == 2 and "--scale must be at least 1" in result.stderr
 
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from runner.worker.retry import BACKOFF_CAP_S, Retrier, sqlstate
-from tests.conftest import query, run_runner
+from tests.conftest import query, run_cli, run_runner
 
 CONTENDED = ("--workload", "tpcb", "--ops", "300", "--quiet")
 
@@ -71,8 +71,7 @@ def test_ops_that_use_up_their_retries_are_counted_by_their_last_error(dsn: str)
     assert sum(retries["failed_after_retries"].values()) > 0
 
 
-@pytest.mark.system
 @pytest.mark.parametrize(("args", "needle"), [(("--retries", "-1"), "--retries must not be negative"), (("--isolation", "chaos"), "--isolation")])
 def test_bad_values_are_one_line(args: tuple[str, ...], needle: str) -> None:
-    result = run_runner("--ops", "10", *args)
+    result = run_cli("--ops", "10", *args)
     assert result.code == 2 and needle in result.stderr and result.stderr.count("\n") == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import run_runner
+from tests.conftest import run_cli, run_runner
 
 BASE = ("--workload", "sleep", "--duration", "2", "--quiet")  # 20 ms per op on the server
 
@@ -33,10 +33,9 @@ def test_exponential_think_time_has_the_mean_it_is_given(dsn: str) -> None:
     ("args", "needle"),
     [(("--rate", "10"), "--mode open has no slots"), (("--think", "soon"), "--think takes"), (("--think", "exp:-1s"), "--think takes")],
 )
-@pytest.mark.system
 def test_think_is_refused_where_it_means_nothing(args: tuple[str, ...], needle: str) -> None:
     full = args if "--think" in args else (*args, "--think", "1s")
-    result = run_runner("--duration", "1", *full)
+    result = run_cli("--duration", "1", *full)
     assert result.code == 2 and needle in result.stderr and result.stderr.count("\n") == 1
 
 

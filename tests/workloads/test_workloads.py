@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, query, run_runner
+from tests.conftest import REPO, query, run_cli, run_runner
 
 
 @pytest.mark.system
@@ -66,12 +66,11 @@ def test_the_readme_example_workload_runs(dsn: str, tmp_path: Path) -> None:
         ("x = 1\n", "must hold exactly one workload"),
     ],
 )
-@pytest.mark.system
 def test_a_bad_workload_file_is_one_line(tmp_path: Path, source: str | None, needle: str) -> None:
     path = tmp_path / "bad.py"
     if source is not None:
         path.write_text(source)
-    result = run_runner("--workload", str(path), "--ops", "10")
+    result = run_cli("--workload", str(path), "--ops", "10")
     assert result.code == 2 and needle in result.stderr and result.stderr.count("\n") == 1
 
 
@@ -83,9 +82,8 @@ def test_a_bad_workload_file_is_one_line(tmp_path: Path, source: str | None, nee
         (["--driver", "asyncpg", "--mode", "sync"], "does not run the sync modes"),
     ],
 )
-@pytest.mark.system
 def test_bad_layer_and_driver(args: list[str], needle: str) -> None:
-    result = run_runner(*args, "--ops", "10")
+    result = run_cli(*args, "--ops", "10")
     assert result.code == 2 and needle in result.stderr
 
 
