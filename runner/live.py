@@ -14,6 +14,7 @@ from typing import TextIO
 import orjson
 
 from runner.measure.collector import Collector
+from runner.measure.status import WorkerStatus
 from runner.measure.timeline import timeline_entry
 from runner.output import ResultStream
 from runner.server.sampler import ConnectionSampler
@@ -62,7 +63,7 @@ class Live:
             return
         self._last_starting = now
         workers = self._collector.workers
-        ready = sum(w.status != "starting" for w in workers)
+        ready = sum(w.status is not WorkerStatus.STARTING for w in workers)
         line = f"runner: starting workers: {ready} of {len(workers)} ready after {now - self._created:.0f} s"
         if self._config.warmup_ops or self._config.warmup_s:
             line += " (ready = warmed up)"

@@ -19,7 +19,7 @@ from runner.analysis.repeat import combine
 from runner.analysis.report import build
 from runner.errors import DatabaseError, ExitCode
 from runner.live import Live
-from runner.measure.collector import VANISHED, Collector
+from runner.measure.collector import Collector
 from runner.measure.exporter import Exporter
 from runner.output import ResultStream
 from runner.server.control import (
@@ -431,7 +431,7 @@ def _measure(
         # Non-zero after a worker died with commits it could not report; otherwise a warning sign.
         "unreported_rows": unreported,
     }
-    if unreported and any(unreported.values()) and not any(w.status in VANISHED for w in collector.workers):
+    if unreported and any(unreported.values()) and not any(w.status.vanished for w in collector.workers):
         mismatch = (
             "the database does not hold what the reported ops committed (unreported rows: "
             + ", ".join(f"{t} {n:+d}" for t, n in unreported.items() if n)

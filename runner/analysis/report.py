@@ -16,9 +16,10 @@ from runner.analysis.statements import match_ops
 from runner.concurrency import MODES
 from runner.concurrency.stages import boundaries, offered_ops
 from runner.measure.anatomy import anatomy_line, repeat_warning
-from runner.measure.collector import VANISHED, Collector, OpTotals, WorkerState
+from runner.measure.collector import Collector, OpTotals, WorkerState
 from runner.measure.exemplars import slowest
 from runner.measure.sample import Sample
+from runner.measure.status import WorkerStatus
 from runner.measure.timeline import build_timeline, stage_summaries
 from runner.server.sampler import ConnectionSampler
 from runner.server.stats import insights
@@ -229,7 +230,7 @@ def build(
     bounds = boundaries(config.stages) if config.stages else None
     if config.stages and config.stage_kind == "rate":
         offered = offered_ops(config.stages)
-    complete = stop_reason is None and mismatch is None and all(w.status == "done" for w in workers)
+    complete = stop_reason is None and mismatch is None and all(w.status is WorkerStatus.DONE for w in workers)
     _match_top_statements(server, collector)
     by_op = {name: _op_summary(t, wall_s) for name, t in sorted(collector.by_op.items())}
     repeats = [w for name, op in by_op.items() if op["anatomy"] and (w := repeat_warning(name, op["anatomy"]))]
@@ -250,8 +251,8 @@ def build(
             "ok": ok,
             "errors": errors,
             # A worker that died could not say whether its unreported ops ran: they are "unknown".
-            "not_started": sum(n for i, n in planned.items() if workers[i].status not in VANISHED),
-            "unknown": sum(n for i, n in planned.items() if workers[i].status in VANISHED),
+            "not_started": sum(n for i, n in planned.items() if not workers[i].status.vanished),
+            "unknown": sum(n for i, n in planned.items() if workers[i].status.vanished),
             "dropped": dropped,
             "unfinished": unfinished,
             "errors_by_class": errors_by_class,
@@ -335,7 +336,7 @@ def _placement(doc: dict[str, Any]) -> list[str]:
         f"workers released within {doc['totals']['start_spread_ms']} ms of each other (wall clocks)",
     ]
     for node in nodes:
-        lost = [w for w in node["workers"] if doc["workers"][w]["status"] in ("lost", "unresponsive")]
+        lost = [w for w in node["workers"] if doc["workers"][w]["status"] in (WorkerStatus.LOST, WorkerStatus.UNRESPONSIVE)]
         if lost:
             where = node["address"] or node["node"][:12]
             lines.append(
@@ -431,7 +432,7 @@ def human_summary(doc: dict[str, Any]) -> str:
     if not doc["complete"]:
         lines.append(f"INCOMPLETE: {doc['stop_reason'] or 'a worker did not finish'}")
         for worker in doc["workers"]:
-            if worker["status"] != "done":
+            if worker["status"] != WorkerStatus.DONE:
                 lines.append(f"  worker {worker['id']}: {worker['status']} ({worker['reason']})")
     return "\n".join(lines)
 

@@ -10,10 +10,9 @@ from typing import Any
 from runner.measure.anatomy import Anatomy
 from runner.measure.histogram import LatencyHistogram
 from runner.measure.records import IntervalRecord, OpDelta, Record, WireError
+from runner.measure.status import WorkerStatus
 
 NS_PER_S = 1_000_000_000
-FINISHED = ("done", "stopped", "failed", "refused", "died", "lost", "unresponsive")
-VANISHED = ("died", "lost", "unresponsive")  # ended without a final record: unreported ops are unknown
 
 
 @dataclass
@@ -82,8 +81,7 @@ class WorkerState:
     node: str | None = None  # the cluster's node id (Ray); None locally
     loop: str | None = None  # the event loop's class in an async worker
     settings: dict[str, str] = field(default_factory=dict)  # as the worker's session reports them
-    # starting -> ready -> done | stopped | failed | refused | died | lost | unresponsive
-    status: str = "starting"
+    status: WorkerStatus = WorkerStatus.STARTING
     reason: str | None = None
     go_wall_ns: int | None = None  # wall clock at release (for the start spread only)
     end_ns: int | None = None  # end of its measured part since its release
@@ -116,7 +114,7 @@ class WorkerState:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINISHED
+        return self.status.finished
 
 
 class Collector:
@@ -137,7 +135,7 @@ class Collector:
             raise WireError(f"worker {worker.worker_id}: record {record['seq']} after {worker.next_seq - 1}")
         worker.next_seq += 1
         if record["kind"] == "start":
-            worker.pid, worker.status = record["pid"], "ready"
+            worker.pid, worker.status = record["pid"], WorkerStatus.READY
             worker.host, worker.node, worker.loop = record["host"], record["node"], record["loop"]
             worker.settings = record["settings"]
         elif record["kind"] == "go":
@@ -145,7 +143,7 @@ class Collector:
         elif record["kind"] == "interval":
             self._add_interval(worker, record)
         else:
-            worker.status, worker.reason = record["status"], record["reason"]
+            worker.status, worker.reason = WorkerStatus(record["status"]), record["reason"]
             worker.end_ns = record["end_ns"] if worker.go_wall_ns is not None else None
             worker.cpu_user_s, worker.cpu_sys_s = record["cpu_user_s"], record["cpu_sys_s"]
             worker.max_rss_kb = record["max_rss_kb"]
@@ -209,7 +207,7 @@ class Collector:
         worker = self.workers[worker_id]
         worker.exitcode = exitcode
         if not worker.finished:
-            worker.status = "died"
+            worker.status = WorkerStatus.DIED
             worker.reason = f"exited with code {exitcode} before its final record"
 
     def mark_lost(self, worker_id: int, reason: str, host: str | None) -> None:
@@ -217,12 +215,12 @@ class Collector:
         worker = self.workers[worker_id]
         worker.host = worker.host or host
         if not worker.finished:
-            worker.status, worker.reason = "lost", reason
+            worker.status, worker.reason = WorkerStatus.LOST, reason
 
     def mark_unresponsive(self, worker_id: int, silent_s: float) -> None:
         worker = self.workers[worker_id]
         if not worker.finished:
-            worker.status, worker.reason = "unresponsive", f"nothing heard for {silent_s:.1f} s"
+            worker.status, worker.reason = WorkerStatus.UNRESPONSIVE, f"nothing heard for {silent_s:.1f} s"
 
     def ok_by_op(self) -> dict[str, int]:
         """Successful ops per op type, warm-up included: what the database must reflect."""
@@ -235,4 +233,4 @@ class Collector:
     @property
     def all_ready(self) -> bool:
         """Every worker said it is ready, and none has ended since (the start barrier may open)."""
-        return all(w.status == "ready" for w in self.workers)
+        return all(w.status is WorkerStatus.READY for w in self.workers)

@@ -17,6 +17,8 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 
+from runner.measure.status import WorkerStatus
+
 WIRE_VERSION = 4  # 4: an anatomy's `attempts` (ops and their retries)
 
 
@@ -72,7 +74,7 @@ class FinalRecord(TypedDict):
     kind: Literal["final"]
     worker: int
     seq: int
-    status: str  # "done", "stopped", "failed", or "refused" (could not start: reason says why)
+    status: str  # a WorkerStatus the worker decides: done, stopped, failed or refused (could not start: reason says why)
     reason: str | None
     end_ns: int  # end of the measured part since the worker's release (0 if never released)
     cpu_user_s: float
@@ -84,6 +86,7 @@ class FinalRecord(TypedDict):
 
 Record = StartRecord | GoRecord | IntervalRecord | FinalRecord
 KINDS = ("start", "go", "interval", "final")
+FINAL_STATUSES = tuple(WorkerStatus(s) for s in ("done", "stopped", "failed", "refused"))  # what a worker can say of itself
 
 
 class WireError(ValueError):
@@ -103,4 +106,6 @@ def decode(line: bytes) -> Record:
         raise WireError(f"not a wire-version-{WIRE_VERSION} record")
     if record.get("kind") not in KINDS:
         raise WireError(f"unknown record kind {record.get('kind')!r}")
+    if record["kind"] == "final" and record.get("status") not in FINAL_STATUSES:
+        raise WireError(f"unknown final status {record.get('status')!r}")
     return record  # type: ignore[return-value]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from runner.measure.collector import Collector
 from runner.measure.records import decode
+from runner.measure.status import WorkerStatus
 from runner.transport import Line, Lost, Transport
 from runner.worker.plan import WorkerPlan
 
@@ -96,10 +97,10 @@ class Supervisor:
 
     def _worker_ended(self, worker_id: int) -> None:
         state = self._collector.workers[worker_id]
-        if state.status == "refused" and self.refused is None:
+        if state.status is WorkerStatus.REFUSED and self.refused is None:
             self.refused = f"worker {worker_id} cannot start: {state.reason}"
             self.request_stop(self.refused)
-        elif state.status in ("failed", "died", "lost", "unresponsive"):
+        elif state.status.ends_the_run:
             self.request_stop(f"worker {worker_id} {state.status}: {state.reason}")
 
     def _check(self) -> None:

@@ -31,6 +31,7 @@ import uvloop
 from runner.concurrency import MODES, Knobs
 from runner.concurrency.stages import next_arrival, target_at
 from runner.logs import configure
+from runner.measure.status import WorkerStatus
 from runner.worker.anatomy import CURRENT, NO_OP, OpCell, OpTrace, ThreadProbe, probe_loop, trace_factory
 from runner.worker.channel import Channel, Emitter
 from runner.worker.engine import AsyncEngineBackend, PreflightError, SyncEngineBackend, check_descriptors, secrets
@@ -416,7 +417,7 @@ def run_worker(plan: WorkerPlan, channel: Channel, go: Waitable, stop: threading
     configure(plan.config.debug)
     log.debug("worker %d: preflight (mode %s, %s ops)", plan.worker_id, plan.config.mode, plan.ops if plan.ops is not None else "until the duration")
     ctx = WorkerContext(plan, channel, Recorder(secrets(plan), plan.config.exemplars), stop, go, node)
-    status, reason, end_ns = "done", None, 0
+    status, reason, end_ns = WorkerStatus.DONE, None, 0
     try:
         check_descriptors(plan)
         if MODES[plan.config.mode].is_async:
@@ -424,11 +425,11 @@ def run_worker(plan: WorkerPlan, channel: Channel, go: Waitable, stop: threading
         else:
             end_ns = _run_sync(ctx)
         if stop.is_set():
-            status, reason = "stopped", "stop requested"
+            status, reason = WorkerStatus.STOPPED, "stop requested"
     except PreflightError as exc:  # before the start barrier: the run ends before it starts
-        status, reason = "refused", str(exc)
+        status, reason = WorkerStatus.REFUSED, str(exc)
     except Exception as exc:  # outside any op: the worker failed, but what it measured is sent
-        status, reason = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        status, reason = WorkerStatus.FAILED, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         end_ns = ctx.since_go_ns()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     log.debug("worker %d: final (%s%s)", plan.worker_id, status, f": {reason}" if reason else "")
