@@ -76,7 +76,7 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.option(
     "--think",
     default=None,
-    help="Closed modes: pause each in-flight slot this long between one op's end and its next (100ms), or exp:100ms (exponential, that mean); not in latency.",
+    help="Closed modes: pause each lane (an op in flight) this long between one op's end and its next (100ms), or exp:100ms (exponential, that mean); not in latency.",
 )
 @click.option(
     "--keys",

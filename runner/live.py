@@ -38,8 +38,8 @@ class Live:
         self._stream = stream
         self._progress = not config.quiet and stderr.isatty()
         self._last_progress = 0.0
-        self._streamed = 0  # timeline slots already written as JSON lines
-        self._previous_ns = 0  # end of the last streamed slot since the release; 0: the release
+        self._streamed = 0  # timeline bins already written as JSON lines
+        self._previous_ns = 0  # end of the last streamed bin since the release; 0: the release
         self._created = time.monotonic()
         self._last_starting = float("-inf")
 
@@ -48,7 +48,7 @@ class Live:
             self._starting()
             return
         if self._config.jsonl:
-            self._stream_complete_slots()
+            self._stream_complete_bins()
         now = time.monotonic()
         if self._progress and now - self._last_progress >= PROGRESS_PERIOD_S:
             self._last_progress = now
@@ -74,23 +74,23 @@ class Live:
 
     def close(self) -> None:
         if self._config.jsonl:
-            self._stream_complete_slots(final=True)
+            self._stream_complete_bins(final=True)
         if self._progress and self._last_progress:
             self._stderr.write("\n")
 
-    def _stream_complete_slots(self, final: bool = False) -> None:
-        """A slot is complete once every worker still running has sent its interval for it."""
+    def _stream_complete_bins(self, final: bool = False) -> None:
+        """A bin is complete once every worker still running has sent its interval for it."""
         collector = self._collector
         running = [w.last_t_ns for w in collector.workers if not w.finished]
         if final or not running:
             complete = max(collector.timeline, default=0)
-        else:  # the slot before the one the slowest running worker last reported into
-            complete = collector.slot_of(min(running)) - 1 if min(running) else 0
+        else:  # the bin before the one the slowest running worker last reported into
+            complete = collector.bin_of(min(running)) - 1 if min(running) else 0
         while self._streamed < complete:
             self._streamed += 1
-            slot = self._collector.slot(self._streamed)
-            entry = timeline_entry(slot, self._sampler.samples, self._previous_ns, collector.go_ns)
-            self._previous_ns = slot.t_ns
+            interval_bin = self._collector.interval_bin(self._streamed)
+            entry = timeline_entry(interval_bin, self._sampler.samples, self._previous_ns, collector.go_ns)
+            self._previous_ns = interval_bin.t_ns
             if self._stream is not None:
                 self._stream.write(orjson.dumps({"kind": "interval", **entry}) + b"\n")
 

@@ -247,8 +247,8 @@ def _think_and_keys(o: Options) -> Options:
         if o.think_s < 0 or o.think_dist not in THINK_DISTRIBUTIONS:
             raise UsageError("--think takes a time (100ms) or exp:TIME")
         if MODES[o.mode].width is None:
-            slotted = ", ".join(modes_where(lambda m: m.width is not None))
-            raise UsageError(f"--think pauses a slot between its ops ({slotted}); --mode {o.mode} has no slots to pause")
+            laned = ", ".join(modes_where(lambda m: m.width is not None))
+            raise UsageError(f"--think pauses a lane between its ops ({laned}); --mode {o.mode} has no lanes to pause")
     return dataclasses.replace(o, keys=str(KeySpec.parse(o.keys)))  # one spelling in .config: zipf -> zipf:0.99
 
 

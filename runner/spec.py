@@ -65,7 +65,7 @@ class Options:
     cluster: str = "local"  # local processes, or ray (private), ray:auto, ray:HOST:PORT
     anatomy: bool = True  # --no-anatomy: no per-op statements, pool wait, db and python times
     exemplars: int = 0  # --exemplars N: keep the N slowest ops per op type with their statements
-    think_s: float = 0.0  # --think: pause per in-flight slot between an op's end and its next op's start
+    think_s: float = 0.0  # --think: pause per lane (an op in flight) between an op's end and its next op's start
     think_dist: str = "fixed"  # "fixed", or "exp": exponentially distributed with mean think_s
     isolation: str | None = None  # --isolation: every worker session's default_transaction_isolation
     retries: int = 0  # --retries: re-runs of an op that failed with 40001 / 40P01

@@ -17,7 +17,7 @@ def _flag(command: list[str], name: str) -> str | None:
     return next((arg.split("=", 1)[1] for arg in command if arg.startswith(f"--{name}=")), None)
 
 
-def test_the_cluster_profile_has_a_head_without_slots_and_workers_with_them() -> None:
+def test_the_cluster_profile_has_a_head_without_runner_resources_and_workers_with_them() -> None:
     services = COMPOSE["services"]
     cluster = {name: s for name, s in services.items() if "cluster" in s.get("profiles", [])}
     assert set(cluster) == {"ray-head", "ray-worker-1", "ray-worker-2"}

@@ -134,7 +134,7 @@ def test_contradictions_are_still_refused_by_name() -> None:
         spec(rate_per_s=10.0, mode="sync")
     with pytest.raises(UsageError, match="--duration needs a mode that issues ops as it goes"):
         spec(mode="async", duration_s=2.0)
-    with pytest.raises(UsageError, match="--think pauses a slot"):
+    with pytest.raises(UsageError, match="--think pauses a lane"):
         spec(mode="async", think_s=0.1)
 
 

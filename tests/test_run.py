@@ -229,7 +229,7 @@ def test_jsonl_streams_intervals_then_the_document(dsn: str) -> None:
     assert len(intervals) >= 3 and all(line["kind"] == "interval" for line in intervals)
     assert sum(line["ops"] for line in intervals) == result["totals"]["ops"]
     assert len(result["timeline"]) == len(intervals)
-    # The first entry is the first interval (not an empty slot before it), and no entry's rate is a
+    # The first entry is the first interval (not an empty bin before it), and no entry's rate is a
     # whole interval's ops over a timer's lateness (it was 7,500-84,000 ops/s in every run).
     first = result["timeline"][0]
     assert first["ops"] > 0 and 0.5 <= first["elapsed_s"] < 1.0

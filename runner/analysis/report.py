@@ -380,7 +380,7 @@ def _load_shape(config: dict[str, Any]) -> str:
         parts.append(f"isolation {config['isolation']}")
     if config.get("think_s"):
         mean = f"{config['think_s'] * 1000:g} ms"
-        parts.append(f"think {'exp, mean ' if config['think_dist'] == 'exp' else ''}{mean} per slot (not in latency)")
+        parts.append(f"think {'exp, mean ' if config['think_dist'] == 'exp' else ''}{mean} per lane (not in latency)")
     return "".join(f" | {part}" for part in parts)
 
 

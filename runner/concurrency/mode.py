@@ -38,7 +38,7 @@ class Mode:
     description: str
     is_async: bool
     issue: Callable[[Iterator[Op], Any, Knobs], Any]
-    # The option that sets its ops in flight per worker ("chunk" or "threads"), each a slot that
+    # The option that sets its ops in flight per worker ("chunk" or "threads"), each a lane that
     # --think pauses; None: as many as it has ops (or as the rate's backlog, up to --max-inflight).
     width: Width | None
     takes_rate: bool = False  # issues --rate's schedule (the open loop)

@@ -64,8 +64,8 @@ def _totals(by_op: dict[str, OpTotals], name: str) -> OpTotals:
 
 
 @dataclass
-class TimelineSlot:
-    """Every worker's intervals that ended in one slot after the start barrier, added together."""
+class IntervalBin:
+    """Every worker's intervals that ended in one bin after the start barrier, added together."""
 
     t_ns: int = 0  # latest end of those intervals, since each worker's release
     by_op: dict[str, OpTotals] = field(default_factory=dict)
@@ -124,7 +124,7 @@ class Collector:
         self.workers = [WorkerState(i, n) for i, n in enumerate(planned_ops)]
         self.by_op: dict[str, OpTotals] = {}
         self.warmup_by_op: dict[str, OpTotals] = {}  # kept apart: never in totals or the timeline
-        self.timeline: dict[int, TimelineSlot] = {}
+        self.timeline: dict[int, IntervalBin] = {}
         self.late_ops = 0  # open loop: ops issued more than 1 ms behind their schedule
         self.max_lag_ns = 0
         self.observer: Callable[[str, OpDelta, LatencyHistogram], None] | None = None  # --prometheus-port
@@ -160,11 +160,11 @@ class Collector:
             worker.last_t_ns = record["t_ns"]
             self.late_ops += record["schedule"]["late_ops"]
             self.max_lag_ns = max(self.max_lag_ns, record["schedule"]["max_lag_ns"])
-            slot = self.timeline.setdefault(self.slot_of(record["t_ns"]), TimelineSlot())
-            slot.t_ns = max(slot.t_ns, record["t_ns"])
-            slot.pool_checked_out += record["pool_checked_out"]
+            interval_bin = self.timeline.setdefault(self.bin_of(record["t_ns"]), IntervalBin())
+            interval_bin.t_ns = max(interval_bin.t_ns, record["t_ns"])
+            interval_bin.pool_checked_out += record["pool_checked_out"]
             worker.tick_lag.merge(LatencyHistogram.from_dict(record["tick_lag"]))
-            targets = [slot.by_op]
+            targets = [interval_bin.by_op]
         for name, delta in record["ops"].items():
             hist = LatencyHistogram.from_dict(delta["hist"])  # decoded once: the collector's hot path
             anatomy = Anatomy.from_dict(delta["anatomy"]) if delta["anatomy"] else None
@@ -174,33 +174,33 @@ class Collector:
                 if self.observer is not None:
                     self.observer(name, delta, hist)
                 # The run's and each worker's counts as they come; the run's histograms are the
-                # slots' added up once, at the end (close), not once per record.
+                # bins' added up once, at the end (close), not once per record.
                 _totals(self.by_op, name).add(delta, None)
                 _totals(worker.by_op, name).add(delta, None)
 
-    def slot_of(self, t_ns: int) -> int:
-        """The slot of an interval record that ended `t_ns` after its worker's release: the last
+    def bin_of(self, t_ns: int) -> int:
+        """The bin of an interval record that ended `t_ns` after its worker's release: the last
         multiple of the interval it passed. A worker cuts its intervals at those multiples, never
-        before and always a little after (its timer's lateness, the send): slot n holds the
+        before and always a little after (its timer's lateness, the send): bin n holds the
         interval cut at n x interval + lateness, and a last, partial one cut before the next
-        multiple. Binning by the next multiple instead put every interval one slot late and left
-        slot 1 empty, so the first entry's rate divided a second's ops by the lateness."""
+        multiple. Binning by the next multiple instead put every interval one bin late and left
+        bin 1 empty, so the first entry's rate divided a second's ops by the lateness."""
         return max(1, t_ns // self.interval_ns)
 
     def close(self) -> None:
         """Derive the run's latency histograms from the timeline's, once, after the last record."""
         for name, totals in self.by_op.items():
             totals.hist, totals.anatomy = LatencyHistogram(), None
-            for slot in self.timeline.values():
-                slotted = slot.by_op.get(name)
-                if slotted is not None:
-                    totals.hist.merge(slotted.hist)
-                    if slotted.anatomy is not None:
-                        totals.merge_anatomy(slotted.anatomy)
+            for interval_bin in self.timeline.values():
+                binned = interval_bin.by_op.get(name)
+                if binned is not None:
+                    totals.hist.merge(binned.hist)
+                    if binned.anatomy is not None:
+                        totals.merge_anatomy(binned.anatomy)
 
-    def slot(self, index: int) -> TimelineSlot:
-        """Timeline slot `index`; an empty one (ending at its nominal time) if no record landed in it."""
-        return self.timeline.get(index) or TimelineSlot(t_ns=index * self.interval_ns)
+    def interval_bin(self, index: int) -> IntervalBin:
+        """Timeline bin `index`; an empty one (ending at its nominal time) if no record landed in it."""
+        return self.timeline.get(index) or IntervalBin(t_ns=index * self.interval_ns)
 
     def mark_ended(self, worker_id: int, exitcode: int | None) -> None:
         """A worker's stream ended; without a final record before it, the worker died."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.measure.collector import Collector, OpTotals, TimelineSlot
+from runner.measure.collector import Collector, IntervalBin, OpTotals
 from runner.measure.sample import Sample
 
 NS_PER_S = 1_000_000_000
@@ -21,24 +21,24 @@ def _states(samples: list[Sample]) -> dict[str, int]:
 
 
 def build_timeline(collector: Collector, samples: list[Sample], bounds: list[tuple[float, float]] | None = None) -> list[dict[str, Any]]:
-    """Every slot from the first to the last, timed from the start barrier (the moment the
-    workers were released). A slot no record landed in is kept, with zero ops: a stall shows.
+    """Every bin from the first to the last, timed from the start barrier (the moment the
+    workers were released). A bin no record landed in is kept, with zero ops: a stall shows.
     With --stages (`bounds`: each step's start and end in seconds), each entry names its step."""
     entries = []
     previous_ns = 0
     for index in range(1, max(collector.timeline, default=0) + 1):
-        slot = collector.slot(index)
-        entry = timeline_entry(slot, samples, previous_ns, collector.go_ns)
+        interval_bin = collector.interval_bin(index)
+        entry = timeline_entry(interval_bin, samples, previous_ns, collector.go_ns)
         if bounds:
-            entry["stage"] = stage_of(bounds, _middle_s(collector, slot))
+            entry["stage"] = stage_of(bounds, _middle_s(collector, interval_bin))
         entries.append(entry)
-        previous_ns = slot.t_ns
+        previous_ns = interval_bin.t_ns
     return entries
 
 
-def _middle_s(collector: Collector, slot: TimelineSlot) -> float:
-    """The middle of the interval that ended at the slot's time: where its ops mostly ran."""
-    return max(0.0, (slot.t_ns - collector.interval_ns / 2) / NS_PER_S)
+def _middle_s(collector: Collector, interval_bin: IntervalBin) -> float:
+    """The middle of the interval that ended at the bin's time: where its ops mostly ran."""
+    return max(0.0, (interval_bin.t_ns - collector.interval_ns / 2) / NS_PER_S)
 
 
 def stage_of(bounds: list[tuple[float, float]], t_s: float) -> int:
@@ -58,9 +58,9 @@ def _latency_entry(totals: OpTotals) -> dict[str, Any]:
 def stage_summaries(collector: Collector, stages: tuple[tuple[str, float, float], ...], bounds: list[tuple[float, float]]) -> list[dict[str, Any]]:
     """Per step: the intervals that ended in it, added up (ops, rates, per-op latency)."""
     merged: list[dict[str, OpTotals]] = [{} for _ in bounds]
-    for slot in collector.timeline.values():
-        by_op = merged[stage_of(bounds, _middle_s(collector, slot))]
-        for name, totals in slot.by_op.items():
+    for interval_bin in collector.timeline.values():
+        by_op = merged[stage_of(bounds, _middle_s(collector, interval_bin))]
+        for name, totals in interval_bin.by_op.items():
             target = by_op.setdefault(name, OpTotals())
             target.ok += totals.ok
             target.errors.update(totals.errors)
@@ -94,22 +94,22 @@ def _op_entry(totals: OpTotals) -> dict[str, Any]:
     return {**_latency_entry(totals), "anatomy": _anatomy_entry(totals)}
 
 
-def timeline_entry(slot: TimelineSlot, samples: list[Sample], previous_ns: int, go_ns: int) -> dict[str, Any]:
+def timeline_entry(interval_bin: IntervalBin, samples: list[Sample], previous_ns: int, go_ns: int) -> dict[str, Any]:
     """One interval: every worker's deltas added, and the server's connections during it.
 
-    `slot.t_ns` and `previous_ns` count from the workers' release; the samples are on the
+    `bin.t_ns` and `previous_ns` count from the workers' release; the samples are on the
     parent's clock, which released them at `go_ns`.
     """
-    seconds = max(slot.t_ns - previous_ns, 1) / NS_PER_S
-    ok = sum(t.ok for t in slot.by_op.values())
-    errors = sum(t.error_count for t in slot.by_op.values())
+    seconds = max(interval_bin.t_ns - previous_ns, 1) / NS_PER_S
+    ok = sum(t.ok for t in interval_bin.by_op.values())
+    errors = sum(t.error_count for t in interval_bin.by_op.values())
     return {
-        "elapsed_s": round(slot.t_ns / NS_PER_S, 3),
+        "elapsed_s": round(interval_bin.t_ns / NS_PER_S, 3),
         "ops": ok + errors,
         "ok": ok,
         "errors": errors,
         "ops_per_s": round(ok / seconds, 3),
-        "by_op": {name: _op_entry(t) for name, t in sorted(slot.by_op.items())},
-        "pool_checked_out": slot.pool_checked_out,
-        "server_connections": _states([s for s in samples if go_ns + previous_ns < s.t_ns <= go_ns + slot.t_ns]),
+        "by_op": {name: _op_entry(t) for name, t in sorted(interval_bin.by_op.items())},
+        "pool_checked_out": interval_bin.pool_checked_out,
+        "server_connections": _states([s for s in samples if go_ns + previous_ns < s.t_ns <= go_ns + interval_bin.t_ns]),
     }

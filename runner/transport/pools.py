@@ -26,7 +26,7 @@ class PoolPlan:
 
 
 def connection_budget(server: dict[str, Any], in_use: int) -> int:
-    """Connections left for workers: max_connections minus reserved slots, others' and our own."""
+    """Connections left for workers: max_connections minus reserved connections, others' and our own."""
     settings = server["settings"]
     reserved = int(settings.get("superuser_reserved_connections", 0)) + int(settings.get("reserved_connections", 0))
     return int(settings["max_connections"]) - reserved - in_use - PARENT_CONNECTIONS

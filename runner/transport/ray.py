@@ -127,9 +127,9 @@ class RayCluster:
             remove_session(self._session_dir)
 
 
-def _too_few_slots(offered: int, needed: int, when: str = "") -> str:
+def _too_few_bundles(offered: int, needed: int, when: str = "") -> str:
     return (
-        f"the Ray cluster offers {offered} runner slots{' ' + when if when else ''} and this run needs {needed} "
+        f"the Ray cluster offers {offered} `runner` resources{' ' + when if when else ''} and this run needs {needed} "
         f"(one per --procs, each 1 CPU and 1 '{RUNNER_RESOURCE}'): lower --procs, or add hosts with "
         f"ray start --address=HEAD:6379 --resources='{{\"{RUNNER_RESOURCE}\": N}}'"
     )
@@ -153,14 +153,14 @@ class RayTransport:
     def start(self, plans: list[WorkerPlan]) -> None:
         offered = int(ray.cluster_resources().get(RUNNER_RESOURCE, 0))
         if offered < len(plans):  # it can never fit: say so now, not after the placement timeout
-            raise UsageError(_too_few_slots(offered, len(plans)))
+            raise UsageError(_too_few_bundles(offered, len(plans)))
         bundles = [{"CPU": 1, RUNNER_RESOURCE: 1} for _ in plans]
         self._pg = placement_group(bundles, strategy="SPREAD")
         try:
             ray.get(self._pg.ready(), timeout=PLACEMENT_TIMEOUT_S)
         except GetTimeoutError:
             free = int(ray.available_resources().get(RUNNER_RESOURCE, 0))
-            raise UsageError(_too_few_slots(free, len(plans), f"within {PLACEMENT_TIMEOUT_S:.0f} s")) from None
+            raise UsageError(_too_few_bundles(free, len(plans), f"within {PLACEMENT_TIMEOUT_S:.0f} s")) from None
         table = placement_group_table(self._pg)["bundles_to_node_id"]
         self._node_of = [table[i] for i in range(len(plans))]
         for plan in plans:

@@ -58,7 +58,7 @@ class PoolTrace(OpTrace):
     texts: dict[str, int] | None = None
     calls: list[Call] | None = None
 
-    def __init__(self) -> None:  # noqa: D107 - only the slot the pool writes
+    def __init__(self) -> None:  # noqa: D107 - only the field the pool writes
         self.pool_wait_ns = 0
 
 
@@ -175,7 +175,7 @@ def pool_wait(acquire: Callable[[], T]) -> T:
 
 
 async def pool_wait_async(acquire: Callable[[], Awaitable[T]]) -> T:
-    """pool_wait for a pool that is awaited (the raw layer's async slots, when no connection is idle)."""
+    """pool_wait for a pool that is awaited (the raw layer's async raw pool, when no connection is idle)."""
     trace = _op_trace()
     if trace is None:
         return await acquire()

@@ -85,7 +85,7 @@ class Emitter:
 
     def _run(self) -> None:
         """Cut an interval at each multiple of `interval_s` after the release, never before it:
-        the collector bins a record by the last multiple it passed (Collector.slot_of). A fixed
+        the collector bins a record by the last multiple it passed (Collector.bin_of). A fixed
         schedule, not a wait of `interval_s` after each send, which drifted by the send's cost
         and the timer's lateness every interval (30 ms a second here). A cut later than a whole
         interval (a starved CPU) skips the deadlines it missed instead of sending a burst."""

@@ -1,8 +1,8 @@
 """The raw layer: the driver itself, with no SQLAlchemy in the way.
 
-A raw op borrows one connection of the worker's driver from a slot pool (runner.worker.slots)
+A raw op borrows one connection of the worker's driver from a raw pool (runner.worker.rawpool)
 for the length of the op: what a careful hand-written script does, a connection per in-flight
-slot, with the same sizing, session settings and preflight the other layers have.
+lane, with the same sizing, session settings and preflight the other layers have.
 
 Async ops get asyncpg's connection API (fetch, fetchrow, fetchval, execute with $n parameters,
 transaction()); with --driver psycopg a thin adapter gives psycopg 3's async connection the same
@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL
 from runner.dsn import driver_args, settings_options
 from runner.worker.engine import DISPOSE_TIMEOUT_S, FLUSH_STATS_SQL, settle_async, settle_sync
 from runner.worker.plan import WorkerPlan
-from runner.worker.slots import AsyncSlots, SyncSlots
+from runner.worker.rawpool import AsyncRawPool, SyncRawPool
 from workloads import Handle
 
 ConnectAsync = Callable[[], Awaitable[Any]]
@@ -228,25 +228,25 @@ class AsyncRawBackend:
         config = plan.config
         self._plan = plan
         self._driver = AsyncDriver(config.worker_driver, plan.dsn, _session_settings(plan), config.statement_cache, config.psycopg_prepare_threshold)
-        self._slots = AsyncSlots(self._driver, plan.pool_size, config.max_overflow, config.pool_timeout_s)
-        self.handle = Handle(None, None, self._slots.lease)
+        self._pool = AsyncRawPool(self._driver, plan.pool_size, config.max_overflow, config.pool_timeout_s)
+        self.handle = Handle(None, None, self._pool.lease)
 
     def checked_out(self) -> int:
-        return self._slots.checked_out()
+        return self._pool.checked_out()
 
     async def preflight(self) -> dict[str, str]:
         async def attempt() -> dict[str, str]:
-            async with self._slots.lease() as conn:
+            async with self._pool.lease() as conn:
                 return await self._driver.settings(conn, _settings_names(self._plan))
 
         return await settle_async(attempt, self._plan)
 
     async def flush_stats(self) -> None:
-        await self._slots.each_idle(FLUSH_STATS_SQL)
+        await self._pool.each_idle(FLUSH_STATS_SQL)
 
     async def close(self) -> None:
         try:
-            await asyncio.wait_for(self._slots.close(), DISPOSE_TIMEOUT_S)
+            await asyncio.wait_for(self._pool.close(), DISPOSE_TIMEOUT_S)
         except TimeoutError:
             pass
 
@@ -258,21 +258,21 @@ class SyncRawBackend:
         config = plan.config
         self._plan = plan
         self._driver = SyncDriver(config.worker_driver, plan.dsn, _session_settings(plan), config.psycopg_prepare_threshold)
-        self._slots = SyncSlots(self._driver, plan.pool_size, config.max_overflow, config.pool_timeout_s, config.threads)
-        self.handle = Handle(None, None, self._slots.lease)
+        self._pool = SyncRawPool(self._driver, plan.pool_size, config.max_overflow, config.pool_timeout_s, config.threads)
+        self.handle = Handle(None, None, self._pool.lease)
 
     def checked_out(self) -> int:
-        return self._slots.checked_out()
+        return self._pool.checked_out()
 
     def preflight(self) -> dict[str, str]:
         def attempt() -> dict[str, str]:
-            with self._slots.lease(pin=False) as conn:
+            with self._pool.lease(pin=False) as conn:
                 return self._driver.settings(conn, _settings_names(self._plan))
 
         return settle_sync(attempt, self._plan)
 
     def flush_stats(self) -> None:
-        self._slots.each_idle(FLUSH_STATS_SQL)
+        self._pool.each_idle(FLUSH_STATS_SQL)
 
     def close(self) -> None:
-        self._slots.close()
+        self._pool.close()

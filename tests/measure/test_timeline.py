@@ -1,4 +1,4 @@
-"""The timeline keeps every slot from the first to the last: a stall shows as zero, not as a gap."""
+"""The timeline keeps every bin from the first to the last: a stall shows as zero, not as a gap."""
 
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ def _interval(seq: int, t_ns: int, ok: int) -> dict[str, object]:
             "pool_checked_out": 0, "schedule": {"late_ops": 0, "max_lag_ns": 0}, "tick_lag": LatencyHistogram().to_dict()}
 
 
-def test_an_empty_slot_between_two_is_kept_with_zero_ops() -> None:
+def test_an_empty_bin_between_two_is_kept_with_zero_ops() -> None:
     collector = Collector([None], interval_s=1.0)
     start = {"v": WIRE_VERSION, "kind": "start", "worker": 0, "seq": 0, "pid": 1, "host": "h", "node": None,
              "planned_ops": None, "settings": {}, "loop": None}
     collector.add(start)  # type: ignore[arg-type]
-    collector.go_ns = 10 * S  # the parent's clock: irrelevant to the slots, which count from the worker's release
+    collector.go_ns = 10 * S  # the parent's clock: irrelevant to the bins, which count from the worker's release
     collector.add(_interval(1, 1 * S, 5))  # type: ignore[arg-type]
-    collector.add(_interval(2, 3 * S + 2_000_000, 7))  # type: ignore[arg-type]  # the worker stalled through slot 2
+    collector.add(_interval(2, 3 * S + 2_000_000, 7))  # type: ignore[arg-type]  # the worker stalled through bin 2
     timeline = build_timeline(collector, [])
     assert [e["ops"] for e in timeline] == [5, 0, 7]
     assert [e["elapsed_s"] for e in timeline] == [1.0, 2.0, 3.002]
@@ -41,9 +41,9 @@ def _started(collector: Collector) -> Collector:
     return collector
 
 
-def test_intervals_cut_a_little_late_land_in_their_own_slot() -> None:
+def test_intervals_cut_a_little_late_land_in_their_own_bin() -> None:
     """A worker cuts interval n at n seconds plus its timer's lateness (30 ms here). The first
-    entry is the first second's ops over its own length, not an empty slot followed by a second's
+    entry is the first second's ops over its own length, not an empty bin followed by a second's
     ops divided by the lateness (ops_per_s 7,500-84,000 in every run of a new user)."""
     collector = _started(Collector([None], interval_s=1.0))
     collector.add(_interval(1, 1_030_000_000, 300))  # type: ignore[arg-type]
@@ -57,9 +57,9 @@ def test_intervals_cut_a_little_late_land_in_their_own_slot() -> None:
 
 def test_the_emitter_cuts_at_each_multiple_of_the_interval_without_drift() -> None:
     """The worker's emitter, on the real clock, with a send that costs a quarter of an interval:
-    every cut at or after its multiple of the interval, the first in slot 1 and each in the next
-    slot. A wait of one interval after each send drifted by the send's cost (here a slot skipped
-    every 4 cuts, 3 in 12) and put the first cut in slot 2."""
+    every cut at or after its multiple of the interval, the first in bin 1 and each in the next
+    bin. A wait of one interval after each send drifted by the send's cost (here a bin skipped
+    every 4 cuts, 3 in 12) and put the first cut in bin 2."""
     import threading
     import time
 
@@ -91,8 +91,8 @@ def test_the_emitter_cuts_at_each_multiple_of_the_interval_without_drift() -> No
         time.sleep(0.01)
     emitter.finish()
     collector = Collector([None], interval_s=interval_s)
-    slots = [collector.slot_of(t) for t in sent[:cuts]]
-    assert all(t >= slot * collector.interval_ns for t, slot in zip(sent, slots, strict=False))
-    assert slots[0] == 1
-    skipped = slots[-1] - cuts
-    assert slots == sorted(set(slots)) and skipped <= 1, slots  # one slot may go to a starved moment on a busy machine
+    bins = [collector.bin_of(t) for t in sent[:cuts]]
+    assert all(t >= interval_bin * collector.interval_ns for t, interval_bin in zip(sent, bins, strict=False))
+    assert bins[0] == 1
+    skipped = bins[-1] - cuts
+    assert bins == sorted(set(bins)) and skipped <= 1, bins  # one bin may go to a starved moment on a busy machine

@@ -51,7 +51,7 @@ def _no_actor_left(timeout_s: float = 15.0) -> bool:
 
 @pytest.fixture(scope="module")
 def joined() -> Iterator[Cluster]:
-    """One Ray head with 4 runner slots, shared by the module's runs (each joins it)."""
+    """One Ray head with 4 `runner` resources, shared by the module's runs (each joins it)."""
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 4, "resources": {"runner": 4}, "include_dashboard": False},
@@ -144,11 +144,11 @@ def test_records_stream_live_before_the_run_ends(joined: Cluster, dsn: str) -> N
 
 
 @pytest.mark.system
-def test_too_few_slots_is_one_line(joined: Cluster, dsn: str) -> None:
+def test_too_few_runner_resources_is_one_line(joined: Cluster, dsn: str) -> None:
     result = run_runner("--cluster", f"ray:{joined.address}", "--procs", "8", "--ops", "100", dsn=dsn, timeout=60)
     assert result.code == 2, result.stderr
     line = result.stderr.strip()
-    assert len(line.splitlines()) == 1 and "offers 4 runner slots" in line and "needs 8" in line
+    assert len(line.splitlines()) == 1 and "offers 4 `runner` resources" in line and "needs 8" in line
     assert _no_actor_left()
 
 
@@ -242,7 +242,7 @@ def test_losing_a_node_mid_run_keeps_the_other_nodes_results(dsn: str) -> None:
     assert "(raylet)" not in stderr and "[state-dump]" not in stderr, stderr
     doc = json.loads(stdout)
     assert doc["complete"] is False
-    assert len({w["node"] for w in doc["workers"]}) == 2  # one worker per node (SPREAD, runner slots)
+    assert len({w["node"] for w in doc["workers"]}) == 2  # one worker per node (SPREAD, one `runner` resource each)
     assert len(doc["cluster"]["nodes"]) == 2
     statuses = sorted(w["status"] for w in doc["workers"])
     assert statuses == ["lost", "stopped"]

@@ -1,4 +1,4 @@
-"""The raw layer is the driver itself: its own slot pool (no SQLAlchemy), with the same sizing,
+"""The raw layer is the driver itself: its own raw pool (no SQLAlchemy), with the same sizing,
 settings, preflight and fault handling as the other layers."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_psycopg_gets_the_arguments_in_the_order_of_its_placeholders(dsn: str) -
 
 
 @pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
-def test_the_async_slot_pool_has_no_engine_and_keeps_its_size(dsn: str, driver: str) -> None:
+def test_the_async_raw_pool_has_no_engine_and_keeps_its_size(dsn: str, driver: str) -> None:
     backend = AsyncRawBackend(_plan(dsn, driver=driver))
     assert backend.handle.engine is None and backend.handle.sessions is None  # no SQLAlchemy at all
 
@@ -75,7 +75,7 @@ def test_the_async_slot_pool_has_no_engine_and_keeps_its_size(dsn: str, driver: 
     assert most == 3 and after == 0  # connections lent, not the ops waiting for one; all returned
 
 
-def test_the_async_slot_pool_closes_what_overflowed_when_it_comes_back(dsn: str) -> None:
+def test_the_async_raw_pool_closes_what_overflowed_when_it_comes_back(dsn: str) -> None:
     plan = _plan(dsn, max_overflow=2)
     backend = AsyncRawBackend(WorkerPlan(0, plan.config, dsn, 10, 0, 1, 1, 0, {}))  # a pool of one, two more at a push
 
@@ -87,7 +87,7 @@ def test_the_async_slot_pool_closes_what_overflowed_when_it_comes_back(dsn: str)
         pids = await asyncio.gather(*(op() for _ in range(3)))
         await asyncio.sleep(0.1)  # the overflow connections' closing
         opened = await asyncio.gather(*(op() for _ in range(1)))
-        idle = len(backend._slots.idle)
+        idle = len(backend._pool.idle)
         await backend.close()
         return len(set(pids)), len(set(pids) | set(opened)), idle
 
@@ -96,7 +96,7 @@ def test_the_async_slot_pool_closes_what_overflowed_when_it_comes_back(dsn: str)
     assert ever == 3 and idle == 1  # one kept, the two beyond the pool size closed, none opened again
 
 
-def test_the_sync_slot_pool_times_out_like_sqlalchemys(dsn: str) -> None:
+def test_the_sync_raw_pool_times_out_like_sqlalchemys(dsn: str) -> None:
     backend = SyncRawBackend(_plan(dsn, mode="sync", pool_timeout_s=0.2))
     with backend.handle.raw(), backend.handle.raw(), backend.handle.raw():
         start = time.monotonic()
@@ -170,7 +170,7 @@ def test_raw_survives_killed_connections(dsn: str, args: list[str]) -> None:
     assert killed > 0
     assert code in (0, 5), stderr
     totals = doc["totals"]
-    assert totals["ok"] + totals["errors"] == totals["ops"] and totals["ok"] > totals["errors"]  # the slots were replaced
+    assert totals["ok"] + totals["errors"] == totals["ops"] and totals["ok"] > totals["errors"]  # the broken connections were replaced
     assert totals["errors"] <= killed
     assert doc["database"]["rows"] == doc["database"]["expected_rows"]  # every committed write was reported
 

@@ -1,4 +1,4 @@
-"""--think: a pause per in-flight slot between ops, out of the latencies, in the throughput."""
+"""--think: a pause per lane between ops, out of the latencies, in the throughput."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ BASE = ("--workload", "sleep", "--duration", "2", "--quiet")  # 20 ms per op on 
 
 @pytest.mark.system
 @pytest.mark.parametrize(("mode", "width"), [("chunked", ("--chunk", "2")), ("window", ("--chunk", "2")), ("sync", ("--threads", "2"))])
-def test_think_time_slows_the_slots_but_not_the_latency(dsn: str, mode: str, width: tuple[str, str]) -> None:
+def test_think_time_slows_the_lanes_but_not_the_latency(dsn: str, mode: str, width: tuple[str, str]) -> None:
     plain = run_runner(*BASE, "--mode", mode, *width, dsn=dsn).doc
     thinking = run_runner(*BASE, "--mode", mode, *width, "--think", "100ms", dsn=dsn).doc
     assert plain is not None and thinking is not None
     assert thinking["config"]["think_s"] == 0.1 and thinking["config"]["think_dist"] == "fixed"
-    # Two slots, each an op (~21 ms) then 100 ms of thought: about 2 / 0.121 = 16.5 ops/s.
+    # Two lanes, each an op (~21 ms) then 100 ms of thought: about 2 / 0.121 = 16.5 ops/s.
     assert 12 < thinking["totals"]["ops_per_s"] < 18.5
     assert plain["totals"]["ops_per_s"] > 3 * thinking["totals"]["ops_per_s"]
     assert thinking["totals"]["by_op"]["sleep"]["latency_ms"]["p50"] < 50  # the pause is not latency
@@ -31,7 +31,7 @@ def test_exponential_think_time_has_the_mean_it_is_given(dsn: str) -> None:
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(("--rate", "10"), "--mode open has no slots"), (("--think", "soon"), "--think takes"), (("--think", "exp:-1s"), "--think takes")],
+    [(("--rate", "10"), "--mode open has no lanes"), (("--think", "soon"), "--think takes"), (("--think", "exp:-1s"), "--think takes")],
 )
 def test_think_is_refused_where_it_means_nothing(args: tuple[str, ...], needle: str) -> None:
     full = args if "--think" in args else (*args, "--think", "1s")

@@ -1,4 +1,4 @@
-"""The raw layer's slot pools: up to --pool-size (+ --max-overflow) driver connections per worker,
+"""The raw layer's raw pools: up to --pool-size (+ --max-overflow) driver connections per worker,
 opened on first use, lent out one op at a time, first in, first out, waited for up to
 --pool-timeout (then TimeoutError, as SQLAlchemy's pool says it).
 
@@ -39,7 +39,7 @@ class SyncOpener(Protocol):
     def statement(self, conn: Any, sql: str) -> None: ...
 
 
-def _lease_type(pool: AsyncSlots) -> Callable[[], AbstractAsyncContextManager[Any]]:
+def _lease_type(pool: AsyncRawPool) -> Callable[[], AbstractAsyncContextManager[Any]]:
     """The pool's own lease class: `async with pool.lease() as conn:` one op's connection.
 
     Every raw op takes and gives back a connection through it beside PostgreSQL on the same
@@ -74,8 +74,8 @@ def _lease_type(pool: AsyncSlots) -> Callable[[], AbstractAsyncContextManager[An
     return AsyncLease
 
 
-class AsyncSlots:
-    """The async slot pool; one per worker, used from its event loop only."""
+class AsyncRawPool:
+    """The async raw pool; one per worker, used from its event loop only."""
 
     def __init__(self, driver: AsyncOpener, size: int, overflow: int, timeout_s: float) -> None:
         self._driver, self.size, self._capacity, self._timeout_s = driver, size, size + overflow, timeout_s
@@ -137,33 +137,33 @@ class AsyncSlots:
 
 
 class SyncLease:
-    __slots__ = ("_pool", "_conn", "_slot")
+    __slots__ = ("_pool", "_conn", "_own")
 
-    def __init__(self, pool: SyncSlots, slot: _Pinned | None) -> None:
+    def __init__(self, pool: SyncRawPool, own: _Pinned | None) -> None:
         self._pool = pool
         self._conn: Any = None
-        self._slot = slot  # the thread's own connection slot, where the pool keeps one per thread
+        self._own = own  # the thread's own pinned connection, where the pool keeps one per thread
 
     def __enter__(self) -> Any:
         # The thread's own connection is taken without timing anything (every op's hot path in
         # the sync mode): nothing was waited for, so the op's pool wait stays 0. Taken here,
         # inline: each call an op makes beside PostgreSQL on the same cores is a cold one.
-        slot = self._slot
-        if slot is not None and slot.conn is not None:
-            self._conn, slot.conn = slot.conn, None
+        own = self._own
+        if own is not None and own.conn is not None:
+            self._conn, own.conn = own.conn, None
         else:
             self._conn = pool_wait(self._pool.acquire)
         return self._conn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if kind is None:
-            self._pool.give_back(self._conn, self._slot)
+            self._pool.give_back(self._conn, self._own)
         else:
-            self._pool.recover(self._conn, self._slot)
+            self._pool.recover(self._conn, self._own)
 
 
 class _Pinned:
-    """One thread's own connection slot (see SyncSlots)."""
+    """One thread's own pinned connection (see SyncRawPool)."""
 
     __slots__ = ("conn",)
 
@@ -171,8 +171,8 @@ class _Pinned:
         self.conn: Any = None
 
 
-class SyncSlots:
-    """The sync slot pool, shared by the worker's threads.
+class SyncRawPool:
+    """The sync raw pool, shared by the worker's threads.
 
     When the pool has a connection for every thread (the default: --pool-size is --threads), a
     thread keeps the connection it used last: an op then takes no lock at all, as a hand-written
@@ -184,7 +184,7 @@ class SyncSlots:
         self._driver, self._size, self._capacity, self._timeout_s = driver, size, size + overflow, timeout_s
         self._pinned = size >= threads
         self._local = threading.local()
-        self._slots: list[_Pinned] = []  # every thread's slot, to count the idle ones
+        self._owns: list[_Pinned] = []  # every thread's own connection, to count the idle ones
         self.idle: deque[Any] = deque()
         self._ready = threading.Condition()
         self._opened = 0
@@ -192,20 +192,20 @@ class SyncSlots:
     def lease(self, pin: bool = True) -> SyncLease:
         """One op's connection; `pin=False` for a thread that runs no ops (the preflight's), whose
         connection must go back to the shared queue, not stay with it."""
-        return SyncLease(self, self._slot() if self._pinned and pin else None)
+        return SyncLease(self, self._own() if self._pinned and pin else None)
 
-    def _slot(self) -> _Pinned:
-        slot: _Pinned | None = getattr(self._local, "slot", None)
-        if slot is None:
-            slot = self._local.slot = _Pinned()
+    def _own(self) -> _Pinned:
+        own: _Pinned | None = getattr(self._local, "own", None)
+        if own is None:
+            own = self._local.own = _Pinned()
             with self._ready:
-                self._slots.append(slot)
-        return slot
+                self._owns.append(own)
+        return own
 
     def checked_out(self) -> int:
         """Connections lent out now (read once per interval, so counted, not tracked per op)."""
         with self._ready:
-            return self._opened - len(self.idle) - sum(1 for slot in self._slots if slot.conn is not None)
+            return self._opened - len(self.idle) - sum(1 for own in self._owns if own.conn is not None)
 
     def acquire(self) -> Any:
         with self._ready:
@@ -227,11 +227,11 @@ class SyncSlots:
         with self._ready:
             self._opened -= 1
 
-    def give_back(self, conn: Any, slot: _Pinned | None = None) -> None:
-        """A connection back: to the thread's own slot if it has one and the slot is empty,
+    def give_back(self, conn: Any, own: _Pinned | None = None) -> None:
+        """A connection back: to the thread's own connection if it has one and it has none now,
         otherwise to the shared queue (or closed, beyond the pool's size)."""
-        if slot is not None and slot.conn is None:
-            slot.conn = conn
+        if own is not None and own.conn is None:
+            own.conn = conn
             return
         with self._ready:
             overflow = len(self.idle) >= self._size
@@ -242,9 +242,9 @@ class SyncSlots:
             self._opened -= 1
         self._driver.close(conn)  # an overflow connection: closed, as SQLAlchemy's QueuePool does
 
-    def recover(self, conn: Any, slot: _Pinned | None = None) -> None:
+    def recover(self, conn: Any, own: _Pinned | None = None) -> None:
         if self._driver.restore(conn):
-            self.give_back(conn, slot)
+            self.give_back(conn, own)
             return
         self._forget()
         self._driver.close(conn)
@@ -252,15 +252,15 @@ class SyncSlots:
     def each_idle(self, sql: str) -> None:
         """Run `sql` once on every idle connection (warm-up's statistics flush; no op is running)."""
         with self._ready:
-            conns = list(self.idle) + [slot.conn for slot in self._slots if slot.conn is not None]
+            conns = list(self.idle) + [own.conn for own in self._owns if own.conn is not None]
         for conn in conns:
             self._driver.statement(conn, sql)
 
     def close(self) -> None:
         with self._ready:
-            conns = list(self.idle) + [slot.conn for slot in self._slots if slot.conn is not None]
+            conns = list(self.idle) + [own.conn for own in self._owns if own.conn is not None]
             self.idle.clear()
-            for slot in self._slots:
-                slot.conn = None
+            for own in self._owns:
+                own.conn = None
         for conn in conns:
             self._driver.close(conn)
