@@ -13,14 +13,12 @@ import click
 from click.core import ParameterSource
 
 from runner import __version__, lost_interrupt
-from runner.concurrency import DEFAULT_MODE, MODES
-from runner.config import parse_max_errors, parse_pg_settings, parse_think, parse_warmup
+from runner.concurrency import MODES
 from runner.errors import ExitCode, RunnerError, UsageError
 from runner.logs import configure
 from runner.resolve import resolve
-from runner.spec import Options, RunSpec
-from workloads import WORKLOADS
-from workloads.loader import is_path
+from runner.settings import click_options, to_options
+from runner.spec import RunSpec
 
 EPILOG = """\b
 Examples:
@@ -46,141 +44,17 @@ def _fail(message: str, code: ExitCode) -> int:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
-@click.option("--procs", type=int, default=1, show_default=True, help="Worker processes.")
-@click.option("--chunk", type=int, default=40, show_default=True, help="Ops in flight per worker: gathered at once (chunked) or kept going (window).")
-@click.option("--ops", type=int, default=None, help="Total ops across all workers  [default: 35000].")
-@click.option("--duration", "duration_s", type=float, default=None, help="Run for this many seconds instead of --ops.")
-@click.option("--warmup", default=None, help="Before measuring: ops across all workers (500) or seconds (5s).")
-@click.option("--mode", default=DEFAULT_MODE, show_default=True, help=f"How ops are issued: {', '.join(MODES)}.")
-@click.option("--loop", default="uvloop", show_default=True, help="Async modes: event loop, uvloop or asyncio.")
-@click.option("--rate", "rate_per_s", type=float, default=None, help="Open loop: ops/s across all workers, on a schedule.")
-@click.option("--arrival", default="uniform", show_default=True, help="Open loop: gaps between ops, uniform or poisson.")
-@click.option("--max-inflight", type=int, default=None, help="Open loop: most ops in flight per worker; more are dropped and counted  [default: 1000].")
-@click.option("--threads", type=int, default=1, show_default=True, help="Sync mode: threads (and connections) per worker.")
-@click.option("--read-ratio", type=float, default=0.5, show_default=True, help="Share of ops that are reads.")
-@click.option("--seed", type=int, default=None, help="RNG seed: the same seed gives the same op sequence.")
-@click.option("--workload", default="seed", show_default=True, help=f"Workload: {', '.join(WORKLOADS)}, path/to/file.py, or package.module[:name].")
-@click.option(
-    "--scale",
-    type=int,
-    default=None,
-    help="Fill the workload's tables with N rows each before the run: its populate(conn, scale), or a generic filler from its models (COPY).",
-)
-@click.option(
-    "--isolation",
-    type=click.Choice(["read-committed", "repeatable-read", "serializable"]),
-    default=None,
-    help="Every worker session's transaction isolation (default_transaction_isolation)  [default: the server's].",
-)
-@click.option("--retries", type=int, default=0, show_default=True, help="Re-run an op that failed with a serialization failure or deadlock (40001, 40P01) up to N times.")
-@click.option(
-    "--think",
-    default=None,
-    help="Closed modes: pause each lane (an op in flight) this long between one op's end and its next (100ms), or exp:100ms (exponential, that mean); not in latency.",
-)
-@click.option(
-    "--keys",
-    default="uniform",
-    show_default=True,
-    help="How ops pick existing rows (tpcb, point-select, your ctx.keys.pick(n)): uniform, zipf[:THETA], hotspot[:FRACTION:PROB], latest.",
-)
-@click.option("--layer", default="orm", show_default=True, help="orm, core or raw: the same SQL through the ORM, SQLAlchemy Core, or the driver.")
-@click.option("--driver", default=None, help="asyncpg or psycopg (async modes); psycopg2 or psycopg (sync)  [default: asyncpg / psycopg2].")
-@click.option(
-    "--dsn",
-    envvar="DATABASE_URL",
-    default=None,
-    help="PostgreSQL DSN (default: $DATABASE_URL; neither: a throwaway embedded server).",
-)
-@click.option("--output", default=None, help="Also write the JSON document to this file (atomically).")
-@click.option("--interval", "interval_s", type=float, default=1.0, show_default=True, help="Seconds per interval record.")
-@click.option(
-    "--pg-setting",
-    "pg_settings",
-    multiple=True,
-    help="name=value, repeatable: a server setting for the embedded server, or a session setting on --dsn.",
-)
-@click.option("--pool-size", type=int, default=None, help="Pool size per worker  [default: the worker's concurrency].")
-@click.option("--max-overflow", type=int, default=0, show_default=True, help="Connections a pool may open beyond its size.")
-@click.option("--pool-timeout", "pool_timeout_s", type=float, default=600.0, show_default=True, help="Seconds an op waits for a pooled connection before it fails.")
-@click.option("--grace", "grace_s", type=float, default=10.0, show_default=True, help="Seconds in-flight ops get to finish after a stop.")
-@click.option("--op-timeout", "op_timeout_s", type=float, default=None, help="Cancel a statement after this many seconds (statement_timeout).")
-@click.option("--max-errors", default=None, help="End the run early after this many failed ops (100) or this share of them (5%).")
-@click.option("--repeat", type=int, default=1, show_default=True, help="Run the same configuration N times; report min/median/max.")
-@click.option(
-    "--anatomy/--no-anatomy",
-    default=True,
-    show_default=True,
-    help="Per op type: statements and rows per op, pool wait, database time and Python time (README: what it costs).",
-)
-@click.option(
-    "--exemplars",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Keep the N slowest ops per op type with their statements and parameters (.exemplars; see `runner explain`).",
-)
-@click.option(
-    "--stages",
-    default=None,
-    help="Steps of DURATION:TARGET, e.g. '30s:100/s,ramp:60s:400/s,30s:100/s' (open-loop rate) or '30s:10,30s:40' (window ops in flight).",
-)
-@click.option(
-    "--check",
-    "checks",
-    multiple=True,
-    help="Repeatable pass/fail condition over the run's figures, e.g. 'read.p99 < 50ms' or 'ops_per_s >= 800' (exit 7 if one fails).",
-)
-@click.option(
-    "--prometheus-port",
-    type=int,
-    default=None,
-    help="Serve the run's live metrics for Prometheus on 127.0.0.1:PORT/metrics (needs the prometheus extra).",
-)
-@click.option(
-    "--prepare",
-    type=click.Choice(["auto", "never", "always"]),
-    default="auto",
-    show_default=True,
-    help="Server-side prepared statements: psycopg 3 prepares after 5 executions (auto), never, or at once (always); asyncpg: never = --statement-cache off.",
-)
-@click.option(
-    "--statement-cache",
-    type=click.Choice(["on", "off"]),
-    default="on",
-    show_default=True,
-    help="Prepared-statement cache of the driver; off for a transaction pooler (PgBouncer pool_mode=transaction).",
-)
-@click.option(
-    "--max-client-connections",
-    type=int,
-    default=None,
-    help="Connections the server side accepts from the workers, for the preflight (a pooler's max_client_conn)  [default: the server's free connections].",
-)
-@click.option(
-    "--cluster",
-    default="local",
-    show_default=True,
-    help="Where workers run: local processes; ray (a private local Ray instance); ray:auto or ray:HOST:PORT (join a Ray cluster). Needs runner[ray].",
-)
-@click.option("--wait-for-lock", is_flag=True, help="If another run uses the same database's schema, wait for it instead of refusing.")
-@click.option("--quiet", is_flag=True, help="No progress line and no human summary on stderr.")
-@click.option("--jsonl", is_flag=True, help="Stream each interval as a JSON line on stdout, then the document as one line.")
-@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors, and each step of the run as it happens (start, release, stop, each worker's end).")
 @click.version_option(__version__, prog_name="runner")
-def cli(**options: object) -> int:
+def cli(**values: Any) -> int:
     """Run a SQLAlchemy workload against PostgreSQL and report what it did, as JSON on stdout."""
     from runner.analysis.checks import failed_lines
     from runner.analysis.report import print_summary
-    from runner.concurrency.stages import parse_stages
     from runner.output import ResultStream, check_writable
     from runner.run import Interrupted, run
 
     # Before the workload is imported (resolving the options loads it): whatever it prints goes to stderr.
     stream = ResultStream.claim_stdout()
-    stages_text = options.pop("stages")
-    stage_kind, stages = parse_stages(stages_text) if isinstance(stages_text, str) else (None, ())
-    config = _config(options, stages=stages, stage_kind=stage_kind)
+    config = resolve(to_options(values))
     _refuse_unused_widths(config)
     if config.output is not None:
         check_writable(config.output)
@@ -201,25 +75,7 @@ def cli(**options: object) -> int:
     return int(code)
 
 
-def _config(options: dict[str, object], **fields: Any) -> RunSpec:
-    """The resolved spec of the run options (the main command's, or runner capacity's share of them)."""
-    warmup_ops, warmup_s = parse_warmup(options.pop("warmup", None))  # type: ignore[arg-type]
-    max_errors, max_error_ratio = parse_max_errors(options.pop("max_errors"))  # type: ignore[arg-type]
-    pg_settings = parse_pg_settings(options.pop("pg_settings"))  # type: ignore[arg-type]
-    statement_cache = options.pop("statement_cache") == "on"
-    think_s, think_dist = parse_think(options.pop("think", None))  # type: ignore[arg-type]
-    parsed = {"warmup_ops": warmup_ops, "warmup_s": warmup_s, "think_s": think_s, "think_dist": think_dist, **fields}  # `fields` overrides: capacity's own warm-up
-    workload = options.get("workload")
-    if isinstance(workload, str) and is_path(workload):  # as typed here: a Ray worker would resolve it from its own directory
-        options["workload"] = str(Path(workload).resolve())
-    return resolve(Options(
-        **options,  # type: ignore[arg-type]
-        **parsed,
-        statement_cache=statement_cache,
-        max_errors=max_errors,
-        max_error_ratio=max_error_ratio,
-        pg_settings=pg_settings,
-    ))
+cli.params[:0] = click_options()  # the table's options, before --version (runner.settings)
 
 
 def _refuse_unused_widths(config: RunSpec) -> None:
@@ -350,12 +206,6 @@ def explain_cmd(file: str, dsn: str | None, analyze: bool) -> int:
     return int(ExitCode.OK)
 
 
-# The main command's options that a capacity search sets itself, step by step, or cannot use.
-NOT_FOR_CAPACITY = (
-    "ops", "duration_s", "warmup", "mode", "rate_per_s", "stages", "checks", "repeat", "jsonl", "prometheus_port", "chunk", "threads", "think",
-)
-
-
 def _capacity(**options: Any) -> int:
     """The highest open-loop rate that meets every --slo: grow the rate until a step fails, then
     bisect. One short run per step, all on one server; the document has every step."""
@@ -379,7 +229,7 @@ def _capacity(**options: Any) -> int:
         step_s=parse_duration(options.pop("step"), "--step"),
         step_warmup_s=parse_duration(options.pop("step_warmup"), "--step-warmup", zero_ok=True),
     )
-    config = _config(options, rate_per_s=spec.search.start_per_s, duration_s=spec.step_s, warmup_s=spec.step_warmup_s)
+    config = resolve(to_options(options, rate_per_s=spec.search.start_per_s, duration_s=spec.step_s, warmup_s=spec.step_warmup_s))
     spec.checks(config)  # a bad --slo is one line before any server starts
     if config.output is not None:
         check_writable(config.output)
@@ -415,7 +265,7 @@ capacity_cmd = click.Command(
         click.Option(["--max-steps"], type=int, default=30, show_default=True, help="Most steps the search may take."),
         click.Option(["--step"], default="10s", show_default=True, help="Measured time per step."),
         click.Option(["--step-warmup"], default="3s", show_default=True, help="Warm-up before each step's measurement, at the step's rate."),
-        *[param for param in cli.params if param.name not in NOT_FOR_CAPACITY and param.name != "version"],
+        *click_options(capacity=True),
     ],
 )
 
