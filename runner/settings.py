@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from runner.concurrency import MODULES
 from runner.config import DEFAULT_MODE, parse_max_errors, parse_pg_settings, parse_think, parse_warmup
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ SETTINGS: tuple[Setting, ...] = (
         "mode",
         "--mode",
         "How ops are issued: {modes}.",
-        fields={"mode": {"enum": ["chunked", "async", "sync", "window", "open"]}},
+        fields={"mode": {"enum": list(MODULES)}},  # every registered mode
         default=DEFAULT_MODE,
         show_default=True,
         capacity=False,
