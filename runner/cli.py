@@ -155,12 +155,14 @@ def compare_cmd(a: str, b: str, fail_if: tuple[str, ...]) -> int:
     """Two results side by side: deltas in %, and whether each is beyond the runs' spread."""
     from runner.analysis.compare import compare, fail_ifs, mismatch, parse_fail_if, render
     from runner.analysis.results import load
+    from runner.result import Result
 
     for text in fail_if:  # a bad expression is one line before anything is read
         parse_fail_if(text)
     (name_a, doc_a), (name_b, doc_b) = _single(load([a])), _single(load([b]))
-    warnings = mismatch(doc_a, doc_b)
-    rows = compare(doc_a, doc_b)
+    result_a, result_b = Result(doc_a, name_a), Result(doc_b, name_b)  # versions compared by mismatch, not refused alone
+    warnings = mismatch(result_a, result_b)
+    rows = compare(result_a, result_b)
     judged = fail_ifs(fail_if, rows)
     click.echo(json.dumps({"a": name_a, "b": name_b, "warnings": warnings, "rows": rows, "fail_if": judged}))
     click.echo(render(rows, name_a, name_b), err=True)

@@ -21,16 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import UsageError
+from runner.result import RUN_FIGURES, Result, is_figure, is_latency
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
 }
 EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|us|%|/s)?\s*$")
-RUN_FIGURES = ("ops_per_s", "ok", "ops", "errors", "error_rate", "unfinished", "dropped", "wall_s", "connections.peak")
-QUANTILES = ("p50", "p90", "p99", "p99_9", "max", "mean")
-OP_COUNTS = ("ops_per_s", "ok", "ops", "errors", "error_rate")
-ANATOMY_PARTS = ("pool_wait", "db", "python")
-ANATOMY_COUNTS = ("statements_per_op", "rows_per_op")
 TO_MS = {"ms": 1.0, "s": 1000.0, "us": 0.001}
 
 
@@ -43,54 +39,12 @@ class Check:
 
     def measure(self, doc: dict[str, Any]) -> float | None:
         """The figure in the document; None when the run has none (e.g. no op of that type ran)."""
-        totals = doc["totals"]
-        if self.figure in RUN_FIGURES:
-            return _run_figure(totals, self.figure)
-        op, _, rest = self.figure.partition(".")
-        summary = totals["by_op"].get(op)
-        if summary is None:
-            return None
-        if rest in OP_COUNTS:
-            return _run_figure(summary, rest)
-        if rest in QUANTILES:
-            return float(summary["latency_ms"][rest])
-        anatomy = summary.get("anatomy")
-        if anatomy is None:
-            return None
-        if rest in ANATOMY_COUNTS:
-            value = anatomy[rest]
-            return None if value is None else float(value)
-        part, _, quantile = rest.partition(".")
-        figures = anatomy.get(f"{part}_ms")
-        return None if figures is None else float(figures[quantile])
+        return Result(doc).figure(self.figure)
 
     def evaluate(self, doc: dict[str, Any]) -> dict[str, Any]:
         value = self.measure(doc)
         passed = value is not None and OPERATORS[self.compare](value, self.threshold)
         return {"check": self.text, "figure": self.figure, "value": value, "threshold": self.threshold, "pass": passed}
-
-
-def _run_figure(totals: dict[str, Any], name: str) -> float:
-    if name == "connections.peak":
-        return float(totals["connections"]["server_peak"])
-    if name == "error_rate":
-        return totals["errors"] / totals["ops"] if totals["ops"] else 0.0
-    return float(totals[name])
-
-
-def _is_latency(figure: str) -> bool:
-    rest = figure.partition(".")[2]
-    return rest in QUANTILES or rest.partition(".")[0] in ANATOMY_PARTS
-
-
-def _known(figure: str, ops: tuple[str, ...]) -> bool:
-    if figure in RUN_FIGURES:
-        return True
-    op, _, rest = figure.partition(".")
-    if op not in ops:
-        return False
-    part, _, quantile = rest.partition(".")
-    return rest in OP_COUNTS + QUANTILES + ANATOMY_COUNTS or (part in ANATOMY_PARTS and quantile in QUANTILES)
 
 
 def parse_check(text: str, ops: tuple[str, ...], option: str = "--check") -> Check:
@@ -100,14 +54,14 @@ def parse_check(text: str, ops: tuple[str, ...], option: str = "--check") -> Che
     if match is None:
         raise UsageError(f"{option} {text!r}: write FIGURE OP NUMBER[UNIT], e.g. 'read.p99 < 50ms' or 'ops_per_s >= 800'")
     figure, compare, number, unit = match.groups()
-    if not _known(figure, ops):
+    if not is_figure(figure, ops):
         raise UsageError(
             f"{option} {text!r}: unknown figure {figure!r}: one of {', '.join(RUN_FIGURES)}, or OP.p99 (and p50, p90, "
             f"p99_9, max, mean, ops_per_s, errors, error_rate, statements_per_op, db.p99, pool_wait.p99, python.p99) "
             f"for an op type of the workload ({', '.join(ops)})"
         )
     threshold = float(number)
-    if _is_latency(figure):
+    if is_latency(figure):
         if unit not in (None, *TO_MS):
             raise UsageError(f"{option} {text!r}: {figure} is a time: give ms, s or us")
         threshold *= TO_MS[unit or "ms"]

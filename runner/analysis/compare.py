@@ -3,86 +3,61 @@
 from __future__ import annotations
 
 import re
-import statistics
 from typing import Any
 
 from runner.errors import UsageError
+from runner.result import Result
 
-# (name, path into .totals, path into .repeat, higher is better)
-Metric = tuple[str, tuple[str, ...], tuple[str, ...] | None, bool]
-
-
-# The run-wide rows, by the figure name --fail-if uses for them (the --check names).
-RUN_METRICS: dict[str, Metric] = {
-    "ops_per_s": ("ops/s", ("ops_per_s",), ("ops_per_s",), True),
-    "wall_s": ("wall s", ("wall_s",), ("wall_s",), False),
-    "connections.peak": ("peak server connections", ("connections", "server_peak"), ("server_peak",), False),
-    "errors": ("errors", ("errors",), None, False),
+# The run-wide rows: figure name (runner.result, as --check and --fail-if name it) -> (label, higher is better).
+RUN_METRICS: dict[str, tuple[str, bool]] = {
+    "ops_per_s": ("ops/s", True),
+    "wall_s": ("wall s", False),
+    "connections.peak": ("peak server connections", False),
+    "errors": ("errors", False),
 }
 
 
-def _metrics(a: dict[str, Any], b: dict[str, Any]) -> list[Metric]:
-    metrics = list(RUN_METRICS.values())
-    for op in sorted(set(a["totals"]["by_op"]) & set(b["totals"]["by_op"])):
+def _metrics(a: Result, b: Result) -> list[tuple[str, str, bool]]:
+    """(figure, label, higher is better) for every row: the run's, then p50 and p99 of each op both ran."""
+    metrics = [(figure, label, better) for figure, (label, better) in RUN_METRICS.items()]
+    for op in sorted(set(a.ops) & set(b.ops)):
         for q in ("p50", "p99"):
-            metrics.append((f"{op} {q} ms", ("by_op", op, "latency_ms", q), ("by_op", op, q), False))
+            metrics.append((f"{op}.{q}", f"{op} {q} ms", False))
     return metrics
 
 
-def _get(node: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        node = node[key]
-    return node
-
-
-def _repeated(doc: dict[str, Any], path: tuple[str, ...] | None) -> dict[str, float] | None:
-    """A figure's spread over a --repeat document's runs (min, median, max); None for one run.
-    Errors have no summary of their own: taken from each run's count."""
-    if not doc.get("repeat"):
-        return None
-    if path is None:  # errors
-        counts = sorted(float(run["errors"]) for run in doc["repeat"]["per_run"])
-        return {"min": counts[0], "median": statistics.median(counts), "max": counts[-1]}
-    return dict(_get(doc["repeat"], path))
-
-
-def _duration_run(doc: dict[str, Any]) -> bool:
-    return doc["config"].get("duration_s") is not None
-
-
-def mismatch(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def mismatch(a: Result, b: Result) -> list[str]:
     """What makes two documents compare poorly, one line each (a different schema is refused)."""
-    if a.get("schema_version") != b.get("schema_version"):
+    if a.schema_version != b.schema_version:
         raise UsageError(
-            f"A is a schema-version-{a.get('schema_version')} document and B a version-{b.get('schema_version')} one: "
+            f"A is a schema-version-{a.schema_version} document and B a version-{b.schema_version} one: "
             "compare two documents of one version (run the older configuration again)"
         )
     found = []
-    workloads = [(doc.get("config") or {}).get("workload") for doc in (a, b)]
+    workloads = [(result.doc.get("config") or {}).get("workload") for result in (a, b)]
     if workloads[0] != workloads[1]:
         found.append(f"A ran workload {workloads[0]!r} and B {workloads[1]!r}: only the ops they share are compared")
     return found
 
 
-def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+def compare(a: Result, b: Result) -> list[dict[str, Any]]:
     """One row per metric: A's and B's value (with --repeat, the median of the runs' values, each
     percentile's too), delta %, and a verdict: beyond or within the runs' spread."""
     try:
-        return [_row(a, b, metric) for metric in _metrics(a, b)]
+        return [_row(a, b, *metric) for metric in _metrics(a, b)]
     except (KeyError, TypeError, IndexError, ValueError) as exc:
         raise UsageError(f"a document lacks a figure compare needs ({exc!s}): not a run's document of this version") from None
 
 
-def _row(a: dict[str, Any], b: dict[str, Any], metric: Metric) -> dict[str, Any]:
-    name, path, repeat_path, higher_is_better = metric
-    spread_a, spread_b = _repeated(a, repeat_path), _repeated(b, repeat_path)
-    value_a = spread_a["median"] if spread_a else float(_get(a["totals"], path))
-    value_b = spread_b["median"] if spread_b else float(_get(b["totals"], path))
+def _row(a: Result, b: Result, figure: str, label: str, higher_is_better: bool) -> dict[str, Any]:
+    spread_a, spread_b = a.spread(figure), b.spread(figure)
+    value_a = spread_a.median if spread_a else _value(a, figure)
+    value_b = spread_b.median if spread_b else _value(b, figure)
     beyond: bool | None
-    if path == ("wall_s",) and (_duration_run(a) or _duration_run(b)):
+    if figure == "wall_s" and (a.options.duration_s is not None or b.options.duration_s is not None):
         beyond, verdict = False, "set by --duration: not a measurement"
     elif spread_a and spread_b:
-        beyond = spread_a["max"] < spread_b["min"] or spread_b["max"] < spread_a["min"]
+        beyond = not spread_a.overlaps(spread_b)
         verdict = "beyond the spread" if beyond else "within the spread"
     else:
         missing = " and ".join(side for side, spread in (("A", spread_a), ("B", spread_b)) if not spread)
@@ -91,13 +66,20 @@ def _row(a: dict[str, Any], b: dict[str, Any], metric: Metric) -> dict[str, Any]
         better = (value_b > value_a) == higher_is_better
         verdict += ": B better" if better else ": B worse"
     return {
-        "metric": name,
+        "metric": label,
         "a": value_a,
         "b": value_b,
         "delta_pct": round((value_b - value_a) / value_a * 100, 2) if value_a else None,
         "significant": beyond,
         "verdict": verdict,
     }
+
+
+def _value(result: Result, figure: str) -> float:
+    value = result.figure(figure)
+    if value is None:
+        raise KeyError(figure)
+    return value
 
 
 def render(rows: list[dict[str, Any]], name_a: str, name_b: str) -> str:

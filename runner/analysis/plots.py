@@ -9,10 +9,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from runner.analysis.checks import QUANTILES
 from runner.analysis.report import scenario_name
 from runner.analysis.results import is_capacity
 from runner.errors import UsageError
+from runner.result import QUANTILES
 
 PNG_DPI = 110
 

@@ -10,6 +10,7 @@ import pytest
 from runner.analysis.compare import compare, mismatch
 from runner.analysis.repeat import spread
 from runner.errors import UsageError
+from runner.result import Result
 from tests.conftest import run_cli, run_runner
 
 
@@ -42,7 +43,7 @@ def test_compare_flags_a_real_difference_and_not_a_repeat(dsn: str, tmp_path: Pa
     rows = {row["metric"]: row for row in real.doc["rows"]}
     assert rows["ops/s"]["significant"] is True and rows["ops/s"]["delta_pct"] > 0
     assert "B better" in rows["ops/s"]["verdict"] and "ops/s" in real.stderr
-    same = {r["metric"]: r for r in compare(json.loads(fast.read_text()), json.loads(again.read_text()))}
+    same = {r["metric"]: r for r in compare(Result(json.loads(fast.read_text())), Result(json.loads(again.read_text())))}
     # The same configuration twice: peak connections cannot differ beyond the noise.
     assert same["peak server connections"]["significant"] is False
     # --fail-if: the raw layer's runs turned into ORM runs is a regression past -5 %, beyond the spread.
@@ -93,21 +94,21 @@ def test_compare_reads_the_median_of_each_figure_and_every_spread() -> None:
     --duration run's wall time is the user's setting, never "beyond the spread"."""
     a = _repeated("seed", [100, 110, 120], [9.0, 5.0, 7.0], [0, 1, 0], duration_s=2.0)
     b = _repeated("seed", [200, 210, 220], [3.0, 1.0, 2.0], [5, 6, 7], duration_s=2.0)
-    rows = {row["metric"]: row for row in compare(a, b)}
+    rows = {row["metric"]: row for row in compare(Result(a), Result(b))}
     assert rows["read p99 ms"]["a"] == 7.0 and rows["read p99 ms"]["b"] == 2.0  # the median run's were 5.0 and 1.0
     assert rows["errors"]["significant"] is True and "B worse" in rows["errors"]["verdict"]
     assert rows["wall s"]["significant"] is False and "--duration" in rows["wall s"]["verdict"]
     assert rows["ops/s"]["significant"] is True and "B better" in rows["ops/s"]["verdict"]
-    assert mismatch(a, b) == []
+    assert mismatch(Result(a), Result(b)) == []
 
 
 def test_compare_says_when_two_documents_do_not_compare() -> None:
     a, b = _repeated("seed", [100.0] * 3, [1.0] * 3, [0] * 3), _repeated("tpcb", [100.0] * 3, [1.0] * 3, [0] * 3)
-    assert mismatch(a, b) == ["A ran workload 'seed' and B 'tpcb': only the ops they share are compared"]
+    assert mismatch(Result(a), Result(b)) == ["A ran workload 'seed' and B 'tpcb': only the ops they share are compared"]
     with pytest.raises(UsageError, match="schema-version-1 document and B a version-2"):
-        mismatch(a, {**b, "schema_version": 2})
+        mismatch(Result(a), Result({**b, "schema_version": 2}))
     with pytest.raises(UsageError, match="lacks a figure"):
-        compare(a, {**b, "repeat": None, "totals": {"by_op": {}}})
+        compare(Result(a), Result({**b, "repeat": None, "totals": {"by_op": {}}}))
 
 
 @pytest.mark.system
