@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from runner.result import Result
+
 RUN_TIMEOUT_S = 600
 
 
@@ -61,12 +63,21 @@ class RunResult:
         return bool(self.doc["complete"])
 
     @property
+    def result(self) -> Result:
+        """The document typed (runner.result): figures by the --check names, spreads, options."""
+        return Result(self.doc)
+
+    def figure(self, name: str) -> float | None:
+        """A figure by its --check name: `run.figure("read.p99") < 50`, `run.figure("write.statements_per_op")`."""
+        return self.result.figure(name)
+
+    @property
     def ops_per_s(self) -> float:
-        return float(self.doc["totals"]["ops_per_s"])
+        return float(self.result.figure("ops_per_s") or 0.0)
 
     @property
     def errors(self) -> int:
-        return int(self.doc["totals"]["errors"])
+        return int(self.result.figure("errors") or 0)
 
     @property
     def by_op(self) -> dict[str, OpResult]:

@@ -15,6 +15,8 @@ def test_reads_stay_fast(runner_run):
     assert set(result.by_op) == {"read", "write"}
     assert 0 < result.by_op["read"].p50_ms <= result.by_op["read"].p99_ms < 60_000
     assert result.doc["checks"][0]["pass"] is True
+    assert result.figure("read.p99") == result.by_op["read"].p99_ms and result.figure("write.statements_per_op") == 2.0
+    assert result.figure("nosuch.p99") is None
 
 
 def test_a_threshold_that_cannot_hold_fails(runner_run):
