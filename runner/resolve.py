@@ -32,7 +32,7 @@ from runner.config import (
 )
 from runner.dsn import driver_args
 from runner.errors import UsageError
-from runner.spec import Options, RunSpec, worker_driver
+from runner.spec import Options, RunSpec, option_values, worker_driver
 
 if TYPE_CHECKING:
     from workloads import Workload
@@ -59,7 +59,7 @@ def spec(**options: Any) -> RunSpec:
 
 def _options(options: Options) -> Options:
     """A plain Options of any Options (a RunSpec's decided values included)."""
-    return Options(**{f.name: getattr(options, f.name) for f in dataclasses.fields(Options)})
+    return Options(**option_values(options))
 
 
 def _resolve(options: Options, workload: Workload | None, draw: Callable[[], int]) -> RunSpec:
@@ -78,7 +78,7 @@ def _resolve(options: Options, workload: Workload | None, draw: Callable[[], int
     _services(decided, workload)
     if decided.seed is None:
         decided = dataclasses.replace(decided, seed=draw())
-    return RunSpec(**{f.name: getattr(decided, f.name) for f in dataclasses.fields(Options)}, asked=_options(options))
+    return RunSpec(**option_values(decided), asked=_options(options))
 
 
 def _stages(options: Options) -> Options:

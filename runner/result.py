@@ -16,6 +16,7 @@ Figures (as `runner --check` takes them):
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +140,7 @@ class Result:
             return None
         if name == "errors":  # no summary of its own: each run's count
             counts = sorted(float(run["errors"]) for run in repeat["per_run"])
-            return Spread(counts[0], _median(counts), counts[-1])
+            return Spread(counts[0], statistics.median(counts), counts[-1])
         if name in REPEATED_RUN:
             figures = repeat[REPEATED_RUN[name]]
         else:
@@ -156,11 +157,6 @@ def _count(totals: dict[str, Any], name: str) -> float:
     if name == "error_rate":
         return totals["errors"] / totals["ops"] if totals["ops"] else 0.0
     return float(totals[name])
-
-
-def _median(values: list[float]) -> float:
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 def _tuples(value: Any) -> Any:

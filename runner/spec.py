@@ -105,10 +105,14 @@ class RunSpec(Options):
 
     def to_report(self) -> dict[str, Any]:
         """Every option as reported in `.config`, with the DSN's password masked."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(Options)}
-        fields = dataclasses.asdict(Options(**fields))
+        fields = option_values(self)
         fields["dsn"] = mask_dsn(self.dsn)
         return fields
+
+
+def option_values(options: Options) -> dict[str, Any]:
+    """Every option's value by name, of any Options (a RunSpec's decided ones without `asked`)."""
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(Options)}
 
 
 def worker_driver(options: Options) -> str:
