@@ -65,9 +65,7 @@ def _options(options: Options) -> Options:
 def _resolve(options: Options, workload: Workload | None, draw: Callable[[], int]) -> RunSpec:
     from runner.concurrency import MODES
 
-    decided = dataclasses.replace(options)
-    decided = _stages(decided)
-    decided = _load(decided)
+    decided = _load(_stages(options))
     _counts(decided)
     if decided.mode not in MODES:
         raise UsageError(f"unknown --mode {decided.mode!r}: choose one of {', '.join(MODES)}")

@@ -39,8 +39,10 @@ class Registry(Mapping[str, Mode]):
         self._loaded: dict[str, Mode] = {}
 
     def __getitem__(self, name: str) -> Mode:
-        if name not in self._loaded or name not in self._modules:
-            mode = importlib.import_module(self._modules[name]).MODE  # KeyError: no such mode
+        if name not in self._modules:
+            raise KeyError(name)
+        if name not in self._loaded:
+            mode = importlib.import_module(self._modules[name]).MODE
             assert isinstance(mode, Mode) and mode.name == name, f"{self._modules[name]}.MODE is not the {name!r} mode"
             self._loaded[name] = mode
         return self._loaded[name]

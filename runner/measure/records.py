@@ -86,7 +86,8 @@ class FinalRecord(TypedDict):
 
 Record = StartRecord | GoRecord | IntervalRecord | FinalRecord
 KINDS = ("start", "go", "interval", "final")
-FINAL_STATUSES = tuple(WorkerStatus(s) for s in ("done", "stopped", "failed", "refused"))  # what a worker can say of itself
+# What a worker can say of itself; the other ends are the parent's to decide.
+FINAL_STATUSES = (WorkerStatus.DONE, WorkerStatus.STOPPED, WorkerStatus.FAILED, WorkerStatus.REFUSED)
 
 
 class WireError(ValueError):
