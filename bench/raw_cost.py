@@ -52,7 +52,7 @@ import plain  # noqa: E402
 
 from runner.resolve import spec  # noqa: E402
 from runner.spec import RunSpec  # noqa: E402
-from runner.worker import body, raw  # noqa: E402
+from runner.worker import body, drivers  # noqa: E402
 from runner.worker.body import run_worker  # noqa: E402
 from runner.worker.channel import Channel  # noqa: E402
 from runner.worker.plan import WorkerPlan  # noqa: E402
@@ -204,8 +204,8 @@ def main() -> None:
     parser.add_argument("--one", choices=("plain", "runner", "runner-no-anatomy"), help=argparse.SUPPRESS)  # one side, once
     args = parser.parse_args()
     ops = args.ops or (12_000 if args.instructions else 40_000)
-    raw.AsyncDriver.connect = lambda self: _connect()  # type: ignore[method-assign]
-    raw.AsyncDriver.settings = _settings  # type: ignore[method-assign,assignment]
+    drivers.AsyncpgDriver.connect = lambda self: _connect()  # type: ignore[method-assign]
+    drivers.AsyncpgDriver.settings_of = _settings  # type: ignore[method-assign,assignment]
     plain.asyncpg.connect = _connect
     sides = {
         "plain": lambda: plain_us(args.workload, ops),

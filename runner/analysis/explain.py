@@ -24,7 +24,7 @@ from psycopg import sql
 
 from runner.errors import DatabaseError, UsageError
 from runner.server.control import connect, control_engine
-from runner.worker.raw import format_params
+from runner.worker.psycopg_async import format_params
 from workloads import SCHEMA
 
 SYNTAX_ERROR = "42601"  # what the server answers to more than one statement in one Parse

@@ -20,8 +20,8 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -29,10 +29,13 @@ from typing import Any, Protocol, TypeVar
 import uvloop
 
 from runner.concurrency import MODES, Knobs
+from runner.concurrency.mode import AsyncExecute, SyncExecute
 from runner.concurrency.stages import next_arrival, target_at
 from runner.logs import configure
 from runner.measure.status import WorkerStatus
+from runner.spec import RunSpec
 from runner.worker.anatomy import CURRENT, NO_OP, OpCell, OpTrace, ThreadProbe, probe_loop, trace_factory
+from runner.worker.backend import AsyncBackend, Backend
 from runner.worker.channel import Channel, Emitter
 from runner.worker.engine import AsyncEngineBackend, PreflightError, SyncEngineBackend, check_descriptors, secrets
 from runner.worker.plan import WorkerPlan
@@ -53,6 +56,9 @@ KEYS_SEED_OFFSET = 4  # keys too: --keys zipf picks other rows, never other ops
 THINK_SEED_OFFSET = 5
 RETRY_SEED_OFFSET = 6
 T = TypeVar("T")
+# What every op of a worker runs with: implementations by op name, the context, the trace maker,
+# --think's pauses and --retries' retrier.
+OpKit = tuple[dict[str, Callable[..., Any]], Handle, Callable[[], OpTrace | None], Callable[[], float] | None, Retrier | None]
 
 
 class Waitable(Protocol):
@@ -188,18 +194,80 @@ async def _cancel_after_grace(ctx: WorkerContext) -> None:
         task.cancel()
 
 
-async def _run_async(ctx: WorkerContext) -> int:
-    """The async modes; returns the end of the measured part since the release."""
+class WorkerIO(Protocol):
+    """What differs between the sync mode and the async ones, and nothing else: the layer's
+    backend in its form, how a step of I/O is run, the op's hot path, and what runs beside the
+    ops while they are measured. The lifecycle (`_lifecycle`) is written once, over these."""
+
+    def backend(self, plan: WorkerPlan) -> Any: ...  # a Backend, or an AsyncBackend
+
+    def call(self, step: Callable[[], Any]) -> Awaitable[Any]: ...  # the step's I/O, done
+
+    def blocking(self, step: Callable[[], Any]) -> Awaitable[Any]: ...  # a step that blocks its thread
+
+    def execute(self, ctx: WorkerContext, kit: OpKit) -> Any: ...  # the mode's execute, for these ops
+
+    def beside(self, ctx: WorkerContext) -> AbstractContextManager[None]: ...  # while the measured ops run
+
+    def width(self, config: RunSpec) -> int: ...  # the option that sets its lanes
+
+
+async def _lifecycle(ctx: WorkerContext, io: WorkerIO) -> int:
+    """The worker from its preflight to the end of its measured part, for either kind of loop:
+    preflight, warm-up (reported on its own), the start barrier, the measured ops, the backend
+    closed; returns the end of the measured part since the release. Every step of I/O goes
+    through `io`, so this sequence is the same for both (and holds no I/O of its own)."""
     plan = ctx.plan
     mode = MODES[plan.config.mode]
-    loop_class = type(asyncio.get_running_loop())
-    ctx.loop = f"{loop_class.__module__}.{loop_class.__qualname__}"
-    backend = AsyncRawBackend(plan) if plan.config.layer == "raw" else AsyncEngineBackend(plan)
+    backend = io.backend(plan)
     try:
-        settings = await backend.preflight()
-        impls, handle, new_trace, think, retrier = _op_kit(plan, backend.handle, True)
+        settings: dict[str, str] = await io.call(backend.preflight)
+        execute = io.execute(ctx, _op_kit(plan, backend.handle, mode.is_async))
+        knobs = _knobs(ctx, io.width(plan.config))
+        if _has_warmup(plan):
+            await io.call(partial(mode.issue, _warmup_stream(ctx), execute, knobs))
+            await io.call(backend.flush_stats)
+            _end_warmup(ctx, backend.checked_out)
+        await io.blocking(partial(_wait_for_go, ctx, settings))
+        with _emitting(ctx, backend.checked_out), io.beside(ctx):
+            await io.call(partial(mode.issue, _op_stream(ctx, False, _measured_deadline(ctx)), execute, knobs))
+            return _measured_end(ctx)
+    finally:
+        await io.call(backend.close)
+
+
+class AsyncWorkerIO:
+    """The async modes, on an event loop: steps awaited, the barrier waited for in a thread."""
+
+    def backend(self, plan: WorkerPlan) -> AsyncBackend:
+        return AsyncRawBackend(plan) if plan.config.layer == "raw" else AsyncEngineBackend(plan)
+
+    async def call(self, step: Callable[[], Awaitable[Any]]) -> Any:
+        return await step()
+
+    async def blocking(self, step: Callable[[], Any]) -> Any:
+        return await asyncio.to_thread(step)
+
+    def width(self, config: RunSpec) -> int:
+        return config.chunk
+
+    @contextmanager
+    def beside(self, ctx: WorkerContext) -> Iterator[None]:
+        """The grace period's watcher and the event loop's lag probe."""
+        watcher = asyncio.create_task(_cancel_after_grace(ctx))
+        probe = asyncio.create_task(probe_loop(ctx.recorder))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            probe.cancel()
+
+    def execute(self, ctx: WorkerContext, kit: OpKit) -> AsyncExecute:
+        impls, handle, new_trace, think, retrier = kit
         data_rng = handle.rng
         loop = asyncio.get_running_loop()
+        loop_class = type(loop)
+        ctx.loop = f"{loop_class.__module__}.{loop_class.__qualname__}"
         current_task = asyncio.current_task  # given the loop: no get_running_loop() (a getpid()) per op
 
         async def execute(ops: Iterable[Op], intended_ns: int | None = None) -> None:
@@ -254,33 +322,37 @@ async def _run_async(ctx: WorkerContext) -> int:
                 inflight.discard(task)
                 CURRENT.reset(cell_token)
 
-        knobs = _knobs(ctx, plan.config.chunk)
-        if _has_warmup(plan):
-            await mode.issue(_warmup_stream(ctx), execute, knobs)
-            await backend.flush_stats()
-            _end_warmup(ctx, backend.checked_out)
-        await asyncio.to_thread(_wait_for_go, ctx, settings)
-        with _emitting(ctx, backend.checked_out):
-            watcher = asyncio.create_task(_cancel_after_grace(ctx))
-            probe = asyncio.create_task(probe_loop(ctx.recorder))
-            try:
-                await mode.issue(_op_stream(ctx, False, _measured_deadline(ctx)), execute, knobs)
-            finally:
-                watcher.cancel()
-                probe.cancel()
-            return _measured_end(ctx)
-    finally:
-        await backend.close()
+        return execute
 
 
-def _run_sync(ctx: WorkerContext) -> int:
-    """The sync mode (threads); returns the end of the measured part since the release."""
-    plan = ctx.plan
-    mode = MODES[plan.config.mode]
-    backend = SyncRawBackend(plan) if plan.config.layer == "raw" else SyncEngineBackend(plan)
-    try:
-        settings = backend.preflight()
-        impls, handle, new_trace, think, retrier = _op_kit(plan, backend.handle, False)
+class SyncWorkerIO:
+    """The sync mode, in threads: every step is a plain call, so the lifecycle's coroutine runs
+    to its end without ever suspending (`_complete`)."""
+
+    def backend(self, plan: WorkerPlan) -> Backend:
+        return SyncRawBackend(plan) if plan.config.layer == "raw" else SyncEngineBackend(plan)
+
+    async def call(self, step: Callable[[], Any]) -> Any:
+        return step()
+
+    async def blocking(self, step: Callable[[], Any]) -> Any:
+        return step()
+
+    def width(self, config: RunSpec) -> int:
+        return config.threads
+
+    @contextmanager
+    def beside(self, ctx: WorkerContext) -> Iterator[None]:
+        """The lag probe, in a thread of its own (no grace watcher: a thread cannot be cancelled)."""
+        probe = ThreadProbe(ctx.recorder)
+        probe.start()
+        try:
+            yield
+        finally:
+            probe.stop()
+
+    def execute(self, ctx: WorkerContext, kit: OpKit) -> SyncExecute:
+        impls, handle, new_trace, think, retrier = kit
         data_rng = handle.rng
         recorder = ctx.recorder
 
@@ -310,27 +382,20 @@ def _run_sync(ctx: WorkerContext) -> int:
             if think is not None:  # a stop ends the pause at once
                 ctx.stop.wait(_pause_s(ctx, think()))
 
-        knobs = _knobs(ctx, plan.config.threads)
-        if _has_warmup(plan):
-            mode.issue(_warmup_stream(ctx), execute, knobs)
-            backend.flush_stats()
-            _end_warmup(ctx, backend.checked_out)
-        _wait_for_go(ctx, settings)
-        with _emitting(ctx, backend.checked_out):
-            probe = ThreadProbe(ctx.recorder)
-            probe.start()
-            try:
-                mode.issue(_op_stream(ctx, False, _measured_deadline(ctx)), execute, knobs)
-            finally:
-                probe.stop()
-            return _measured_end(ctx)
-    finally:
-        backend.close()
+        return execute
 
 
-def _op_kit(
-    plan: WorkerPlan, backend_handle: Handle, is_async: bool
-) -> tuple[dict[str, Callable[..., Any]], Handle, Callable[[], OpTrace | None], Callable[[], float] | None, Retrier | None]:
+def _complete(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (the lifecycle on SyncWorkerIO) to its end, with no event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as end:
+        return end.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("the sync lifecycle suspended: a step awaited real I/O")
+
+
+def _op_kit(plan: WorkerPlan, backend_handle: Handle, is_async: bool) -> OpKit:
     """What every op of the worker runs with, made once for either kind of loop: the ops'
     implementations for this layer and kind, the context, the trace maker, --think and --retries."""
     impls = {op.name: op.impl(plan.config.layer, is_async) for op in resolve(plan.config.workload).ops}
@@ -421,9 +486,9 @@ def run_worker(plan: WorkerPlan, channel: Channel, go: Waitable, stop: threading
     try:
         check_descriptors(plan)
         if MODES[plan.config.mode].is_async:
-            end_ns = run_loop(_run_async(ctx), plan.config.loop)
+            end_ns = run_loop(_lifecycle(ctx, AsyncWorkerIO()), plan.config.loop)
         else:
-            end_ns = _run_sync(ctx)
+            end_ns = _complete(_lifecycle(ctx, SyncWorkerIO()))
         if stop.is_set():
             status, reason = WorkerStatus.STOPPED, "stop requested"
     except PreflightError as exc:  # before the start barrier: the run ends before it starts

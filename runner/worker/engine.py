@@ -12,19 +12,18 @@ from __future__ import annotations
 import asyncio
 import random
 import resource
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import Pool, QueuePool
 
-from runner.dsn import driver_args, dsn_secrets, settings_options
+from runner.dsn import dsn_secrets
 from runner.worker.anatomy import TimedAsyncQueuePool, TimedQueuePool, instrument
+from runner.worker.drivers import async_driver, sync_driver
 from runner.worker.plan import WorkerPlan
 from runner.worker.recorder import error_class, error_message
 from runner.worker.retry import Retrier
@@ -61,26 +60,6 @@ class PreflightError(Exception):
 def secrets(plan: WorkerPlan) -> tuple[str, ...]:
     """What must never appear in a message the worker sends: the DSN's secrets."""
     return dsn_secrets(plan.dsn)
-
-
-def engine_target(plan: WorkerPlan) -> tuple[URL, dict[str, Any]]:
-    """The URL and connect arguments for the worker's driver, session settings passed its way."""
-    config = plan.config
-    driver = config.worker_driver
-    url, args, _ = driver_args(plan.dsn, driver)  # the DSN's own settings are in plan.session_settings
-    settings = {**plan.session_settings, "application_name": f"runner-worker-{plan.worker_id}"}
-    if driver == "asyncpg":
-        args["server_settings"] = settings
-        if not config.statement_cache:
-            # Through a transaction pooler a server connection changes between transactions:
-            # no cached statements, and the ones SQLAlchemy prepares get names unique per process.
-            args.update(statement_cache_size=0, prepared_statement_cache_size=0)
-            args["prepared_statement_name_func"] = lambda: f"__runner_{uuid.uuid4().hex}__"
-        return url, args
-    args["options"] = settings_options(settings)  # libpq drivers
-    if driver == "psycopg":
-        args["prepare_threshold"] = config.psycopg_prepare_threshold
-    return url, args
 
 
 def engine_options(plan: WorkerPlan, poolclass: type[Pool]) -> dict[str, Any]:
@@ -176,9 +155,9 @@ class AsyncEngineBackend:
     """The orm and core layers in the async modes: an AsyncEngine with its QueuePool."""
 
     def __init__(self, plan: WorkerPlan) -> None:
-        url, connect_args = engine_target(plan)
+        driver = async_driver(plan)
         self._plan = plan
-        self._engine = create_async_engine(url, connect_args=connect_args, **engine_options(plan, TimedAsyncQueuePool))
+        self._engine = create_async_engine(driver.url, connect_args=driver.engine_args(), **engine_options(plan, TimedAsyncQueuePool))
         if plan.config.anatomy:
             instrument(self._engine.sync_engine)
         self._pool = cast(QueuePool, self._engine.sync_engine.pool)  # pool_size/max_overflow: always a QueuePool
@@ -211,9 +190,9 @@ class SyncEngineBackend:
     """The orm and core layers in the sync mode."""
 
     def __init__(self, plan: WorkerPlan) -> None:
-        url, connect_args = engine_target(plan)
+        driver = sync_driver(plan)
         self._plan = plan
-        self._engine = create_engine(url, connect_args=connect_args, **engine_options(plan, TimedQueuePool))
+        self._engine = create_engine(driver.url, connect_args=driver.engine_args(), **engine_options(plan, TimedQueuePool))
         if plan.config.anatomy:
             instrument(self._engine)
         self._pool = cast(QueuePool, self._engine.pool)

@@ -12,7 +12,8 @@ import pytest
 
 from runner.resolve import spec
 from runner.worker.plan import WorkerPlan
-from runner.worker.raw import AsyncRawBackend, PsycopgAsync, SyncRawBackend, format_params
+from runner.worker.psycopg_async import PsycopgAsync, format_params
+from runner.worker.raw import AsyncRawBackend, SyncRawBackend
 from tests.conftest import query, run_runner
 from tests.test_faults import _finish, _start
 
