@@ -13,11 +13,10 @@ import click
 from click.core import ParameterSource
 
 from runner import __version__, lost_interrupt
-from runner.concurrency import MODES
 from runner.errors import ExitCode, RunnerError, UsageError
 from runner.logs import configure
 from runner.resolve import resolve
-from runner.settings import click_options, to_options
+from runner.settings import click_options, refuse_unneeded, to_options
 from runner.spec import RunSpec
 
 EPILOG = """\b
@@ -55,7 +54,8 @@ def cli(**values: Any) -> int:
     # Before the workload is imported (resolving the options loads it): whatever it prints goes to stderr.
     stream = ResultStream.claim_stdout()
     config = resolve(to_options(values))
-    _refuse_unused_widths(config)
+    context = click.get_current_context()
+    refuse_unneeded(config.mode, lambda name: context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP))
     if config.output is not None:
         check_writable(config.output)
     try:
@@ -76,21 +76,6 @@ def cli(**values: Any) -> int:
 
 
 cli.params[:0] = click_options()  # the table's options, before --version (runner.settings)
-
-
-def _refuse_unused_widths(config: RunSpec) -> None:
-    """--threads is the sync mode's concurrency and --chunk the async modes': one given for a mode
-    that has none of it did nothing, silently."""
-    context = click.get_current_context()
-
-    def given(name: str) -> bool:
-        return context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
-
-    width = MODES[config.mode].width
-    if given("threads") and width != "threads":
-        raise UsageError(f"--threads is the sync mode's concurrency; --mode {config.mode} has none (its own is --chunk, or --rate)")
-    if given("chunk") and width == "threads":
-        raise UsageError(f"--chunk is the async modes' concurrency; --mode {config.mode} has none (its own is --threads)")
 
 
 def _deliver(doc: dict[str, Any], code: ExitCode, config: RunSpec, stream: Any) -> ExitCode:
@@ -154,13 +139,12 @@ def report_cmd(files: tuple[str, ...], out: str) -> int:
 def compare_cmd(a: str, b: str, fail_if: tuple[str, ...]) -> int:
     """Two results side by side: deltas in %, and whether each is beyond the runs' spread."""
     from runner.analysis.compare import compare, fail_ifs, mismatch, parse_fail_if, render
-    from runner.analysis.results import load
-    from runner.result import Result
+    from runner.result import read_one
 
     for text in fail_if:  # a bad expression is one line before anything is read
         parse_fail_if(text)
-    (name_a, doc_a), (name_b, doc_b) = _single(load([a])), _single(load([b]))
-    result_a, result_b = Result(doc_a, name_a), Result(doc_b, name_b)  # versions compared by mismatch, not refused alone
+    result_a, result_b = read_one(a, "compare"), read_one(b, "compare")  # versions compared by mismatch, not refused alone
+    name_a, name_b = result_a.name, result_b.name
     warnings = mismatch(result_a, result_b)
     rows = compare(result_a, result_b)
     judged = fail_ifs(fail_if, rows)
@@ -174,16 +158,6 @@ def compare_cmd(a: str, b: str, fail_if: tuple[str, ...]) -> int:
     return int(ExitCode.CHECKS if any(r["fail"] for r in judged) else ExitCode.OK)
 
 
-def _single(results: list[tuple[str, dict[str, Any]]], command: str = "compare") -> tuple[str, dict[str, Any]]:
-    from runner.analysis.results import is_capacity
-
-    if len(results) != 1:
-        raise UsageError(f"{results[0][0].split(':')[0]} holds {len(results)} results: {command} takes one per file")
-    if is_capacity(results[0][1]):
-        raise UsageError(f"{results[0][0]} is a capacity search: {command} takes a run's document (runner report draws a search)")
-    return results[0]
-
-
 @click.command("explain", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("file")
 @click.option("--dsn", envvar="DATABASE_URL", default=None, help="The server the run used (default: $DATABASE_URL).")
@@ -191,13 +165,14 @@ def _single(results: list[tuple[str, dict[str, Any]]], command: str = "compare")
 def explain_cmd(file: str, dsn: str | None, analyze: bool) -> int:
     """The plans of the statements the slowest ops sent (a run with --exemplars N)."""
     from runner.analysis.explain import distinct_statements, explain, render
-    from runner.analysis.results import load
     from runner.dsn import driver_args
+    from runner.result import read_one
 
     if dsn is None:
         raise UsageError("runner explain needs --dsn (or DATABASE_URL): the server the run used, its tables still there")
     driver_args(dsn, "psycopg2")  # a malformed DSN is one line, exit 2
-    name, doc = _single(load([file]), "explain")
+    result = read_one(file, "explain")
+    name, doc = result.name, result.doc
     try:
         statements = distinct_statements(doc.get("exemplars") or {})
     except (KeyError, TypeError, AttributeError) as exc:

@@ -164,6 +164,21 @@ def _tuples(value: Any) -> Any:
     return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
 
 
+def read_one(path: str, command: str) -> Result:
+    """The one run's result a file holds, for a command that takes one per file (compare,
+    explain); any schema version (compare says when two differ)."""
+    from runner.analysis.results import is_capacity
+    from runner.analysis.results import load as documents
+
+    found = documents([path])
+    if len(found) != 1:
+        raise UsageError(f"{path} holds {len(found)} results: {command} takes one per file")
+    name, doc = found[0]
+    if is_capacity(doc):
+        raise UsageError(f"{name} is a capacity search: {command} takes a run's document (runner report draws a search)")
+    return Result(doc, name)
+
+
 def load(paths: list[str]) -> list[Result]:
     """Every run's result in the files (a document, documents appended, --jsonl or a sweep's lines)."""
     from runner.analysis.results import is_capacity

@@ -175,13 +175,17 @@ def _exit_code(doc: dict[str, Any], signal_exit: ExitCode | None) -> ExitCode:
     return ExitCode.OK
 
 
-def _judge(config: RunSpec, doc: dict[str, Any]) -> None:
-    """`.checks`: every --check against the document (with --repeat, the median run's)."""
+def judged(config: RunSpec, docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The document of the whole run, made from its runs' (each as report.build wrote it): the
+    one run's, or with --repeat the median run's with every run's figures (`.repeat`); incomplete
+    when fewer runs ran than were asked; `.checks`, every --check against it."""
+    doc = docs[0] if config.repeat == 1 else combine(docs)
+    if len(docs) < config.repeat and doc["complete"]:
+        doc = {**doc, "complete": False, "stop_reason": f"{len(docs)} of {config.repeat} repeats ran"}
     if not config.checks:
-        doc["checks"] = None
-        return
+        return doc
     ops = tuple(op.name for op in resolve(config.workload).ops)
-    doc["checks"] = [parse_check(text, ops).evaluate(doc) for text in config.checks]
+    return {**doc, "checks": [parse_check(text, ops).evaluate(doc) for text in config.checks]}
 
 
 @dataclass
@@ -249,10 +253,7 @@ def run(config: RunSpec, stream: ResultStream | None = None) -> Outcome:
                 break  # between repeats: report the runs that finished
             if opened.signals.received or not docs[-1]["complete"]:
                 break
-    doc = docs[0] if config.repeat == 1 else combine(docs)
-    if config.repeat > 1 and len(docs) < config.repeat and doc["complete"]:
-        doc["complete"], doc["stop_reason"] = False, f"{len(docs)} of {config.repeat} repeats ran"
-    _judge(config, doc)
+    doc = judged(config, docs)
     return Outcome(doc, _exit_code(doc, opened.signal_exit()))
 
 
@@ -306,9 +307,7 @@ def _check_loaded(dsn: str, workload: Workload, loaded: dict[str, int]) -> None:
     counted = _count(dsn, workload)
     short = {table: (counted.get(table, 0), rows) for table, rows in loaded.items() if counted.get(table, 0) != rows}
     if short:
-        raise DatabaseError(
-            "--scale: the load did not arrive: " + ", ".join(f"{t} holds {have:,} rows of {want:,}" for t, (have, want) in short.items())
-        )
+        raise DatabaseError("--scale: the load did not arrive: " + ", ".join(f"{t} holds {have:,} rows of {want:,}" for t, (have, want) in short.items()))
 
 
 def _load_progress(table: str, done: int, wanted: int) -> None:
@@ -437,7 +436,4 @@ def _measure(
             + ", ".join(f"{t} {n:+d}" for t, n in unreported.items() if n)
             + "): another client wrote to the schema, or a pooler lost transactions"
         )
-    doc = build(config, server, collector, sampler, setup.pools, database, supervisor.stop_reason, mismatch, transport.describe())
-    doc["repeat"] = None
-    doc["load"] = setup.load
-    return doc
+    return build(config, server, collector, sampler, setup.pools, database, supervisor.stop_reason, mismatch, transport.describe(), setup.load)

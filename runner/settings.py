@@ -19,6 +19,7 @@ from runner.concurrency import MODULES
 from runner.config import DEFAULT_MODE, parse_max_errors, parse_pg_settings, parse_think, parse_warmup
 
 if TYPE_CHECKING:
+    from runner.concurrency.mode import Mode
     from runner.spec import Options
 
 
@@ -36,6 +37,18 @@ def _workload(name: str) -> tuple[str]:
 
 
 @dataclass(frozen=True)
+class Needs:
+    """What a mode must have for an option to mean anything: given for a mode without it, the
+    option would do nothing, silently, so it is refused."""
+
+    capability: str  # the Mode's boolean (or "sync": not is_async)
+    what: str  # the option, said in words: "the sync mode's concurrency"
+
+    def met_by(self, mode: Mode) -> bool:
+        return not mode.is_async if self.capability == "sync" else bool(getattr(mode, self.capability))
+
+
+@dataclass(frozen=True)
 class Setting:
     name: str  # the Click parameter's name: the Options field it sets, or its own if it sets several
     flag: str  # "--procs"; "--anatomy/--no-anatomy" for an on/off switch
@@ -49,6 +62,7 @@ class Setting:
     envvar: str | None = None
     capacity: bool = True  # False: runner capacity sets it step by step, or cannot use it
     parse: Callable[[Any], tuple[Any, ...]] | None = None  # the typed value -> one value per field
+    needs: Needs | None = None  # a capability of the mode; None: any mode
 
     def option(self) -> click.Option:
         from runner.concurrency import MODES
@@ -92,6 +106,7 @@ SETTINGS: tuple[Setting, ...] = (
         default=40,
         show_default=True,
         capacity=False,
+        needs=Needs("is_async", "the async modes' concurrency"),
     ),
     Setting(
         "ops",
@@ -166,6 +181,7 @@ SETTINGS: tuple[Setting, ...] = (
         default=1,
         show_default=True,
         capacity=False,
+        needs=Needs("sync", "the sync mode's concurrency"),
     ),
     Setting(
         "read_ratio",
@@ -483,6 +499,18 @@ def config_schema() -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": list(properties), "properties": properties}
 
 
+def refuse_unneeded(mode_name: str, given: Callable[[str], bool]) -> None:
+    """UsageError for an option given (not defaulted) to a mode it means nothing to."""
+    from runner.concurrency import MODES
+    from runner.errors import UsageError
+
+    mode = MODES[mode_name]
+    for setting in SETTINGS:
+        if setting.needs is not None and given(setting.name) and not setting.needs.met_by(mode):
+            own = f"--{mode.width}" if mode.width else "--rate" if mode.takes_rate else "none of its own"
+            raise UsageError(f"{setting.flag} is {setting.needs.what}; --mode {mode_name} has none (its own is {own})")
+
+
 def reference() -> str:
     """docs/options.md: every option, its default and what it does."""
     rows = ["| option | default | what it does | sets in `.config` | `runner capacity` |", "|---|---|---|---|---|"]
@@ -497,9 +525,7 @@ def reference() -> str:
         "# Options\n\n"
         "Every option of `python -m runner`, and whether `runner capacity` takes it (it sets the load and the "
         "length itself, step by step). Generated from `runner/settings.py` by `python -m runner.settings`; "
-        "the result document's `.config` reports each option as the fields it sets.\n\n"
-        + "\n".join(rows)
-        + "\n"
+        "the result document's `.config` reports each option as the fields it sets.\n\n" + "\n".join(rows) + "\n"
     )
 
 

@@ -6,13 +6,14 @@ matplotlib is an optional extra (`pip install '.[plot]'`); it is imported only h
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from runner.analysis.report import scenario_name
 from runner.analysis.results import is_capacity
 from runner.errors import UsageError
-from runner.result import QUANTILES
+from runner.result import QUANTILES, Result
 
 PNG_DPI = 110
 
@@ -28,20 +29,26 @@ def _pyplot() -> Any:
     return plt
 
 
-def _p99(doc: dict[str, Any]) -> float:
-    return max((op["latency_ms"]["p99"] for op in doc["totals"]["by_op"].values()), default=0.0)
+def _p99(result: Result) -> float:
+    """The worst op type's p99."""
+    return max((result.figure(f"{op}.p99") or 0.0 for op in result.ops), default=0.0)
 
 
-def _label(name: str, doc: dict[str, Any]) -> str:
-    return f"{scenario_name(doc['config'])} ({Path(name.split(':')[0]).name}{':' + name.split(':')[1] if ':' in name else ''})"
+def _ops_per_s(result: Result) -> float:
+    return result.figure("ops_per_s") or 0.0
 
 
-def _by_chunk(plt: Any, results: list[tuple[str, dict[str, Any]]], value: Any, ylabel: str, path: Path) -> None:
+def _label(result: Result) -> str:
+    name = result.name
+    return f"{scenario_name(result.doc['config'])} ({Path(name.split(':')[0]).name}{':' + name.split(':')[1] if ':' in name else ''})"
+
+
+def _by_chunk(plt: Any, results: list[Result], value: Callable[[Result], float], ylabel: str, path: Path) -> None:
     """One line per (mode, procs): the value against --chunk."""
     lines: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for _, doc in results:
-        config = doc["config"]
-        lines[f"{config['mode']}, procs={config['procs']}"].append((config["chunk"], value(doc)))
+    for result in results:
+        options = result.options
+        lines[f"{options.mode}, procs={options.procs}"].append((options.chunk, value(result)))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, points in sorted(lines.items()):
         points.sort()
@@ -72,14 +79,14 @@ def stage_boundaries(doc: dict[str, Any]) -> list[float]:
     return [stage["start_s"] for stage in (doc.get("stages") or [])[1:]]
 
 
-def _over_time(plt: Any, results: list[tuple[str, dict[str, Any]]], points: Any, ylabel: str, title: str, path: Path) -> None:
+def _over_time(plt: Any, results: list[Result], points: Any, ylabel: str, title: str, path: Path) -> None:
     """Every run on one graph over time (the seed's DBeaver picture)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     boundaries: set[float] = set()
-    for name, doc in results:
-        xy = points(doc)
-        ax.plot([p[0] for p in xy], [p[1] for p in xy], label=_label(name, doc))
-        boundaries.update(stage_boundaries(doc))
+    for result in results:
+        xy = points(result.doc)
+        ax.plot([p[0] for p in xy], [p[1] for p in xy], label=_label(result))
+        boundaries.update(stage_boundaries(result.doc))
     for x in sorted(boundaries):  # --stages: where each step begins
         ax.axvline(x, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("seconds since the start barrier")
@@ -92,7 +99,7 @@ def _over_time(plt: Any, results: list[tuple[str, dict[str, Any]]], points: Any,
     plt.close(fig)
 
 
-def _summary(results: list[tuple[str, dict[str, Any]]], pictures: list[str]) -> str:
+def _summary(results: list[Result], pictures: list[str]) -> str:
     lines = [
         "# runner report",
         "",
@@ -101,15 +108,16 @@ def _summary(results: list[tuple[str, dict[str, Any]]], pictures: list[str]) -> 
         "| source | scenario | layer | workload | ops | wall s | ops/s | p99 ms (worst op) | peak server connections | errors | complete |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, doc in results:
-        totals, config = doc["totals"], doc["config"]
+    for result in results:
+        config = result.doc["config"]
+        figure = result.figure
         lines.append(
-            f"| {name} | {scenario_name(config)} | {config.get('layer', 'orm')} | {config['workload']} | {totals['ops']} "
-            f"| {totals['wall_s']:.2f} | {totals['ops_per_s']:.1f} | {_p99(doc):.2f} "
-            f"| {totals['connections']['server_peak']} | {totals['errors']} | {doc['complete']} |"
+            f"| {result.name} | {scenario_name(config)} | {config.get('layer', 'orm')} | {config['workload']} | {figure('ops'):.0f} "
+            f"| {figure('wall_s'):.2f} | {_ops_per_s(result):.1f} | {_p99(result):.2f} "
+            f"| {figure('connections.peak'):.0f} | {figure('errors'):.0f} | {result.complete} |"
         )
-    best_name, best = max(results, key=lambda r: r[1]["totals"]["ops_per_s"])
-    lines += ["", f"Best ops/s: {best['totals']['ops_per_s']:.1f} ({scenario_name(best['config'])}, {best_name}).", ""]
+    best = max(results, key=_ops_per_s)
+    lines += ["", f"Best ops/s: {_ops_per_s(best):.1f} ({scenario_name(best.doc['config'])}, {best.name}).", ""]
     lines += [f"![{p}]({p})" for p in pictures]
     return "\n".join(lines) + "\n"
 
@@ -166,7 +174,7 @@ def write_report(results: list[tuple[str, dict[str, Any]]], out_dir: Path) -> li
     plt = _pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     searches = [(name, doc) for name, doc in results if is_capacity(doc)]
-    runs = [(name, doc) for name, doc in results if not is_capacity(doc)]
+    runs = [Result(doc, name) for name, doc in results if not is_capacity(doc)]
     written, text = _write_runs(plt, runs, out_dir) if runs else ([], "# runner report\n\n")
     for index, (name, doc) in enumerate(searches):
         picture = "capacity.png" if len(searches) == 1 else f"capacity_{index + 1}.png"
@@ -178,16 +186,12 @@ def write_report(results: list[tuple[str, dict[str, Any]]], out_dir: Path) -> li
     return [summary, *written]
 
 
-def _write_runs(plt: Any, results: list[tuple[str, dict[str, Any]]], out_dir: Path) -> tuple[list[Path], str]:
+def _write_runs(plt: Any, results: list[Result], out_dir: Path) -> tuple[list[Path], str]:
     pictures = {
-        "ops_per_s_vs_chunk.png": lambda p: _by_chunk(plt, results, lambda d: d["totals"]["ops_per_s"], "ops/s", p),
+        "ops_per_s_vs_chunk.png": lambda p: _by_chunk(plt, results, _ops_per_s, "ops/s", p),
         "p99_vs_chunk.png": lambda p: _by_chunk(plt, results, _p99, "p99 latency, worst op (ms)", p),
-        "connections_over_time.png": lambda p: _over_time(
-            plt, results, _connection_points, "server connections", "Server connections over time", p
-        ),
-        "ops_per_s_over_time.png": lambda p: _over_time(
-            plt, results, lambda d: _timeline_points(d, lambda e: e["ops_per_s"]), "ops/s", "Throughput over time", p
-        ),
+        "connections_over_time.png": lambda p: _over_time(plt, results, _connection_points, "server connections", "Server connections over time", p),
+        "ops_per_s_over_time.png": lambda p: _over_time(plt, results, lambda d: _timeline_points(d, lambda e: e["ops_per_s"]), "ops/s", "Throughput over time", p),
     }
     written = []
     for filename, draw in pictures.items():

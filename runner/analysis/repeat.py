@@ -22,19 +22,23 @@ def spread(values: list[float]) -> dict[str, float]:
 def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """The median run's document (by ops/s), with every run's figures under `.repeat`."""
     ordered = sorted(docs, key=lambda d: d["totals"]["ops_per_s"])
-    median_doc = dict(ordered[(len(ordered) - 1) // 2])
     op_names = sorted({name for d in docs for name in d["totals"]["by_op"]})
-    median_doc["complete"] = all(d["complete"] for d in docs)
-    median_doc["repeat"] = {
+    return {
+        **ordered[(len(ordered) - 1) // 2],
+        "complete": all(d["complete"] for d in docs),
+        "repeat": _figures(docs, op_names),
+    }
+
+
+def _figures(docs: list[dict[str, Any]], op_names: list[str]) -> dict[str, Any]:
+    """`.repeat`: each figure --repeat keeps, over the runs, and every run's own."""
+    return {
         "runs": len(docs),
         "ops_per_s": spread([d["totals"]["ops_per_s"] for d in docs]),
         "wall_s": spread([d["totals"]["wall_s"] for d in docs]),
         "server_peak": spread([float(d["totals"]["connections"]["server_peak"]) for d in docs]),
         "by_op": {
-            name: {
-                quantile: spread([d["totals"]["by_op"][name]["latency_ms"][quantile] for d in docs if name in d["totals"]["by_op"]])
-                for quantile in ("p50", "p99")
-            }
+            name: {quantile: spread([d["totals"]["by_op"][name]["latency_ms"][quantile] for d in docs if name in d["totals"]["by_op"]]) for quantile in ("p50", "p99")}
             for name in op_names
         },
         "per_run": [
@@ -48,4 +52,3 @@ def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
             for d in docs
         ],
     }
-    return median_doc

@@ -208,15 +208,15 @@ def build(
     stop_reason: str | None,
     mismatch: str | None = None,
     cluster: dict[str, Any] | None = None,
+    load: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The document. `mismatch`: the database disagrees with the reported ops (incomplete);
-    `cluster`: the transport's description (Ray), None for local processes."""
+    """One run's document. `mismatch`: the database disagrees with the reported ops (incomplete);
+    `cluster`: the transport's description (Ray), None for local processes; `load`: how the
+    tables were filled. `.repeat` and `.checks` are the whole run's (runner.run.judged)."""
     collector.close()
     workers = collector.workers
     wall_s = _wall_ns(workers) / NS_PER_S
-    planned = {
-        w.worker_id: w.planned_ops - w.ok - w.errors - w.dropped - w.unfinished for w in workers if w.planned_ops is not None
-    }
+    planned = {w.worker_id: w.planned_ops - w.ok - w.errors - w.dropped - w.unfinished for w in workers if w.planned_ops is not None}
     ok = sum(w.ok for w in workers)
     errors = sum(w.errors for w in workers)
     errors_by_class = _added(totals.errors for totals in collector.by_op.values())
@@ -296,6 +296,9 @@ def build(
         "workers": [_worker_summary(w) for w in workers],
         "hosts": host_summary(workers),
         "database": database,
+        "repeat": None,
+        "load": load,
+        "checks": None,
     }
 
 
@@ -341,7 +344,8 @@ def _placement(doc: dict[str, Any]) -> list[str]:
             where = node["address"] or node["node"][:12]
             lines.append(
                 f"workers {_ranges(lost)} lost on node {where}, which is still up (their actors ended, not the host)"
-                if node["alive"] else f"node {where} lost, and its workers {_ranges(lost)}"
+                if node["alive"]
+                else f"node {where} lost, and its workers {_ranges(lost)}"
             )
     return lines
 
@@ -391,8 +395,7 @@ def human_summary(doc: dict[str, Any]) -> str:
     lines = [
         f"runner {doc['environment']['runner']} | workload {doc['config']['workload']} | "
         f"PostgreSQL {server.get('version')} ({where}) | seed {doc['config']['seed']}" + _load_shape(doc["config"]),
-        f"{'scenario':<28} {'ops':>8} {'time s':>8} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'peak conns':>10} {'errors':>7}",
+        f"{'scenario':<28} {'ops':>8} {'time s':>8} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'peak conns':>10} {'errors':>7}",
     ]
 
     def row(name: str, ops: int, wall: str, rate: float, lat: dict[str, float] | None, conns: str, errs: int) -> str:

@@ -18,6 +18,7 @@ from runner.analysis.report import SCHEMA_VERSION, environment
 from runner.capacity.search import Search, SearchSpec
 from runner.errors import ExitCode, UsageError
 from runner.output import ResultStream
+from runner.result import Result
 from runner.run import Interrupted, Outcome, bench
 from runner.spec import RunSpec
 from workloads import resolve
@@ -53,35 +54,36 @@ class CapacitySpec:
 
 def judge(doc: dict[str, Any], checks: list[Check]) -> dict[str, Any]:
     """One step's entry in `.steps`: its figures, the SLOs' results, and what broke."""
+    result = Result(doc, "step")
+    figure = result.figure
     totals = doc["totals"]
-    schedule = totals["schedule"]
+    schedule = totals["schedule"]  # the open loop's own figures, no --check's
     results = [check.evaluate(doc) for check in checks]
-    broken = [
-        f"{r['check']} (measured {'nothing' if r['value'] is None else show(r['value'])})" for r in results if not r["pass"]
-    ]
+    broken = [f"{r['check']} (measured {'nothing' if r['value'] is None else show(r['value'])})" for r in results if not r["pass"]]
     named = {check.figure.rpartition(".")[2] for check in checks}  # an SLO on a figure replaces its default
-    if totals["errors"] and not named & {"errors", "error_rate"}:
+    errors = int(figure("errors") or 0)
+    if errors and not named & {"errors", "error_rate"}:
         classes = ", ".join(f"{name} {n}" for name, n in sorted(totals["errors_by_class"].items()))
-        broken.append(f"{totals['errors']} ops failed ({classes})")
-    stragglers = stragglers_allowed(schedule["rate_per_s"], doc["config"]["procs"])
+        broken.append(f"{errors} ops failed ({classes})")
+    stragglers = stragglers_allowed(schedule["rate_per_s"], result.options.procs)
     unserved = {
-        f"dropped at --max-inflight {schedule['max_inflight']}": 0 if "dropped" in named else totals["dropped"],
+        f"dropped at --max-inflight {schedule['max_inflight']}": 0 if "dropped" in named else int(figure("dropped") or 0),
         "never issued (the client fell behind)": schedule["not_issued"] if schedule["not_issued"] > stragglers else 0,
-        "unfinished": totals["unfinished"],
+        "unfinished": int(figure("unfinished") or 0),
     }
     if any(unserved.values()):
         broken.append("rate not served: " + ", ".join(f"{n} ops {what}" for what, n in unserved.items() if n))
-    if not doc["complete"]:  # cut short: its figures judge nothing (ops due after the stop were "never issued")
+    if not result.complete:  # cut short: its figures judge nothing (ops due after the stop were "never issued")
         broken = []
     bottleneck = doc["client"]["bottleneck"]
     return {
         "rate_per_s": schedule["rate_per_s"],
-        "pass": not broken and doc["complete"],
+        "pass": not broken and result.complete,
         "broken": broken,
         "checks": results,
-        "ops_per_s": totals["ops_per_s"],
+        "ops_per_s": figure("ops_per_s"),
         "ok": totals["ok"],
-        "errors": totals["errors"],
+        "errors": errors,
         "dropped": totals["dropped"],
         "not_issued": schedule["not_issued"],
         "stragglers_allowed": stragglers,
@@ -90,7 +92,7 @@ def judge(doc: dict[str, Any], checks: list[Check]) -> dict[str, Any]:
         "latency_ms": {name: op["latency_ms"] for name, op in totals["by_op"].items()},
         "server_connections_peak": totals["connections"]["server_peak"],
         "client_limited": bottleneck["limited"],
-        "complete": doc["complete"],
+        "complete": result.complete,
         "stop_reason": doc["stop_reason"],
         "warnings": thin_tails(doc, checks),
     }
@@ -108,13 +110,13 @@ def thin_tails(doc: dict[str, Any], checks: list[Check]) -> list[str]:
     for check in checks:
         op, _, rest = check.figure.partition(".")
         share = QUANTILE_SHARE.get(rest.rpartition(".")[2])
-        summary = doc["totals"]["by_op"].get(op)
-        if share is None or summary is None:
+        ok = Result(doc, "step").figure(f"{op}.ok")
+        if share is None or ok is None:
             continue
         needed = math.ceil(TAIL_SAMPLES / (1 - share))
-        if summary["ok"] < needed:
+        if ok < needed:
             found.append(
-                f"{check.text}: {rest} from {summary['ok']:,} ops, fewer than the {needed:,} it rests on ({TAIL_SAMPLES} beyond it): "
+                f"{check.text}: {rest} from {ok:,.0f} ops, fewer than the {needed:,} it rests on ({TAIL_SAMPLES} beyond it): "
                 "a longer --step (or a higher rate) measures it"
             )
     return found
@@ -214,9 +216,7 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         why = "every rate up to --max-rate" if doc["outcome"] == "max_rate" else "every step before the search stopped"
         lines.append(f"capacity: at least {doc['capacity_per_s']:g}/s: {why} met {slos}")
     else:
-        lines.append(
-            f"capacity: {doc['capacity_per_s']:g}/s met {slos}; {doc['first_failing_per_s']:g}/s did not: " + "; ".join(doc["broken"])
-        )
+        lines.append(f"capacity: {doc['capacity_per_s']:g}/s met {slos}; {doc['first_failing_per_s']:g}/s did not: " + "; ".join(doc["broken"]))
     lines += [f"warning: {w}" for w in doc["warnings"]]
     if not doc["complete"]:
         lines.append(f"INCOMPLETE: {doc['stop_reason']}")
