@@ -125,6 +125,7 @@ ACTOR_TITLE = "ray::RunnerWorker"
 # the leak check sees this session's processes only: another runner's, or another test
 # session's on the same machine, are none of its business (and must not fail it).
 SESSION_MARK = "RUNNER_TEST_SESSION"
+TMP_ROOT = "RUNNER_TEST_TMP_ROOT"  # where every session's TMPDIR is made (the first session's temp dir)
 
 
 def _ours(proc: psutil.Process) -> bool:
@@ -151,7 +152,11 @@ def temp_glob() -> str:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """A TMPDIR and a mark of this session's own, inherited by everything it starts."""
     os.environ[SESSION_MARK] = uuid.uuid4().hex
-    session_tmp = tempfile.mkdtemp(prefix="runner-tests-")
+    # With pytest-xdist each worker is a session of its own, started by the controller after its
+    # own session began: its TMPDIR goes beside the controller's, not inside it (Ray's socket
+    # paths under it must stay within AF_UNIX's 107 bytes).
+    root = os.environ.setdefault(TMP_ROOT, tempfile.gettempdir())
+    session_tmp = tempfile.mkdtemp(prefix="runner-tests-", dir=root)
     os.chmod(session_tmp, 0o755)  # as root, the embedded server's OS user works inside it
     os.environ["TMPDIR"] = session_tmp
     tempfile.tempdir = None  # gettempdir() reads TMPDIR again

@@ -25,6 +25,8 @@ from ray.cluster_utils import Cluster
 from runner.dsn import parse_dsn
 from tests.conftest import REPO, query, run_runner, started
 
+pytestmark = pytest.mark.xdist_group("ray")  # one Ray test at a time (pyproject.toml's addopts)
+
 ACTOR_TITLE = "ray::RunnerWorker"
 
 
