@@ -132,13 +132,19 @@ def report_cmd(files: tuple[str, ...], out: str) -> int:
     return int(ExitCode.OK)
 
 
+FAIL_IF_HELP = (
+    "Repeatable: exit 7 when B is past this change from A (a timing: and beyond the spread), "
+    "e.g. 'ops_per_s < -5%', 'feed.statements_per_op > +0%', '*.statements_per_op > +0'."
+)
+
+
 @click.command("compare", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("a")
 @click.argument("b")
-@click.option("--fail-if", "fail_if", multiple=True, help="Repeatable: exit 7 when B is past this change from A and beyond the spread, e.g. 'ops_per_s < -5%'.")
+@click.option("--fail-if", "fail_if", multiple=True, help=FAIL_IF_HELP)
 def compare_cmd(a: str, b: str, fail_if: tuple[str, ...]) -> int:
     """Two results side by side: deltas in %, and whether each is beyond the runs' spread."""
-    from runner.analysis.compare import compare, fail_ifs, mismatch, parse_fail_if, render
+    from runner.analysis.compare import compare, fail_ifs, fail_line, mismatch, parse_fail_if, render
     from runner.result import read_one
 
     for text in fail_if:  # a bad expression is one line before anything is read
@@ -147,14 +153,14 @@ def compare_cmd(a: str, b: str, fail_if: tuple[str, ...]) -> int:
     name_a, name_b = result_a.name, result_b.name
     warnings = mismatch(result_a, result_b)
     rows = compare(result_a, result_b)
-    judged = fail_ifs(fail_if, rows)
+    judged = fail_ifs(fail_if, rows, result_a, result_b)
     click.echo(json.dumps({"a": name_a, "b": name_b, "warnings": warnings, "rows": rows, "fail_if": judged}))
     click.echo(render(rows, name_a, name_b), err=True)
     for warning in warnings:
         click.echo(f"runner: warning: {warning}", err=True)
     for result in judged:
         if result["fail"]:
-            click.echo(f"runner: compare failed: {result['fail_if']}: {result['metric']} changed {result['delta_pct']:+.1f}%, beyond the spread", err=True)
+            click.echo(f"runner: compare failed: {fail_line(result)}", err=True)
     return int(ExitCode.CHECKS if any(r["fail"] for r in judged) else ExitCode.OK)
 
 

@@ -10,7 +10,10 @@ Figures (as `runner --check` takes them):
 
     ops_per_s | ok | ops | errors | error_rate | unfinished | dropped | wall_s | connections.peak
     OP.(ops_per_s | ok | ops | errors | error_rate | p50 | p90 | p99 | p99_9 | max | mean
-        | statements_per_op | rows_per_op | pool_wait.Q | db.Q | python.Q)    (Q one of the quantiles)
+        | statements_per_op | rows_per_op | streamed_per_op | repeated_per_op
+        | pool_wait.Q | db.Q | python.Q)    (Q one of the quantiles)
+
+repeated_per_op is the op's most repeated statement's count per op (`.anatomy.most_repeated`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ RUN_FIGURES = ("ops_per_s", "ok", "ops", "errors", "error_rate", "unfinished", "
 QUANTILES = ("p50", "p90", "p99", "p99_9", "max", "mean")
 OP_COUNTS = ("ops_per_s", "ok", "ops", "errors", "error_rate")
 ANATOMY_PARTS = ("pool_wait", "db", "python")
-ANATOMY_COUNTS = ("statements_per_op", "rows_per_op")
+# Counts per op from the anatomy: the same for the same --seed on any machine (no spread needed).
+ANATOMY_COUNTS = ("statements_per_op", "rows_per_op", "streamed_per_op", "repeated_per_op")
 # Figures --repeat keeps per run, and where: run-wide in .repeat, per op in .repeat.by_op.OP.
 REPEATED_RUN = {"ops_per_s": "ops_per_s", "wall_s": "wall_s", "connections.peak": "server_peak"}
 REPEATED_OP = ("p50", "p99")
@@ -45,6 +49,11 @@ def is_figure(name: str, ops: tuple[str, ...]) -> bool:
         return False
     part, _, quantile = rest.partition(".")
     return rest in OP_COUNTS + QUANTILES + ANATOMY_COUNTS or (part in ANATOMY_PARTS and quantile in QUANTILES)
+
+
+def is_count(name: str) -> bool:
+    """An anatomy count per op (statements, rows): deterministic for a --seed."""
+    return name.partition(".")[2] in ANATOMY_COUNTS
 
 
 def is_latency(name: str) -> bool:
@@ -126,11 +135,17 @@ class Result:
         if anatomy is None:
             return None
         if rest in ANATOMY_COUNTS:
-            value = anatomy[rest]
+            value = (anatomy.get("most_repeated") or {}).get("per_op") if rest == "repeated_per_op" else anatomy.get(rest)
             return None if value is None else float(value)
         part, _, quantile = rest.partition(".")
         figures = anatomy.get(f"{part}_ms")
         return None if figures is None else float(figures[quantile])
+
+    def most_repeated(self, op: str) -> tuple[str, float] | None:
+        """The op's most repeated statement and its count per op (with the anatomy on)."""
+        summary = self.doc["totals"]["by_op"].get(op) or {}
+        repeated = (summary.get("anatomy") or {}).get("most_repeated")
+        return None if not repeated else (str(repeated["statement"]), float(repeated["per_op"]))
 
     def spread(self, name: str) -> Spread | None:
         """The figure over the runs of a --repeat document; None for one run, or a figure --repeat

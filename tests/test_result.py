@@ -14,6 +14,7 @@ from runner.errors import UsageError
 from runner.resolve import resolve
 from runner.result import ANATOMY_COUNTS, ANATOMY_PARTS, OP_COUNTS, QUANTILES, RUN_FIGURES, Result, Spread, is_figure, load
 from runner.spec import Options
+from tests.conftest import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ONE, REPEATED = FIXTURES / "run-seed-200.json", FIXTURES / "run-seed-200-repeat3.json"
@@ -81,3 +82,35 @@ def test_a_result_compared_with_itself_changes_nothing() -> None:
     rows = compare(repeated, repeated)
     assert rows and all(row["delta_pct"] in (0.0, None) for row in rows)
     assert all(row["significant"] is False for row in rows)
+
+
+def _with_read_statements(doc: dict[str, Any], per_op: float, repeated: float) -> dict[str, Any]:
+    """The document as if its read op sent `per_op` statements, one of them `repeated` times per op
+    (what a lost joinedload does to a feed)."""
+    changed = json.loads(json.dumps(doc))
+    anatomy = changed["totals"]["by_op"]["read"]["anatomy"]
+    anatomy["statements_per_op"] = per_op
+    anatomy["most_repeated"] = {"statement": "SELECT runner.b.id FROM runner.b WHERE runner.b.a_id = $1", "per_op": repeated, "per_try": repeated}
+    return changed
+
+
+def test_a_doubled_statement_count_fails_the_gate_without_any_repeat(tmp_path: Path) -> None:
+    base, pr = tmp_path / "base.json", tmp_path / "pr.json"
+    base.write_text(json.dumps(_doc(ONE)))
+    pr.write_text(json.dumps(_with_read_statements(_doc(ONE), 3.7, 2.0)))
+    failed = run_cli("compare", str(base), str(pr), "--fail-if", "read.statements_per_op > +0%")
+    assert failed.code == 7, failed.stderr
+    line = next(text for text in failed.stderr.splitlines() if "compare failed" in text)
+    assert "read statements_per_op changed +100.1%" in line and "2 per op" in line and "WHERE runner.b.a_id" in line
+    assert run_cli("compare", str(base), str(pr), "--fail-if", "*.statements_per_op > +1").code == 7  # +1.85 statements
+    assert run_cli("compare", str(base), str(pr), "--fail-if", "*.statements_per_op > +2").code == 0
+    same = run_cli("compare", str(base), str(base), "--fail-if", "*.statements_per_op > +0", "--fail-if", "*.rows_per_op > +0%")
+    assert same.code == 0 and same.doc is not None and len(same.doc["fail_if"]) == 2 * len(Result(_doc(ONE)).ops)
+
+
+def test_a_count_gate_is_refused_where_it_means_nothing(tmp_path: Path) -> None:
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(_doc(ONE)))
+    for text, needle in (("ops_per_s < -5", "write FIGURE"), ("*.p99 > +5%", "unknown figure"), ("read.rows > +0", "unknown figure")):
+        result = run_cli("compare", str(base), str(base), "--fail-if", text)
+        assert result.code == 2 and needle in result.stderr and result.stderr.count("\n") == 1, result.stderr

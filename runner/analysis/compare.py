@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import UsageError
-from runner.result import Result
+from runner.result import ANATOMY_COUNTS, Result, is_count
 
 # The run-wide rows: figure name (runner.result, as --check and --fail-if name it) -> (label, higher is better).
 RUN_METRICS: dict[str, tuple[str, bool]] = {
@@ -18,11 +19,16 @@ RUN_METRICS: dict[str, tuple[str, bool]] = {
 
 
 def _metrics(a: Result, b: Result) -> list[tuple[str, str, bool]]:
-    """(figure, label, higher is better) for every row: the run's, then p50 and p99 of each op both ran."""
+    """(figure, label, higher is better) for every row: the run's, then p50 and p99 of each op both
+    ran, then each anatomy count both measured (statements, rows per op: fewer is better)."""
     metrics = [(figure, label, better) for figure, (label, better) in RUN_METRICS.items()]
     for op in sorted(set(a.ops) & set(b.ops)):
         for q in ("p50", "p99"):
             metrics.append((f"{op}.{q}", f"{op} {q} ms", False))
+        for count in ANATOMY_COUNTS:
+            figure = f"{op}.{count}"
+            if a.figure(figure) is not None and b.figure(figure) is not None:
+                metrics.append((figure, f"{op} {count}", False))
     return metrics
 
 
@@ -54,7 +60,10 @@ def _row(a: Result, b: Result, figure: str, label: str, higher_is_better: bool) 
     value_a = spread_a.median if spread_a else _value(a, figure)
     value_b = spread_b.median if spread_b else _value(b, figure)
     beyond: bool | None
-    if figure == "wall_s" and (a.options.duration_s is not None or b.options.duration_s is not None):
+    if is_count(figure):  # the same for the same --seed anywhere: any change is the code's
+        beyond = value_a != value_b
+        verdict = "changed (a count: no spread needed)" if beyond else "the same (a count: no spread needed)"
+    elif figure == "wall_s" and (a.options.duration_s is not None or b.options.duration_s is not None):
         beyond, verdict = False, "set by --duration: not a measurement"
     elif spread_a and spread_b:
         beyond = not spread_a.overlaps(spread_b)
@@ -67,6 +76,7 @@ def _row(a: Result, b: Result, figure: str, label: str, higher_is_better: bool) 
         verdict += ": B better" if better else ": B worse"
     return {
         "metric": label,
+        "figure": figure,
         "a": value_a,
         "b": value_b,
         "delta_pct": round((value_b - value_a) / value_a * 100, 2) if value_a else None,
@@ -90,33 +100,89 @@ def render(rows: list[dict[str, Any]], name_a: str, name_b: str) -> str:
     return "\n".join(lines)
 
 
-FAIL_IF = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*([<>])\s*([+-]?\d+(?:\.\d+)?)\s*%\s*$")
-def parse_fail_if(text: str) -> tuple[str, str, float]:
-    """`'ops_per_s < -5%'` -> ("ops/s", "<", -5.0); `'read.p99 > +10%'` -> ("read p99 ms", ">", 10.0)."""
+# FIGURE < -N% | FIGURE > +N%; a count's may be absolute (`> +0`) and name every op (`*.statements_per_op`).
+FAIL_IF = re.compile(r"^\s*(\*?[A-Za-z_]*[\w.\-]*)\s*([<>])\s*([+-]?\d+(?:\.\d+)?)\s*(%?)\s*$")
+WRITE = "write FIGURE < -N% or FIGURE > +N%, e.g. 'ops_per_s < -5%', 'read.p99 > +10%' or 'read.statements_per_op > +0'"
+@dataclass(frozen=True)
+class FailIf:
+    text: str
+    figure: str  # "ops_per_s", "read.p99", "*.statements_per_op"
+    side: str  # "<" or ">"
+    threshold: float
+    percent: bool  # a change in %, else in the figure's own unit (counts only)
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        if self.figure.startswith("*."):
+            return str(row["figure"]).partition(".")[2] == self.figure[2:]
+        return bool(row["figure"] == self.figure)
+
+    def past(self, row: dict[str, Any]) -> bool:
+        delta = row["delta_pct"] if self.percent else row["b"] - row["a"]
+        if delta is None:  # from 0 to something: any rise is past a "> +N%", any fall past a "< -N%"
+            return (row["b"] > row["a"]) == (self.side == ">") and row["b"] != row["a"]
+        return bool(delta < self.threshold if self.side == "<" else delta > self.threshold)
+
+
+def parse_fail_if(text: str) -> FailIf:
+    """`'ops_per_s < -5%'`, `'read.p99 > +10%'`, `'read.statements_per_op > +0'`, `'*.rows_per_op > +0%'`."""
     match = FAIL_IF.match(text)
     if match is None:
-        raise UsageError(f"--fail-if {text!r}: write FIGURE < -N% or FIGURE > +N%, e.g. 'ops_per_s < -5%' or 'read.p99 > +10%'")
-    figure, side, number = match.groups()
-    op, _, quantile = figure.partition(".")
-    metric = RUN_METRICS[figure][0] if figure in RUN_METRICS else (f"{op} {quantile} ms" if quantile in ("p50", "p99") else None)
-    if metric is None:
-        raise UsageError(f"--fail-if {text!r}: unknown figure {figure!r}: one of {', '.join(RUN_METRICS)}, or OP.p50, OP.p99")
-    return metric, side, float(number)
+        raise UsageError(f"--fail-if {text!r}: {WRITE}")
+    figure, side, number, percent = match.groups()
+    op, _, rest = figure.partition(".")
+    timing = figure in RUN_METRICS or (op != "*" and rest in ("p50", "p99"))
+    if not timing and not (rest in ANATOMY_COUNTS and op):
+        raise UsageError(
+            f"--fail-if {text!r}: unknown figure {figure!r}: one of {', '.join(RUN_METRICS)}, OP.p50, OP.p99, "
+            f"or OP.COUNT (COUNT one of {', '.join(ANATOMY_COUNTS)}; OP * for every op)"
+        )
+    if timing and not percent:
+        raise UsageError(f"--fail-if {text!r}: {WRITE}")
+    return FailIf(text, figure, side, float(number), bool(percent))
 
 
-def fail_ifs(texts: tuple[str, ...], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each --fail-if against the compared rows: it fails only past its threshold *and* beyond
-    both results' spread, so noise never fails a build."""
-    by_metric = {row["metric"]: row for row in rows}
+def fail_ifs(texts: tuple[str, ...], rows: list[dict[str, Any]], a: Result | None = None, b: Result | None = None) -> list[dict[str, Any]]:
+    """Each --fail-if against the compared rows: a timing figure fails only past its threshold *and*
+    beyond both results' spread, so noise never fails a build; a count (statements per op) fails
+    past its threshold alone, and says which statement B repeats."""
     results = []
     for text in texts:
-        metric, side, threshold = parse_fail_if(text)
-        row = by_metric.get(metric)
-        if row is None:
-            raise UsageError(f"--fail-if {text!r}: the two results have no {metric!r} in common")
-        if row["significant"] is None:
-            raise UsageError(f"--fail-if {text!r}: needs --repeat runs on both sides to know the spread (e.g. --repeat 3)")
-        delta = row["delta_pct"]
-        past = delta is not None and (delta < threshold if side == "<" else delta > threshold)
-        results.append({"fail_if": text, "metric": metric, "delta_pct": delta, "beyond_spread": row["significant"], "fail": bool(past and row["significant"])})
+        rule = parse_fail_if(text)
+        matched = [row for row in rows if rule.matches(row)]
+        if not matched:
+            raise UsageError(f"--fail-if {text!r}: the two results have no {rule.figure!r} in common (a count needs --anatomy on both)")
+        for row in matched:
+            if row["significant"] is None:
+                raise UsageError(f"--fail-if {text!r}: needs --repeat runs on both sides to know the spread (e.g. --repeat 3)")
+            fail = rule.past(row) and bool(row["significant"])
+            results.append(
+                {
+                    "fail_if": text,
+                    "metric": row["metric"],
+                    "figure": row["figure"],
+                    "delta_pct": row["delta_pct"],
+                    "beyond_spread": row["significant"],
+                    "fail": fail,
+                    "detail": _repeated_statement(row["figure"], a, b) if fail and is_count(row["figure"]) else None,
+                }
+            )
     return results
+
+
+def _repeated_statement(figure: str, a: Result | None, b: Result | None) -> str | None:
+    """What B's op repeats, and how often against A: the statement a lost joinedload multiplied."""
+    op = figure.partition(".")[0]
+    found_b = b.most_repeated(op) if b is not None else None
+    if found_b is None:
+        return None
+    found_a = a.most_repeated(op) if a is not None else None
+    before = f"; A: {found_a[1]:g} per op" + ("" if found_a[0] == found_b[0] else f" of its own most repeated, {found_a[0]!r}") if found_a else ""
+    return f"B's most repeated statement, {found_b[1]:g} per op{before}: {found_b[0]}"
+
+
+def fail_line(result: dict[str, Any]) -> str:
+    """One failed --fail-if, as stderr says it."""
+    delta = "from nothing" if result["delta_pct"] is None else f"{result['delta_pct']:+.1f}%"
+    why = "" if is_count(result["figure"]) else ", beyond the spread"
+    detail = f" ({result['detail']})" if result["detail"] else ""
+    return f"{result['fail_if']}: {result['metric']} changed {delta}{why}{detail}"

@@ -10,7 +10,7 @@ import pytest
 from runner.analysis.compare import compare, mismatch
 from runner.analysis.repeat import spread
 from runner.errors import UsageError
-from runner.result import Result
+from runner.result import Result, is_count
 from tests.conftest import run_cli, run_runner
 
 
@@ -64,8 +64,8 @@ def test_compare_without_repeats_says_it_cannot_tell(dsn: str, tmp_path: Path) -
         run_runner("--ops", "60", "--output", str(path), "--quiet", dsn=dsn)
     compared = run_runner("compare", str(a), str(b)).doc
     assert compared is not None
-    rows = compared["rows"]
-    assert all(row["significant"] is None and "with --repeat" in row["verdict"] for row in rows)
+    timings = [row for row in compared["rows"] if not is_count(row["figure"])]  # a count needs no spread
+    assert timings and all(row["significant"] is None and "with --repeat" in row["verdict"] for row in timings)
     blind = run_runner("compare", str(a), str(b), "--fail-if", "ops_per_s < -5%")
     assert blind.code == 2 and "needs --repeat runs on both sides" in blind.stderr and len(blind.stderr.strip().splitlines()) == 1
     bad = run_runner("compare", str(a), str(b), "--fail-if", "ops_per_s < 5")
@@ -170,3 +170,23 @@ def test_the_summary_says_a_node_was_lost_only_when_it_was() -> None:
 
     assert _placement(doc(True))[-1] == "workers 0 lost on node 10.0.0.2, which is still up (their actors ended, not the host)"
     assert _placement(doc(False))[-1] == "node 10.0.0.2 lost, and its workers 0"
+
+
+@pytest.mark.system
+def test_a_pull_request_that_multiplies_an_ops_statements_fails_the_gate(dsn: str, tmp_path: Path) -> None:
+    """The newcomer's case: the PR drops an eager load (selectin -> lazy), the read op's statements
+    go from 2 to 11 per op; one run on each side, no --repeat, on any machine load."""
+    from tests.worker.test_anatomy import LAZY
+
+    outputs = {}
+    for side, lazy in (("base", "selectin"), ("pr", "select")):
+        workload = tmp_path / f"{side}_family.py"
+        workload.write_text(LAZY.format(lazy=lazy))
+        outputs[side] = tmp_path / f"{side}.json"
+        ran = run_runner("--workload", str(workload), "--mode", "sync", "--ops", "20", "--seed", "1", "--output", str(outputs[side]), "--quiet", dsn=dsn)
+        assert ran.code == 0, ran.stderr
+    gate = run_cli("compare", str(outputs["base"]), str(outputs["pr"]), "--fail-if", "read.statements_per_op > +0%")
+    assert gate.code == 7, gate.stderr
+    line = next(text for text in gate.stderr.splitlines() if "compare failed" in text)
+    assert "read statements_per_op changed +450.0%" in line and "10 per op" in line and "child" in line
+    assert run_cli("compare", str(outputs["base"]), str(outputs["base"]), "--fail-if", "*.statements_per_op > +0").code == 0
