@@ -63,6 +63,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from runner.advise.paired import t975  # noqa: E402
 from runner.dsn import child_env  # noqa: E402
 from runner.server.control import connect, control_engine, prepare_schema  # noqa: E402
 from runner.server.embedded import start_embedded  # noqa: E402
@@ -84,9 +85,6 @@ CELLS = {
 }
 
 
-# Student's t at 97.5 % (a two-sided 95 % interval) by degrees of freedom; between two entries the
-# smaller one's, which is the wider interval
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
 REAP_S = 0.3  # for the postmaster to reap the side's last backends, whose CPU it then holds
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -140,7 +138,7 @@ def ratio_interval(ratios: list[float]) -> tuple[float, list[float] | None]:
     mean = statistics.fmean(logs)
     if len(logs) < 2:
         return math.exp(mean), None
-    t = T975[max(df for df in T975 if df <= len(logs) - 1)]
+    t = t975(len(logs) - 1)
     half = t * statistics.stdev(logs) / math.sqrt(len(logs))
     return math.exp(mean), [math.exp(mean - half), math.exp(mean + half)]
 

@@ -6,8 +6,9 @@ import json
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -18,6 +19,9 @@ from runner.logs import configure
 from runner.resolve import resolve
 from runner.settings import click_options, refuse_unneeded, to_options
 from runner.spec import RunSpec
+
+if TYPE_CHECKING:
+    from runner.run import Outcome
 
 EPILOG = """\b
 Examples:
@@ -195,8 +199,7 @@ def _capacity(**options: Any) -> int:
     from runner.capacity.find import CapacitySpec, find_capacity, summary_lines
     from runner.capacity.search import SearchSpec
     from runner.config import parse_duration
-    from runner.output import ResultStream, check_writable
-    from runner.run import Interrupted
+    from runner.output import ResultStream
 
     stream = ResultStream.claim_stdout()
     precision_text = options.pop("precision")
@@ -214,14 +217,23 @@ def _capacity(**options: Any) -> int:
     )
     config = resolve(to_options(options, rate_per_s=spec.search.start_per_s, duration_s=spec.step_s, warmup_s=spec.step_warmup_s))
     spec.checks(config)  # a bad --slo is one line before any server starts
+    return _steps_command(config, stream, lambda: find_capacity(config, spec, stream), summary_lines)
+
+
+def _steps_command(config: RunSpec, stream: Any, measure: Callable[[], Outcome], summary: Callable[[dict[str, Any]], list[str]]) -> int:
+    """A command of many measured steps on one server (capacity, advise): its document delivered
+    as a run's is, then its summary on stderr."""
+    from runner.output import check_writable
+    from runner.run import Interrupted
+
     if config.output is not None:
         check_writable(config.output)
     try:
-        outcome = find_capacity(config, spec, stream)
+        outcome = measure()
     except Interrupted as exc:
         return _fail(f"interrupted by {exc} before any step was measured", exc.exit_code)
     code = _deliver(outcome.report, outcome.exit_code, config, stream)
-    for line in summary_lines(outcome.report):
+    for line in summary(outcome.report):
         click.echo(line, err=True)
     return int(code)
 
@@ -234,12 +246,15 @@ def _share(text: str, option: str) -> float:
         raise UsageError(f"{option} takes a share such as 5% or 0.05, got {text!r}") from None
 
 
-capacity_cmd = click.Command(
+def _command(name: str, callback: Callable[..., int], params: list[click.Parameter]) -> click.Command:
+    """A subcommand of many steps, its help its callback's docstring."""
+    return click.Command(name, context_settings={"help_option_names": ["-h", "--help"]}, callback=callback, help=callback.__doc__, params=params)
+
+
+capacity_cmd = _command(
     "capacity",
-    context_settings={"help_option_names": ["-h", "--help"]},
-    callback=_capacity,
-    help=_capacity.__doc__,
-    params=[
+    _capacity,
+    [
         click.Option(["--slo", "slos"], multiple=True, required=True, help="Repeatable, the --check grammar: 'read.p99 < 50ms', 'error_rate < 1%'."),
         click.Option(["--start-rate"], type=float, default=20.0, show_default=True, help="The first step's rate, ops/s across all workers."),
         click.Option(["--growth"], type=float, default=2.0, show_default=True, help="While steps pass, the next rate is this many times the last."),
@@ -252,7 +267,57 @@ capacity_cmd = click.Command(
     ],
 )
 
-SUBCOMMANDS = {"report": report_cmd, "compare": compare_cmd, "explain": explain_cmd, "capacity": capacity_cmd}
+
+def _advise(**options: Any) -> int:
+    """Which configuration serves this workload best here: sync or async, driver, processes, ops
+    in flight. Each family climbs a concurrency ladder (fitted with the Universal Scalability
+    Law), then the best of each meet in paired, interleaved rounds; the answer says "can't tell"
+    when the rounds cannot."""
+    import os
+
+    from runner.advise.advise import AdviseSpec, advise, summary_lines
+    from runner.advise.families import DEFAULT_FAMILIES, parse_families
+    from runner.config import parse_duration
+    from runner.output import ResultStream
+
+    stream = ResultStream.claim_stdout()
+    max_procs = options.pop("max_procs") or os.cpu_count() or 1
+    if max_procs < 1 or options["max_connections"] < 1 or options["max_width"] < 1 or options["rounds"] < 2:
+        raise UsageError("--max-procs, --max-connections and --max-width must be at least 1, --rounds at least 2")
+    spec = AdviseSpec(
+        families=parse_families(options.pop("candidates") or ",".join(DEFAULT_FAMILIES)),
+        procs=tuple(range(1, max_procs + 1)),
+        max_connections=options.pop("max_connections"),
+        max_width=options.pop("max_width"),
+        slos=options.pop("slos"),
+        budget_s=parse_duration(options.pop("budget"), "--budget"),
+        rounds=options.pop("rounds"),
+        step_s=parse_duration(options.pop("step"), "--step"),
+        step_warmup_s=parse_duration(options.pop("step_warmup"), "--step-warmup", zero_ok=True),
+    )
+    config = resolve(to_options(options, duration_s=spec.step_s, warmup_s=spec.step_warmup_s))
+    spec.checks(config)  # a bad --slo is one line before any server starts
+    return _steps_command(config, stream, lambda: advise(config, spec, stream), summary_lines)
+
+
+ADVISE_DECIDES = frozenset({"procs", "driver", "pool_size", "max_overflow"})  # set per candidate
+advise_cmd = _command(
+    "advise",
+    _advise,
+    [
+        click.Option(["--candidates"], default=None, help="Families, comma-separated: sync, sync-psycopg, window, window-psycopg, chunked  [default: sync,window]."),
+        click.Option(["--max-procs"], type=int, default=None, help="Try 1 to this many processes  [default: the host's cores]."),
+        click.Option(["--max-connections"], type=int, default=64, show_default=True, help="The connections the answer may hold (the server's or the pooler's budget)."),
+        click.Option(["--max-width"], type=int, default=64, show_default=True, help="Most ops in flight per process to try."),
+        click.Option(["--slo", "slos"], multiple=True, help="Repeatable, the --check grammar: a candidate that breaks one is not advised."),
+        click.Option(["--budget"], default="5m", show_default=True, help="Wall time the whole experiment may take."),
+        click.Option(["--rounds"], type=int, default=5, show_default=True, help="Most paired rounds per comparison."),
+        click.Option(["--step"], default="3s", show_default=True, help="Measured time per step."),
+        click.Option(["--step-warmup"], default="1s", show_default=True, help="Warm-up before each step."),
+        *click_options(capacity=True, without=ADVISE_DECIDES),
+    ],
+)
+SUBCOMMANDS = {"report": report_cmd, "compare": compare_cmd, "explain": explain_cmd, "capacity": capacity_cmd, "advise": advise_cmd}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -475,9 +475,10 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
-def click_options(capacity: bool = False) -> list[click.Option]:
-    """The main command's options, in the table's order; `capacity`: runner capacity's share."""
-    return [setting.option() for setting in SETTINGS if setting.capacity or not capacity]
+def click_options(capacity: bool = False, without: frozenset[str] = frozenset()) -> list[click.Option]:
+    """The main command's options, in the table's order; `capacity`: runner capacity's share
+    (runner advise's too, `without` those it decides itself)."""
+    return [setting.option() for setting in SETTINGS if (setting.capacity or not capacity) and setting.name not in without]
 
 
 def to_options(values: dict[str, Any], **overrides: Any) -> Options:

@@ -7,6 +7,7 @@ import json
 import multiprocessing.process
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -263,6 +264,29 @@ def execute(dsn: str, *statements: str) -> Any:
 
 query = execute  # a single SELECT reads best as a query
 
+TABLE_OID = "SELECT to_regclass('runner.a')::oid"
+
+
+def table_oid(dsn: str) -> int | None:
+    """runner.a's oid now (a run makes its tables afresh: a new oid), None before any run."""
+    found = query(dsn, TABLE_OID)
+    return None if found is None else int(found)
+
+
+def wait_until_writing(dsn: str, before: int | None, timeout_s: float = 90.0) -> None:
+    """Until the run started after `before` (runner.a's oid then) has committed a write: measured
+    ops, not a guess at how long start-up takes (2 s was not enough beside two CPU hogs)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            oid = table_oid(dsn)
+            if oid is not None and oid != before and query(dsn, "SELECT count(*) FROM runner.a"):
+                return
+        except Exception:  # the tables being made again, or locked: look again
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"no write committed within {timeout_s:g} s of the run's start")
+
 
 PGBOUNCER_HOME = REPO / ".cache" / "pgbouncer"  # where scripts/fetch-pgbouncer.sh unpacks it
 
@@ -335,3 +359,17 @@ def pgbouncer(server: EmbeddedServer) -> Iterator[Any]:
         proc.terminate()
         proc.wait(timeout=10)
     shutil.rmtree(base, ignore_errors=True)
+
+
+def interrupt_after(argv: list[str], line: str, wait_s: float) -> tuple[int, dict[str, Any], str]:
+    """`python -m runner ARGV` in the background, sent SIGINT `wait_s` after it writes a stderr
+    line starting with `line`; its exit code, its document and the rest of its stderr."""
+    parent = started(subprocess.Popen([sys.executable, "-m", "runner", *argv], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    assert parent.stderr is not None
+    for written in parent.stderr:
+        if written.startswith(line):
+            break
+    time.sleep(wait_s)
+    os.kill(parent.pid, signal.SIGINT)
+    stdout, stderr = parent.communicate(timeout=60)
+    return parent.returncode, json.loads(stdout), stderr

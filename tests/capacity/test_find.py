@@ -5,17 +5,12 @@ most 4 / 0.020 s = 200 ops/s, and a little less for the round trips around each 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from tests.conftest import REPO, run_cli, run_runner
+from tests.conftest import REPO, interrupt_after, run_cli, run_runner
 
 SCHEMA = json.loads((REPO / "docs" / "capacity.schema.json").read_text())
 CEILING = 4 / 0.020  # ops/s: 4 connections, each op holding one for 20 ms
@@ -125,17 +120,9 @@ def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -
 
 @pytest.mark.system
 def test_ctrl_c_mid_search_reports_the_steps_so_far(dsn: str) -> None:
-    argv = [sys.executable, "-m", "runner", "capacity", *QUICK, "--pool-size", "4", "--slo", "sleep.p99 < 100ms", "--dsn", dsn]
-    parent = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert parent.stderr is not None
-    for line in parent.stderr:  # the first step is judged: the second is starting or running
-        if line.startswith("runner: capacity step 1"):
-            break
-    time.sleep(1.0)
-    os.kill(parent.pid, signal.SIGINT)
-    stdout, stderr = parent.communicate(timeout=60)
-    assert parent.returncode == 130, stderr
-    doc = json.loads(stdout)
+    # Once the first step is judged, the second is starting or running.
+    code, doc, stderr = interrupt_after(["capacity", *QUICK, "--pool-size", "4", "--slo", "sleep.p99 < 100ms", "--dsn", dsn], "runner: capacity step 1", 1.0)
+    assert code == 130, stderr
     assert not doc["complete"] and "SIGINT" in doc["stop_reason"]
     assert doc["steps"][0]["pass"] and doc["capacity_per_s"] == doc["steps"][0]["rate_per_s"]
     assert "INCOMPLETE" in stderr and "every rate up to --max-rate" not in stderr

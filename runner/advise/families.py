@@ -1,0 +1,90 @@
+"""The candidates `runner advise` chooses between: families (a mode and a driver) at a number of
+processes and a concurrency per process, each a RunSpec built from the user's options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runner.concurrency import MODES
+from runner.errors import UsageError
+from runner.spec import RunSpec
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # as --candidates names it
+    mode: str
+    driver: str
+    says: str  # in words, for the summary
+
+    @property
+    def width_option(self) -> str:
+        """The option that sets its ops in flight per process (the mode's width)."""
+        width = MODES[self.mode].width
+        assert width is not None, f"{self.mode} has no width"
+        return width
+
+
+FAMILIES = {
+    family.name: family
+    for family in (
+        Family("sync", "sync", "psycopg2", "sync threads, psycopg2"),
+        Family("sync-psycopg", "sync", "psycopg", "sync threads, psycopg 3"),
+        Family("window", "window", "asyncpg", "async window, asyncpg"),
+        Family("window-psycopg", "window", "psycopg", "async window, psycopg 3"),
+        Family("chunked", "chunked", "asyncpg", "async chunks (asyncio.gather), asyncpg"),
+    )
+}
+DEFAULT_FAMILIES = ("sync", "window")  # the seed's question: sync or async
+LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # ops in flight per process, screened in this order
+
+
+@dataclass(frozen=True)
+class Candidate:
+    family: Family
+    procs: int
+    width: int  # ops in flight per process: --threads or --chunk
+
+    @property
+    def connections(self) -> int:
+        """Connections it holds: a pool as wide as its ops in flight, per process."""
+        return self.procs * self.width
+
+    @property
+    def label(self) -> str:
+        return f"{self.family.name} procs={self.procs} {self.family.width_option}={self.width}"
+
+    def spec(self, base: RunSpec, step_s: float, warmup_s: float) -> RunSpec:
+        """The user's options, as this candidate, for one step of `step_s` measured seconds."""
+        return base.replace(
+            mode=self.family.mode,
+            driver=self.family.driver,
+            procs=self.procs,
+            **{self.family.width_option: self.width},
+            pool_size=None,
+            max_overflow=0,
+            duration_s=step_s,
+            warmup_s=warmup_s,
+            warmup_ops=0,
+            ops=None,
+            repeat=1,
+            output=None,
+            jsonl=False,
+            quiet=True,
+            checks=(),
+        )
+
+
+def parse_families(text: str) -> tuple[Family, ...]:
+    """--candidates sync,window -> the families, in order; one line naming the unknown one."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in FAMILIES]
+    if unknown or not names:
+        what = f"no family {', '.join(map(repr, unknown))}" if unknown else "no family named"
+        raise UsageError(f"--candidates {text!r}: {what}; name them from {', '.join(FAMILIES)}, comma-separated")
+    return tuple(FAMILIES[name] for name in dict.fromkeys(names))
+
+
+def ladder(procs: int, max_connections: int, max_width: int) -> list[int]:
+    """Ops in flight per process to screen: doubling from 1, within the connection budget."""
+    return [width for width in LADDER if width <= max_width and procs * width <= max_connections]
