@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from runner.server.embedded import EmbeddedServer, start_embedded
-from tests.conftest import REPO, execute, query, run_runner, started, wait_for_workers
+from tests.conftest import REPO, execute, query, run_runner, started, table_oid, wait_for_workers, wait_until_writing
 
 LONG_RUN = ["--ops", "1000000", "--quiet"]
 # Worker backends with an op under way: waiting on a lock, running, or between its statements.
@@ -38,6 +38,7 @@ def _settled_count(engine: Any, query: str) -> int:
 
 
 def _start(dsn: str, *args: str) -> tuple[subprocess.Popen[str], list[psutil.Process]]:
+    before = table_oid(dsn)
     parent = started(subprocess.Popen(
         [sys.executable, "-m", "runner", *args, "--dsn", dsn],
         cwd=REPO,
@@ -47,7 +48,7 @@ def _start(dsn: str, *args: str) -> tuple[subprocess.Popen[str], list[psutil.Pro
     ))
     procs = int(args[args.index("--procs") + 1]) if "--procs" in args else 1
     workers = wait_for_workers(parent.pid, procs)
-    time.sleep(2.0)  # measuring by now
+    wait_until_writing(dsn, before)  # measuring by now
     return parent, workers
 
 

@@ -23,9 +23,7 @@ import ray  # noqa: F401  (a missing extra is a failure, not a skip)
 from ray.cluster_utils import Cluster
 
 from runner.dsn import parse_dsn
-from tests.conftest import REPO, query, run_runner, started
-
-pytestmark = pytest.mark.xdist_group("ray")  # one Ray test at a time (pyproject.toml's addopts)
+from tests.conftest import REPO, query, run_runner, started, table_oid, wait_until_writing
 
 ACTOR_TITLE = "ray::RunnerWorker"
 
@@ -155,6 +153,7 @@ def test_too_few_runner_resources_is_one_line(joined: Cluster, dsn: str) -> None
 
 
 def _start(address: str, dsn: str, *args: str) -> subprocess.Popen[str]:
+    before = table_oid(dsn)
     parent = started(subprocess.Popen(
         [sys.executable, "-m", "runner", "--cluster", f"ray:{address}", *args, "--dsn", dsn],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -162,7 +161,7 @@ def _start(address: str, dsn: str, *args: str) -> subprocess.Popen[str]:
     deadline = time.monotonic() + 60
     while len(runner_actors()) < int(args[args.index("--procs") + 1]) and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(3.0)  # measuring by now
+    wait_until_writing(dsn, before)  # measuring by now
     return parent
 
 
