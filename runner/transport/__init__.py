@@ -45,6 +45,10 @@ Event = Line | Ended | Lost
 class Transport(Protocol):
     """One instance per run."""
 
+    # How long past its interval schedule a worker's records may take to arrive before the
+    # watchdog calls it unresponsive (runner.transport.supervisor).
+    silence_allowance_s: float
+
     def start(self, plans: list[WorkerPlan]) -> None:
         """Place and launch every planned worker."""
 

@@ -32,6 +32,8 @@ class _Child:
 
 
 class LocalTransport:
+    silence_allowance_s = 2.0  # a pipe delivers at once: 2 s is a worker's own stall
+
     def __init__(self) -> None:
         self._ctx = cast(SpawnContext, multiprocessing.get_context(START_METHOD))
         self._go = self._ctx.Event()

@@ -143,6 +143,11 @@ def _reason(exc: BaseException) -> str:
 
 
 class RayTransport:
+    # A record crosses the actor's streaming generator and the object store: on a starved host
+    # (two CPU hogs and a second test session on two cores) a live worker's went unheard 5 s.
+    # A dead actor is reported by Ray itself (lost), so this covers only a hung, living one.
+    silence_allowance_s = 10.0
+
     def __init__(self, cluster: RayCluster) -> None:
         self._cluster = cluster
         self._pg: PlacementGroup | None = None

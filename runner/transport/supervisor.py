@@ -6,7 +6,8 @@ The supervisor drains a transport's events into the collector and decides:
 - the first worker lost (died, crashed, host gone) or failed stops all the others gracefully;
 - a stop gives in-flight ops --grace, then the workers cancel them; whoever is still there a
   margin later is killed;
-- a worker silent for 3 intervals + 2 s in the measured part is unresponsive: stopped and killed.
+- a worker silent for 3 intervals + the transport's allowance (local 2 s, Ray 10 s) in the measured
+  part is unresponsive: stopped and killed.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)  # every transition at DEBUG: shown with --deb
 TICK_S = 0.1
 GRACE_S = 10.0  # in-flight ops get this long to finish after a stop
 KILL_MARGIN_S = 5.0  # after the grace, workers cancel what is left and report it; then they are killed
-SILENT_INTERVALS = 3  # the watchdog: a worker silent this many intervals...
-SILENT_EXTRA_S = 2.0  # ... plus this is unresponsive
+SILENT_INTERVALS = 3  # the watchdog: a worker silent this many intervals, plus its transport's
+# silence_allowance_s, is unresponsive
 
 
 class Supervisor:
@@ -125,8 +126,8 @@ class Supervisor:
             self.kill_all()
 
     def _watchdog(self, now: float) -> None:
-        """A worker that sends nothing for 3 intervals + 2 s is unresponsive (a silent host)."""
-        silent_s = SILENT_INTERVALS * self._collector.interval_ns / 1e9 + SILENT_EXTRA_S
+        """A worker that sends nothing for 3 intervals + the transport's allowance is unresponsive."""
+        silent_s = SILENT_INTERVALS * self._collector.interval_ns / 1e9 + self._transport.silence_allowance_s
         for worker_id, state in enumerate(self._collector.workers):
             if not state.finished and now - self._last_heard[worker_id] > silent_s:
                 self._collector.mark_unresponsive(worker_id, now - self._last_heard[worker_id])

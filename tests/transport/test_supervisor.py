@@ -27,7 +27,10 @@ class ScriptedTransport:
     """Each worker's events at the times the script gives; poll advances the clock by its timeout.
     Events a worker sends after its release are timed from the release (`after_go`)."""
 
-    def __init__(self, clock: Clock, before_go: list[tuple[float, Event]], after_go: list[tuple[float, Event]]) -> None:
+    def __init__(
+        self, clock: Clock, before_go: list[tuple[float, Event]], after_go: list[tuple[float, Event]], silence_allowance_s: float = 2.0
+    ) -> None:
+        self.silence_allowance_s = silence_allowance_s
         self._clock = clock
         self._pending = sorted(before_go, key=lambda item: item[0])
         self._after_go = after_go
@@ -113,6 +116,24 @@ def test_a_worker_silent_after_the_release_is_still_unresponsive() -> None:
     supervisor.run()
     assert collector.workers[1].status == "unresponsive" and 1 in transport.killed
     assert supervisor.stop_reason is not None and "worker 1 unresponsive" in supervisor.stop_reason
+
+
+def _late(worker: int, delay_s: float) -> list[tuple[float, Event]]:
+    """A live worker whose records (its interval and final) arrive `delay_s` late, in a burst."""
+    return [(at if at < 0.1 else at + delay_s, event) for at, event in _measured(worker)]
+
+
+def test_the_watchdog_allows_what_the_transport_allows() -> None:
+    """Records 7 s late (a starved host's Ray streaming: 5 s seen) are unresponsive on a pipe
+    (3 intervals + 2 s) and not on a transport that allows 10 s."""
+    for allowance, expected in ((2.0, "unresponsive"), (10.0, "done")):
+        clock = Clock()
+        transport = ScriptedTransport(clock, [(0.5, _start(0)), (1.0, _start(1))], _measured(0) + _late(1, 7.0), allowance)
+        collector = Collector([None, None], interval_s=1.0)
+        supervisor = Supervisor(transport, make_plans(spec(procs=2, duration_s=1.5, seed=1), "postgresql://u@h/db", [1, 1], {}),
+                                collector, grace_s=1.0, clock=clock)
+        supervisor.run()
+        assert collector.workers[1].status == expected, allowance
 
 
 def test_every_transition_is_logged_at_debug(caplog: Any) -> None:
