@@ -2,9 +2,9 @@
 embedded server from a team's own test suite and assert on the result.
 
     def test_reads_stay_fast(runner_run):
-        result = runner_run(workload="myapp/bench.py", ops=2000, chunk=20)
-        assert result.complete and result.errors == 0
-        assert result.by_op["read"].p99_ms < 50
+        result = runner_run(workload="myapp.bench:bench", ops=2000, chunk=20, check=["read.p99 < 50ms"])
+        result.assert_checks()  # fails listing every check that did not hold
+        assert result.errors == 0
 
 `runner_server` (session scope) is one embedded PostgreSQL for the whole test session, removed at
 its end; `runner_run` runs `python -m runner` against it in a subprocess (the run's own signal
@@ -78,6 +78,21 @@ class RunResult:
     @property
     def errors(self) -> int:
         return int(self.result.figure("errors") or 0)
+
+    @property
+    def failed_checks(self) -> list[dict[str, Any]]:
+        """The `check=[...]` results that did not hold (`.checks` entries: check, value, pass)."""
+        return [check for check in self.doc.get("checks") or [] if not check["pass"]]
+
+    def assert_checks(self) -> None:
+        """AssertionError unless the run completed and every check held; its message lists what
+        failed, as the runner's stderr says it."""
+        from runner.analysis.checks import failed_lines
+
+        problems = [] if self.complete else [f"the run is incomplete: {self.doc['stop_reason']}"]
+        problems += failed_lines(self.failed_checks, median=self.result.runs > 1)
+        if problems:
+            raise AssertionError("runner: " + "; ".join(problems))
 
     @property
     def by_op(self) -> dict[str, OpResult]:

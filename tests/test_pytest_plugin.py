@@ -24,6 +24,12 @@ def test_a_threshold_that_cannot_hold_fails(runner_run):
     assert result.by_op["noop"].p99_ms < 0  # fails: shows the assertion works on real figures
 
 
+def test_a_check_that_cannot_hold_is_listed_by_assert_checks(runner_run):
+    result = runner_run(workload="noop", ops=50, check=["noop.p99 < 0ms", "errors == 0"])
+    assert [c["check"] for c in result.failed_checks] == ["noop.p99 < 0ms"]
+    result.assert_checks()  # fails: the message names the check and what was measured
+
+
 def test_the_server_is_shared(runner_server, runner_run):
     assert runner_run(workload="noop", ops=10).doc["server"]["embedded"] is False  # given as --dsn
     assert runner_server.dsn.startswith("postgresql://")
@@ -40,8 +46,9 @@ def test_another_server_by_its_dsn(runner_server, runner_run):
 def test_the_plugin_runs_a_workload_in_a_users_suite(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_bench=SUITE)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3, failed=1)  # the plugin came from its entry point: no conftest here
+    result.assert_outcomes(passed=3, failed=2)  # the plugin came from its entry point: no conftest here
     result.stdout.fnmatch_lines(["*assert *.p99_ms < 0*"])
+    result.stdout.fnmatch_lines(["*AssertionError: runner: check failed: noop.p99 < 0ms: measured *"])
 
 
 def test_options_become_flags() -> None:
