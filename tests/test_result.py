@@ -114,3 +114,22 @@ def test_a_count_gate_is_refused_where_it_means_nothing(tmp_path: Path) -> None:
     for text, needle in (("ops_per_s < -5", "write FIGURE"), ("*.p99 > +5%", "unknown figure"), ("read.rows > +0", "unknown figure")):
         result = run_cli("compare", str(base), str(base), "--fail-if", text)
         assert result.code == 2 and needle in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def _as(doc: dict[str, Any], name: str, **config: Any) -> Result:
+    return Result({**doc, "config": {**doc["config"], **config}}, name)
+
+
+def test_a_sync_sweep_is_drawn_against_its_threads_not_the_unused_chunk() -> None:
+    from runner.analysis.plots import axis, varied
+
+    one = _doc(ONE)
+    sweep = [_as(one, f"run{n}", mode="sync", threads=n, chunk=40, driver="psycopg2") for n in (1, 2, 4)]
+    assert varied(sweep) == ["width"]
+    name, label, x = axis(sweep)
+    assert name == "width" and "--threads" in label and [x(r) for r in sweep] == [1.0, 2.0, 4.0]
+    # A -g axis of its own (the pool), with the driver beside it: the pool is the x axis, the driver a line each.
+    grid = [_as(one, f"{d}-{p}", pool_size=p, driver=d) for d in ("asyncpg", "psycopg") for p in (5, 10)]
+    assert varied(grid) == ["driver", "pool_size"]
+    assert axis(grid)[0] == "pool_size" and "--pool-size" in axis(grid)[1]
+    assert axis([_as(one, "a"), _as(one, "b")])[0] == "run"  # nothing varied

@@ -5,6 +5,7 @@ matplotlib is an optional extra (`pip install '.[plot]'`); it is imported only h
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +13,11 @@ from typing import Any
 
 from runner.analysis.report import scenario_name
 from runner.analysis.results import is_capacity
+from runner.concurrency import MODES
 from runner.errors import UsageError
 from runner.result import QUANTILES, Result
+from runner.settings import SETTINGS
+from runner.spec import Options
 
 PNG_DPI = 110
 
@@ -43,17 +47,57 @@ def _label(result: Result) -> str:
     return f"{scenario_name(result.doc['config'])} ({Path(name.split(':')[0]).name}{':' + name.split(':')[1] if ':' in name else ''})"
 
 
-def _by_chunk(plt: Any, results: list[Result], value: Callable[[Result], float], ylabel: str, path: Path) -> None:
-    """One line per (mode, procs): the value against --chunk."""
-    lines: dict[str, list[tuple[int, float]]] = defaultdict(list)
+# Options that say nothing about how a run was loaded: never an axis.
+NOT_AXES = frozenset({"seed", "output", "dsn", "quiet", "jsonl", "debug", "checks", "prometheus_port", "repeat", "exemplars"})
+
+
+def width(result: Result) -> int:
+    """Ops in flight per worker as the run's mode counts them: --threads (sync), else --chunk."""
+    options = result.options
+    return options.threads if MODES.get(options.mode) is not None and MODES[options.mode].width == "threads" else options.chunk
+
+
+def varied(results: list[Result]) -> list[str]:
+    """The options that differ between the runs (a sweep's axes), "width" for the ops in flight
+    per worker whichever option set them."""
+    names = ["width"] if len({width(r) for r in results}) > 1 else []
+    for field in dataclasses.fields(Options):
+        if field.name in NOT_AXES or field.name in ("chunk", "threads"):
+            continue
+        if len({repr(getattr(r.options, field.name)) for r in results}) > 1:
+            names.append(field.name)
+    return names
+
+
+def axis(results: list[Result]) -> tuple[str, str, Callable[[Result], float]]:
+    """The x axis of a sweep's plots: the first numeric option that varied (ops in flight per
+    worker first), else the run's place in the files. (option, label, value)."""
+    for name in varied(results):
+        if name == "width":
+            return name, "ops in flight per worker (--chunk, or --threads in sync mode)", lambda r: float(width(r))
+        if all(isinstance(getattr(r.options, name), int | float) and not isinstance(getattr(r.options, name), bool) for r in results):
+            flag = next((setting.flag for setting in SETTINGS if name in setting.fields), name)
+            return name, f"{flag} ({name})", lambda r, n=name: float(getattr(r.options, n))
+    return "run", "run (in the order given)", lambda r: float(results.index(r) + 1)
+
+
+def _by_axis(plt: Any, results: list[Result], value: Callable[[Result], float], ylabel: str, path: Path) -> None:
+    """One line per combination of the other varied options: the value against the sweep's axis,
+    with --repeat's min-max as an error bar."""
+    name, xlabel, x = axis(results)
+    others = [n for n in varied(results) if n != name]
+    lines: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
     for result in results:
-        options = result.options
-        lines[f"{options.mode}, procs={options.procs}"].append((options.chunk, value(result)))
+        label = _varied_text(result, others, "all runs")
+        y = value(result)
+        spread = result.spread("ops_per_s") if value is _ops_per_s else None
+        low, high = (y - spread.min, spread.max - y) if spread else (0.0, 0.0)
+        lines[label].append((x(result), y, low, high))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, points in sorted(lines.items()):
         points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-    ax.set_xlabel("--chunk (ops in flight per worker)")
+        ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[[p[2] for p in points], [p[3] for p in points]], marker="o", capsize=3, label=label)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend()
@@ -105,14 +149,15 @@ def _summary(results: list[Result], pictures: list[str]) -> str:
         "",
         f"{len(results)} run(s). Figures are defined in the runner's README.",
         "",
-        "| source | scenario | layer | workload | ops | wall s | ops/s | p99 ms (worst op) | peak server connections | errors | complete |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| source | scenario | varied | layer | workload | ops | wall s | ops/s | p99 ms (worst op) | peak server connections | errors | complete |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    axes = varied(results)
     for result in results:
         config = result.doc["config"]
         figure = result.figure
         lines.append(
-            f"| {result.name} | {scenario_name(config)} | {config.get('layer', 'orm')} | {config['workload']} | {figure('ops'):.0f} "
+            f"| {result.name} | {scenario_name(config)} | {_varied_text(result, axes)} | {config.get('layer', 'orm')} | {config['workload']} | {figure('ops'):.0f} "
             f"| {figure('wall_s'):.2f} | {_ops_per_s(result):.1f} | {_p99(result):.2f} "
             f"| {figure('connections.peak'):.0f} | {figure('errors'):.0f} | {result.complete} |"
         )
@@ -120,6 +165,11 @@ def _summary(results: list[Result], pictures: list[str]) -> str:
     lines += ["", f"Best ops/s: {_ops_per_s(best):.1f} ({scenario_name(best.doc['config'])}, {best.name}).", ""]
     lines += [f"![{p}]({p})" for p in pictures]
     return "\n".join(lines) + "\n"
+
+
+def _varied_text(result: Result, axes: list[str], none: str = "-") -> str:
+    """The run's value of each varied option: `width=8, driver=psycopg`."""
+    return ", ".join(f"{n}={width(result) if n == 'width' else getattr(result.options, n)}" for n in axes) or none
 
 
 def _capacity_plot(plt: Any, name: str, doc: dict[str, Any], path: Path) -> None:
@@ -188,8 +238,9 @@ def write_report(results: list[tuple[str, dict[str, Any]]], out_dir: Path) -> li
 
 def _write_runs(plt: Any, results: list[Result], out_dir: Path) -> tuple[list[Path], str]:
     pictures = {
-        "ops_per_s_vs_chunk.png": lambda p: _by_chunk(plt, results, _ops_per_s, "ops/s", p),
-        "p99_vs_chunk.png": lambda p: _by_chunk(plt, results, _p99, "p99 latency, worst op (ms)", p),
+        # The names are kept from when the axis was always --chunk: now it is whatever the sweep varied.
+        "ops_per_s_vs_chunk.png": lambda p: _by_axis(plt, results, _ops_per_s, "ops/s", p),
+        "p99_vs_chunk.png": lambda p: _by_axis(plt, results, _p99, "p99 latency, worst op (ms)", p),
         "connections_over_time.png": lambda p: _over_time(plt, results, _connection_points, "server connections", "Server connections over time", p),
         "ops_per_s_over_time.png": lambda p: _over_time(plt, results, lambda d: _timeline_points(d, lambda e: e["ops_per_s"]), "ops/s", "Throughput over time", p),
     }
