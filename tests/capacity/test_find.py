@@ -17,8 +17,11 @@ CEILING = 4 / 0.020  # ops/s: 4 connections, each op holding one for 20 ms
 QUICK = ("--workload", "sleep", "--step", "2s", "--step-warmup", "0.5s")
 # About twice an op's own latency: in a 2 s step, a rate a few % above capacity builds a queue
 # long enough to break it. With a looser SLO (100 ms) a step that short can pass a rate just
-# above capacity (seen once in CI: 201.8/s), since its backlog has not yet reached the SLO.
-SLO = "sleep.p99 < 40ms"
+# above capacity (seen once in CI: 201.8/s), since its backlog has not yet reached the SLO. On
+# the median, not the p99: a busy machine (the suite's other session starting a Ray cluster)
+# delays a few ops by tens of ms, which broke a p99 at 60/s (capacity 27.5/s), and moves the
+# median little; a queue above capacity moves the median as surely as the tail.
+SLO = "sleep.p50 < 40ms"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,7 @@ def search(dsn: str) -> dict:  # type: ignore[type-arg]
 def test_the_capacity_found_is_what_the_pool_and_the_sleep_allow(search: dict) -> None:  # type: ignore[type-arg]
     assert search["outcome"] == "converged" and search["complete"]
     # Below the ceiling, and not far below: how far depends on the machine (a busy one adds to every
-    # op's latency, 131/s with the suite's other session beside it), so half is the bound.
+    # op's latency), so half is the bound.
     assert 0.5 * CEILING <= search["capacity_per_s"] <= CEILING
     assert search["capacity_per_s"] < search["first_failing_per_s"] <= search["capacity_per_s"] * 1.10
     assert any(SLO in why for why in search["broken"])
