@@ -15,7 +15,6 @@ class Family:
     name: str  # as --candidates names it
     mode: str
     driver: str
-    says: str  # in words, for the summary
 
     @property
     def width_option(self) -> str:
@@ -28,11 +27,11 @@ class Family:
 FAMILIES = {
     family.name: family
     for family in (
-        Family("sync", "sync", "psycopg2", "sync threads, psycopg2"),
-        Family("sync-psycopg", "sync", "psycopg", "sync threads, psycopg 3"),
-        Family("window", "window", "asyncpg", "async window, asyncpg"),
-        Family("window-psycopg", "window", "psycopg", "async window, psycopg 3"),
-        Family("chunked", "chunked", "asyncpg", "async chunks (asyncio.gather), asyncpg"),
+        Family("sync", "sync", "psycopg2"),
+        Family("sync-psycopg", "sync", "psycopg"),
+        Family("window", "window", "asyncpg"),
+        Family("window-psycopg", "window", "psycopg"),
+        Family("chunked", "chunked", "asyncpg"),
     )
 }
 DEFAULT_FAMILIES = ("sync", "window")  # the seed's question: sync or async
