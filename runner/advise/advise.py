@@ -243,10 +243,15 @@ def _comparison(leader: Candidate, other: Candidate, pairs: list[tuple[float, fl
     }
 
 
+def _points(steps: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """A climb as (ops in flight in all, ops/s): what the law is fitted to."""
+    return [(float(s["width"] * s["procs"]), float(s["ops_per_s"] or 0.0)) for s in steps if s["complete"]]
+
+
 def _fits(climbs: dict[tuple[str, int], list[dict[str, Any]]]) -> list[dict[str, Any]]:
     out = []
     for (family, procs), steps in climbs.items():
-        points = [(float(s["width"] * procs), float(s["ops_per_s"] or 0.0)) for s in steps if s["complete"]]
+        points = _points(steps)
         law: Fit | None = fit(points)
         peak = law.peak_concurrency if law else None
         out.append(
@@ -284,7 +289,7 @@ def _document(
     recommendation = None
     if best is not None:
         climb = climbs.get((best["family"], best["procs"]), [])
-        law = fit([(float(s["width"] * best["procs"]), float(s["ops_per_s"] or 0.0)) for s in climb if s["complete"]])
+        law = fit(_points(climb))
         confirmed = [
             s["ops_per_s"]
             for s in experiment.steps
