@@ -136,7 +136,7 @@ def body_final(config: RunSpec, dsn: str, pool_size: int, clocked: bool = True) 
         body.ThreadProbe = _NoThreadProbe  # type: ignore[assignment,misc]
         body.STOP_POLL_S = 3600.0
     assert config.ops is not None
-    plan = WorkerPlan(0, config, dsn, config.ops, 0, 1, pool_size, 0, {})
+    plan = WorkerPlan(0, config, dsn, config.ops, 0, 1, pool_size, 0, {}, {})
     go = threading.Event()
     go.set()
     lines: list[bytes] = []

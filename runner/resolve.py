@@ -71,6 +71,7 @@ def _resolve(options: Options, workload: Workload | None, draw: Callable[[], int
         raise UsageError(f"unknown --mode {decided.mode!r}: choose one of {', '.join(MODES)}")
     workload = workload or _workload(decided.workload)
     _workload_fits(decided, workload)
+    decided = _scale(decided, workload)
     decided = _prepare(decided)
     decided = _think_and_keys(decided)
     _services(decided, workload)
@@ -195,6 +196,16 @@ def _workload(name: str) -> Workload:
         return load(name)
     except WorkloadFileError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _scale(o: Options, workload: Workload) -> Options:
+    """--scale given only as tables' rows: the unit they imply (the first one's rows over its proportion)."""
+    from runner.load.rows import table_rows
+
+    if not o.scale_tables:
+        return o
+    unit, _ = table_rows(workload, o.scale, o.scale_tables)
+    return dataclasses.replace(o, scale=unit)
 
 
 def _workload_fits(o: Options, workload: Workload) -> None:

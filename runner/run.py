@@ -19,6 +19,8 @@ from runner.analysis.repeat import combine
 from runner.analysis.report import build
 from runner.errors import DatabaseError, ExitCode
 from runner.live import Live
+from runner.load.fill import Loaded, TableLoad, fill, vacuum_analyze
+from runner.load.rows import table_rows
 from runner.measure.collector import Collector
 from runner.measure.exporter import Exporter
 from runner.output import ResultStream
@@ -33,7 +35,6 @@ from runner.server.control import (
     prepare_schema,
 )
 from runner.server.embedded import EmbeddedServer, start_embedded
-from runner.server.fill import fill
 from runner.server.lock import SchemaLock
 from runner.server.sampler import ConnectionSampler
 from runner.server.stats import ServerProbe
@@ -282,15 +283,19 @@ def _setup(config: RunSpec, dsn: str, embedded: EmbeddedServer | None) -> _Setup
         generic = scale is not None and not workload.populate_takes_scale and (workload.populate is None or config.scale is not None)
         started = time.monotonic()
         populated = prepare_schema(conn, workload, scale, populate=not generic)
+    load_engine = control_engine(dsn, "load", "psycopg")
     if generic:
         assert scale is not None
+        _, rows = table_rows(workload, scale, config.scale_tables)
         with stoppable():  # the filler's rows: Python a statement cancel does not stop
-            tables, seconds = fill(control_engine(dsn, "load", "psycopg"), workload, scale, None if config.quiet else _load_progress)
-        populated = {name: t.rows for name, t in tables.items()}
+            loaded = fill(load_engine, workload, rows, None if config.quiet else _load_progress, config.analyze)
+        populated = {name: t.rows for name, t in loaded.tables.items()}
         _check_loaded(dsn, workload, populated)
-        load = load_section(scale, "generic", {name: (t.rows, t.seconds) for name, t in tables.items()}, seconds)
+        load = load_section(scale, "generic", loaded)
     elif scale is not None and workload.populate_takes_scale:
-        load = load_section(scale, "workload", {name: (rows, 0.0) for name, rows in populated.items()}, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        analyze_s = vacuum_analyze(load_engine, workload) if config.analyze else None
+        load = load_section(scale, "workload", Loaded({name: TableLoad(rows, 0.0) for name, rows in populated.items()}, {}, seconds, analyze_s))
     else:
         load = None
     return _Setup(server, pools, populated, session_settings, expected, load)
@@ -315,17 +320,20 @@ def _load_progress(table: str, done: int, wanted: int) -> None:
     sys.stderr.flush()
 
 
-def load_section(scale: int, source: str, tables: dict[str, tuple[int, float]], total_s: float) -> dict[str, Any]:
+def load_section(scale: int, source: str, loaded: Loaded) -> dict[str, Any]:
     """`.load`: rows and seconds per table (the filler times each; a workload's populate only as a
-    whole, with its tables' seconds 0), and the whole load's time and rate."""
-    rows = sum(r for r, _ in tables.values())
+    whole, with its tables' seconds 0), the whole load's time and rate, the children per parent
+    each foreign key got, and the VACUUM ANALYZE after it."""
+    rows = sum(t.rows for t in loaded.tables.values())
     return {
         "scale": scale,
         "source": source,
-        "tables": {name: {"rows": r, "seconds": round(s, 3)} for name, (r, s) in tables.items()},
+        "tables": {name: {"rows": t.rows, "seconds": round(t.seconds, 3)} for name, t in loaded.tables.items()},
         "rows": rows,
-        "seconds": round(total_s, 3),
-        "rows_per_s": round(rows / total_s, 1) if total_s > 0 else None,
+        "seconds": round(loaded.seconds, 3),
+        "rows_per_s": round(rows / loaded.seconds, 1) if loaded.seconds > 0 else None,
+        "fanout": {name: f.as_json() for name, f in loaded.fanout.items()},
+        "analyze_s": None if loaded.analyze_s is None else round(loaded.analyze_s, 3),
     }
 
 
@@ -376,7 +384,7 @@ def _measure(
     setup = _interruptible(signals, lambda: _setup(config, dsn, embedded))
     signals.check()  # no worker starts once a stop was asked for
     collector = Collector(op_shares(config), config.interval_s)
-    supervisor = Supervisor(transport, make_plans(config, dsn, setup.pools.sizes, setup.session_settings), collector, config.grace_s)
+    supervisor = Supervisor(transport, make_plans(config, dsn, setup.pools.sizes, setup.session_settings, setup.populated), collector, config.grace_s)
     sampler = ConnectionSampler(control_engine(dsn, "sampler"))
     probe = ServerProbe(control_engine(dsn, "stats"), SCHEMA, embedded.postmaster_pid() if embedded else None)
     live = Live(config, collector, sampler, stream)

@@ -29,6 +29,12 @@ def _stages(text: str | None) -> tuple[Any, ...]:
     return parse_stages(text) if text is not None else (None, ())
 
 
+def _scale(text: str | None) -> tuple[Any, ...]:
+    from runner.load.rows import parse_scale
+
+    return parse_scale(text)
+
+
 def _workload(name: str) -> tuple[str]:
     """A file as typed here, made absolute: a Ray worker would resolve it from its own directory."""
     from workloads.loader import is_path
@@ -66,7 +72,7 @@ class Setting:
 
     def option(self) -> click.Option:
         from runner.concurrency import MODES
-        from workloads import WORKLOADS
+        from workloads import BUILTINS
 
         flags: dict[str, Any] = {"is_flag": True} if self.is_flag else {}
         default = False if self.is_flag and self.default is None else self.default  # an unset flag is off, not None
@@ -77,7 +83,7 @@ class Setting:
             show_default=self.show_default,
             multiple=self.multiple,
             envvar=self.envvar,
-            help=self.help.format(modes=", ".join(MODES), workloads=", ".join(name for name in WORKLOADS if ":" not in name)),  # built-ins only
+            help=self.help.format(modes=", ".join(MODES), workloads=", ".join(BUILTINS)),
             **flags,
         )
 
@@ -211,9 +217,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "scale",
         "--scale",
-        "Fill the workload's tables with N rows each before the run: its populate(conn, scale), or a generic filler from its models (COPY).",
-        fields={"scale": {"type": ["integer", "null"], "description": "--scale"}},
-        type=int,
+        "Fill the workload's tables before the run: N rows times each table's proportion (N, table=rows or both: "
+        "'1000,posts=50000'), by its populate(conn, scale) or a generic filler from its models (COPY).",
+        fields={
+            "scale": {
+                "type": ["integer", "null"],
+                "description": "--scale: the unit (a table's rows are its proportion of it); from the first table given when only tables are",
+            },
+            "scale_tables": {"type": "array", "items": {"type": "array"}, "description": "--scale table=rows: [table, rows] per table given"},
+        },
+        parse=_scale,
+    ),
+    Setting(
+        "analyze",
+        "--analyze/--no-analyze",
+        "VACUUM ANALYZE the loaded tables after --scale's load, as pgbench -i does (the planner's statistics of the data, not of empty tables).",
+        fields={"analyze": {"type": "boolean", "description": "--analyze (default) / --no-analyze"}},
+        default=True,
+        show_default=True,
     ),
     Setting(
         "isolation",

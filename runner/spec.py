@@ -69,7 +69,9 @@ class Options:
     think_dist: str = "fixed"  # "fixed", or "exp": exponentially distributed with mean think_s
     isolation: str | None = None  # --isolation: every worker session's default_transaction_isolation
     retries: int = 0  # --retries: re-runs of an op that failed with 40001 / 40P01
-    scale: int | None = None  # --scale N: rows per table, by the workload's populate(conn, scale) or the generic filler
+    scale: int | None = None  # --scale N: the unit of rows per table (times each table's proportion), by populate(conn, scale) or the generic filler
+    scale_tables: tuple[tuple[str, int], ...] = ()  # --scale table=rows: a table's rows as given
+    analyze: bool = True  # --no-analyze: no VACUUM ANALYZE after the load
     keys: str = "uniform"  # --keys: how ops pick existing rows (workloads.keys), as written after parsing
 
 

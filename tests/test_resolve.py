@@ -97,7 +97,7 @@ def test_every_spec_can_be_changed_and_resolved_again(o: Options) -> None:
 @given(options())
 def test_every_spec_round_trips_through_the_wire_to_a_worker(o: Options) -> None:
     resolved = _resolved(o)
-    plans = make_plans(resolved, "postgresql://u:secret@h/db", [1] * resolved.procs, {"statement_timeout": "5"})
+    plans = make_plans(resolved, "postgresql://u:secret@h/db", [1] * resolved.procs, {"statement_timeout": "5"}, {"a": 10})
     for plan in plans:
         assert pickle.loads(pickle.dumps(plan)) == plan  # the spawn start method pickles the plan
         assert pickle.loads(pickle.dumps(plan)).config.asked == o

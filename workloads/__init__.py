@@ -25,7 +25,9 @@ from workloads.core import (
     SCHEMA,
     WORKLOADS,
     AsyncImpl,
+    ColumnFactory,
     Context,
+    Data,
     Handle,
     Impl,
     Op,
@@ -40,9 +42,10 @@ from workloads.loader import is_path, resolve
 BUILTIN_MODULES = ("workloads.seed", "workloads.noop", "workloads.point_select", "workloads.tpcb", "workloads.sleep")
 
 __all__ = [
-    "SCHEMA", "LAYERS", "WORKLOADS", "AsyncImpl", "Context", "Handle", "Impl", "Op", "SyncImpl", "Workload", "WorkloadFileError",
-    "is_path", "register", "resolve", "workload",
+    "SCHEMA", "LAYERS", "WORKLOADS", "AsyncImpl", "ColumnFactory", "Context", "Data", "Handle", "Impl", "Op", "SyncImpl", "Workload", "WorkloadFileError",
+    "BUILTINS", "is_path", "register", "resolve", "workload",
 ]
 
 for _module in BUILTIN_MODULES:
     importlib.import_module(_module)
+BUILTINS: tuple[str, ...] = tuple(WORKLOADS)  # the built-ins' names: what the help lists, whatever registers later

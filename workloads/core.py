@@ -14,6 +14,9 @@ from sqlalchemy import Enum, MetaData
 SCHEMA = "runner"  # every workload's tables live here, never in `public`
 LAYERS = ("orm", "core", "raw")
 
+ColumnFactory = Callable[[random.Random], Any]  # a column's value from the filler's RNG
+FANOUTS = ("uniform", "zipf")
+
 AsyncImpl = Callable[["Handle", random.Random], Awaitable[None]]
 SyncImpl = Callable[["Handle", random.Random], None]
 Impl = tuple[AsyncImpl | None, SyncImpl | None]
@@ -31,9 +34,9 @@ class Handle:
     # `with handle.raw() as conn` (a DB-API connection, sync mode)
     raw: Any = None
     rng: random.Random = field(default_factory=random.Random)
-    keys: Any = None  # workloads.keys.Keys: `ctx.keys.pick(n)` -> a key in 1..n
+    keys: Any = None  # workloads.keys.Keys: `ctx.keys.pick(n)` -> a key in 1..n; `pick("posts")`: one the load put there
     worker_id: int = 0
-    scale: int = 0  # rows per table --scale filled (or the workload's default_scale); 0: none
+    scale: int = 0  # --scale's unit (or the workload's default_scale): a table's rows are its proportion of it; 0: none
 
 
 Context = Handle  # the name the decorator form's op functions know it by
@@ -59,6 +62,49 @@ class Op:
 
 
 @dataclass(frozen=True)
+class Data:
+    """How the generic filler (--scale) shapes a workload's rows, beyond what the models say."""
+
+    # Rows per table per unit of --scale (a table not named: 1): {"tenants": 0.001, "posts": 1, "comments": 3}.
+    proportions: dict[str, float] = field(default_factory=dict)
+    # How children spread over their parents, per foreign key ("table.column", or "*" for every
+    # one): "uniform", or "zipf" (a few parents get most children, as comments on posts).
+    fanout: dict[str, str] = field(default_factory=dict)
+    # A column's values from the workload: "table.column" -> fn(rng) -> a value (a JSON document,
+    # a code a CHECK accepts, a type the filler has no values for).
+    columns: dict[str, ColumnFactory] = field(default_factory=dict)
+
+    def fanout_of(self, table: str, column: str) -> str:
+        return self.fanout.get(f"{table}.{column}", self.fanout.get("*", "uniform"))
+
+    def check(self, workload: str, metadata: MetaData) -> None:
+        """Every name given is a table, a column or a foreign key of the models, every value fits."""
+        tables = {str(t.name): t for t in metadata.sorted_tables}
+
+        def column(where: str, name: str, foreign: bool = False) -> None:
+            table, _, col = name.partition(".")
+            if table not in tables or col not in tables[table].columns:
+                raise WorkloadFileError(f"workload {workload!r}: {where} names {name!r}, not a table.column of its models")
+            if foreign and not tables[table].columns[col].foreign_keys:
+                raise WorkloadFileError(f"workload {workload!r}: {where} names {name!r}, which is not a foreign key")
+
+        for table, ratio in self.proportions.items():
+            if table not in tables:
+                raise WorkloadFileError(f"workload {workload!r}: proportions name {table!r}, not a table of its models ({', '.join(tables)})")
+            if not ratio > 0:
+                raise WorkloadFileError(f"workload {workload!r}: proportions[{table!r}] must be above 0, got {ratio}")
+        for name, shape in self.fanout.items():
+            if shape not in FANOUTS:
+                raise WorkloadFileError(f"workload {workload!r}: fanout[{name!r}] is {shape!r}; one of {', '.join(FANOUTS)}")
+            if name != "*":
+                column("fanout", name, foreign=True)
+        for name, factory in self.columns.items():
+            column("columns", name)
+            if not callable(factory):
+                raise WorkloadFileError(f"workload {workload!r}: columns[{name!r}] must be a function of the RNG, got {type(factory).__name__}")
+
+
+@dataclass(frozen=True)
 class Workload:
     name: str
     description: str
@@ -71,6 +117,7 @@ class Workload:
     populate: Callable[..., dict[str, int]] | None = None
     # Without --scale, fill the tables with this many rows each by the generic filler (no populate).
     default_scale: int | None = None
+    data: Data = field(default_factory=Data)  # how the generic filler shapes the rows
 
     @property
     def populate_takes_scale(self) -> bool:

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import MetaData
 
-from workloads.core import LAYERS, Op, Workload, WorkloadFileError, register
+from workloads.core import LAYERS, ColumnFactory, Data, Op, Workload, WorkloadFileError, register
 
 OpFunction = Callable[[Any], Any]
 
@@ -37,9 +37,10 @@ OpFunction = Callable[[Any], Any]
 class WorkloadDefinition:
     """Collects op functions; `build()` makes (once) and registers the Workload underneath."""
 
-    def __init__(self, name: str, models: MetaData | Any, description: str = "", default_scale: int | None = None) -> None:
+    def __init__(self, name: str, models: MetaData | Any, description: str = "", default_scale: int | None = None, data: Data | None = None) -> None:
         self.name = name
         self.default_scale = default_scale
+        self.data = data or Data()
         self.metadata: MetaData = models if isinstance(models, MetaData) else models.metadata  # a DeclarativeBase
         self.description = description
         self._ops: dict[str, dict[str, Any]] = {}  # name -> {"kind", "weight", "rows", layer: [async, sync]}
@@ -94,7 +95,8 @@ class WorkloadDefinition:
                     raise WorkloadFileError(f"workload {self.name!r}: op {op_name!r} has no orm layer (every op needs one)")
                 ops.append(Op(op_name, entry["kind"], entry["weight"], pairs["orm"], pairs["core"], pairs["raw"]))  # type: ignore[arg-type]
             rows = {name: entry["rows"] for name, entry in self._ops.items() if entry["rows"]}
-            workload = Workload(self.name, self.description, self.metadata, tuple(ops), rows, self._populate, self.default_scale)
+            self.data.check(self.name, self.metadata)
+            workload = Workload(self.name, self.description, self.metadata, tuple(ops), rows, self._populate, self.default_scale, self.data)
             self._built = register(workload)
         return self._built
 
@@ -104,7 +106,25 @@ def _adapt(function: OpFunction) -> Callable[[Any, Any], Any]:
     return lambda ctx, rng: function(ctx)
 
 
-def workload(name: str, models: MetaData | Any, description: str = "", default_scale: int | None = None) -> WorkloadDefinition:
+def workload(
+    name: str,
+    models: MetaData | Any,
+    description: str = "",
+    default_scale: int | None = None,
+    *,
+    proportions: dict[str, float] | None = None,
+    fanout: str | dict[str, str] = "uniform",
+    columns: dict[str, ColumnFactory] | None = None,
+) -> WorkloadDefinition:
     """A workload over `models` (a MetaData, or a declarative Base: its tables, in any schema).
-    `default_scale`: without --scale, the generic filler puts this many rows in each table."""
-    return WorkloadDefinition(name, models, description, default_scale)
+
+    What the generic filler (--scale N) makes of the models:
+    `default_scale`: without --scale, it fills the tables at this scale.
+    `proportions`: rows per table per unit of scale (`{"users": 0.1, "posts": 1, "comments": 3}`:
+    --scale 100000 makes 10,000 users, 100,000 posts, 300,000 comments); a table not named: 1.
+    `fanout`: how children spread over their parents: "uniform" or "zipf", for every foreign key,
+    or per key (`{"comments.post_id": "zipf"}`).
+    `columns`: values for a column, `{"posts.meta": lambda rng: {"lang": rng.choice(["en", "fr"])}}`.
+    """
+    shape = Data(dict(proportions or {}), {"*": fanout} if isinstance(fanout, str) else dict(fanout), dict(columns or {}))
+    return WorkloadDefinition(name, models, description, default_scale, shape)

@@ -19,6 +19,7 @@ import math
 import random
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from runner.errors import UsageError
@@ -128,14 +129,21 @@ class Zipfian:
 
 
 class Keys:
-    """`pick(n)`: a key in 1..n by the run's --keys; one per worker, with the worker's own RNG."""
+    """`pick(n)`: a key in 1..n by the run's --keys; `pick("posts")`: one of the keys the load put
+    in that table (1..its rows). One per worker, with the worker's own RNG."""
 
-    def __init__(self, spec: KeySpec, rng: random.Random) -> None:
+    def __init__(self, spec: KeySpec, rng: random.Random, tables: Mapping[str, int] | None = None) -> None:
         self.spec = spec
         self.rng = rng
+        self.tables: Mapping[str, int] = tables or {}
         self._zipf = Zipfian(spec.theta if spec.name == "zipf" else DEFAULT_THETA)
 
-    def pick(self, n: int) -> int:
+    def pick(self, n: int | str) -> int:
+        if isinstance(n, str):
+            if n not in self.tables:
+                loaded = ", ".join(f"{name} ({rows:,})" for name, rows in self.tables.items()) or "none"
+                raise LookupError(f"keys.pick({n!r}): no rows were loaded in a table of that name (loaded: {loaded})")
+            n = self.tables[n]
         if n < 1:
             raise ValueError(f"no key to pick among {n}")
         name, rng = self.spec.name, self.rng

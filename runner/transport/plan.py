@@ -44,13 +44,13 @@ def worker_session_settings(config: RunSpec, dsn: str, embedded: bool) -> dict[s
 
 
 def make_plans(
-    config: RunSpec, dsn: str, pool_sizes: list[int], session_settings: dict[str, str]
+    config: RunSpec, dsn: str, pool_sizes: list[int], session_settings: dict[str, str], table_rows: dict[str, int]
 ) -> list[WorkerPlan]:
     assert config.seed is not None
     warmups = split_ops(config.warmup_ops, config.procs)
     return [
         WorkerPlan(
-            i, config, dsn, share, warmups[i], worker_seed(config.seed, i), pool_sizes[i], os.getpid(), session_settings
+            i, config, dsn, share, warmups[i], worker_seed(config.seed, i), pool_sizes[i], os.getpid(), session_settings, table_rows
         )
         for i, share in enumerate(op_shares(config))
     ]

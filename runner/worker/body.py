@@ -418,7 +418,7 @@ def _thinker(plan: WorkerPlan) -> Callable[[], float] | None:
 def _context(handle: Handle, plan: WorkerPlan) -> Handle:
     """What every op is given: the backend's engine or connections, and the worker's own RNG for
     data values, key picker (--keys) and id."""
-    keys = Keys(KeySpec.parse(plan.config.keys), random.Random(plan.seed + KEYS_SEED_OFFSET))
+    keys = Keys(KeySpec.parse(plan.config.keys), random.Random(plan.seed + KEYS_SEED_OFFSET), plan.table_rows)
     scale = plan.config.scale or resolve(plan.config.workload).default_scale or 0
     return dataclasses.replace(handle, rng=random.Random(plan.seed + DATA_SEED_OFFSET), keys=keys, worker_id=plan.worker_id, scale=scale)
 

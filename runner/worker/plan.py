@@ -18,3 +18,4 @@ class WorkerPlan:
     pool_size: int
     parent_pid: int
     session_settings: dict[str, str]  # every worker connection's session settings (worker_session_settings)
+    table_rows: dict[str, int]  # the rows setup put in each table (`ctx.keys.pick("posts")` picks among them)

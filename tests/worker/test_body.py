@@ -20,7 +20,7 @@ from workloads import Handle
 
 def _plan(config: RunSpec, dsn: str) -> WorkerPlan:
     assert config.ops is not None
-    return WorkerPlan(0, config, dsn, config.ops, config.warmup_ops, 1, 2, 0, {})
+    return WorkerPlan(0, config, dsn, config.ops, config.warmup_ops, 1, 2, 0, {}, {})
 
 
 def _worker(plan: WorkerPlan) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ SLOW = "SELECT pg_sleep(0.05)"  # five times the timeout below: always cancelled
 
 
 def _plan(dsn: str) -> WorkerPlan:
-    return WorkerPlan(0, spec(dsn=dsn, ops=10), dsn, 10, 0, 1, 1, 0, {})
+    return WorkerPlan(0, spec(dsn=dsn, ops=10), dsn, 10, 0, 1, 1, 0, {}, {})
 
 
 def _sync_attempts(dsn: str, cancelled: int, sql_after: str = "SELECT 'ready'") -> tuple[list[int], Callable[[], str]]:

@@ -23,7 +23,7 @@ RAW_DRIVERS = [["--driver", "asyncpg"], ["--driver", "psycopg"], ["--mode", "syn
 
 def _plan(dsn: str, **options: Any) -> WorkerPlan:
     config = spec(layer="raw", dsn=dsn, ops=10, **options)
-    return WorkerPlan(0, config, dsn, 10, 0, 1, 3, 0, {})
+    return WorkerPlan(0, config, dsn, 10, 0, 1, 3, 0, {}, {})
 
 
 def test_format_params_reorders_and_escapes() -> None:
@@ -78,7 +78,7 @@ def test_the_async_raw_pool_has_no_engine_and_keeps_its_size(dsn: str, driver: s
 
 def test_the_async_raw_pool_closes_what_overflowed_when_it_comes_back(dsn: str) -> None:
     plan = _plan(dsn, max_overflow=2)
-    backend = AsyncRawBackend(WorkerPlan(0, plan.config, dsn, 10, 0, 1, 1, 0, {}))  # a pool of one, two more at a push
+    backend = AsyncRawBackend(WorkerPlan(0, plan.config, dsn, 10, 0, 1, 1, 0, {}, {}))  # a pool of one, two more at a push
 
     async def go() -> tuple[int, int, int]:
         async def op() -> Any:

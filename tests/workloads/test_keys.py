@@ -132,3 +132,11 @@ def test_uniform_draws_what_randint_draws() -> None:
     # tpcb's aid draws: the same sequence for a seed as randint(1, n) itself
     keys, rng = Keys(KeySpec.parse("uniform"), random.Random(5)), random.Random(5)
     assert [keys.pick(100_000) for _ in range(50)] == [rng.randint(1, 100_000) for _ in range(50)]
+
+
+def test_a_table_named_picks_among_the_rows_loaded_there() -> None:
+    keys = Keys(KeySpec.parse("uniform"), random.Random(1), {"posts": 30, "users": 3})
+    assert {keys.pick("users") for _ in range(200)} == {1, 2, 3}
+    assert max(keys.pick("posts") for _ in range(2000)) == 30
+    with pytest.raises(LookupError, match=r"no rows were loaded in a table of that name \(loaded: posts \(30\), users \(3\)\)"):
+        keys.pick("comments")

@@ -1,4 +1,4 @@
-"""--scale: the generic filler and a workload's own populate(conn, scale), on the real server."""
+"""--scale end to end: the generic filler and a workload's own populate(conn, scale), run by the CLI on the real server."""
 
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ def test_a_table_the_filler_cannot_fill_is_one_line(dsn: str, tmp_path: Path) ->
     path.write_text(COMPOSITE)
     result = run_runner("--workload", str(path), "--scale", "10", "--ops", "10", dsn=dsn)
     assert result.code == 2
-    assert "cannot fill table 'pair': it has a composite primary key" in result.stderr
+    assert "cannot fill pair: it has a composite primary key" in result.stderr
     assert result.stderr.count("\n") == 1
 
 
@@ -177,3 +177,67 @@ def test_an_exception_in_the_workloads_populate_is_the_workloads(dsn: str, tmp_p
     result = run_runner("--workload", str(path), "--ops", "10", dsn=dsn)
     assert result.code == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "the workload's populate failed: KeyError: 'no such config value'" in result.stderr and "internal error" not in result.stderr
+
+
+FEED = '''
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from workloads import workload
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(120), unique=True)
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey(User.id))
+    comments: Mapped[list["Comment"]] = relationship(lazy="select")
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey(Post.id))
+    body: Mapped[str] = mapped_column(String(200))
+
+
+bench = workload("feed", Base, proportions={"users": 0.05, "comments": 3}, fanout={"comments.post_id": "zipf"})
+
+
+@bench.read()
+async def feed(ctx):
+    async with ctx.sessions() as session:
+        posts = (await session.scalars(select(Post).where(Post.author_id == ctx.keys.pick("users")).limit(10))).all()
+        for post in posts:
+            await post.awaitable_attrs.comments  # one SELECT per post: the N+1
+'''
+
+
+@pytest.mark.system
+def test_proportions_make_a_feeds_n_plus_1_visible(dsn: str, tmp_path: Path) -> None:
+    """With N rows in every table each user had ~1 post and the lazy loads hid in the noise; at 20
+    posts per user (users 0.05 of the posts) a feed of 10 posts is 11 statements, 10 of them one
+    comment SELECT."""
+    path = tmp_path / "feed.py"
+    path.write_text(FEED)
+    result = run_runner("--workload", str(path), "--scale", "users=100", "--ops", "60", "--seed", "1", "--quiet", dsn=dsn)
+    assert result.code == 0, result.stderr
+    doc = result.doc
+    assert doc is not None
+    load = doc["load"]
+    assert load["scale"] == 2000 and {t: v["rows"] for t, v in load["tables"].items()} == {"users": 100, "posts": 2000, "comments": 6000}
+    assert load["fanout"]["comments.post_id"]["shape"] == "zipf" and load["fanout"]["posts.author_id"]["mean"] == 20.0
+    assert load["analyze_s"] is not None
+    anatomy = doc["totals"]["by_op"]["feed"]["anatomy"]
+    assert anatomy["statements_per_op"] >= 8, anatomy  # 1 + a lazy load per post (10, or all of a user's if fewer)
+    repeated = anatomy["most_repeated"]
+    assert "FROM runner.comments" in repeated["statement"] and repeated["per_op"] >= 7, repeated
