@@ -295,7 +295,7 @@ def _setup(config: RunSpec, dsn: str, embedded: EmbeddedServer | None) -> _Setup
     elif scale is not None and workload.populate_takes_scale:
         seconds = time.monotonic() - started
         analyze_s = vacuum_analyze(load_engine, workload) if config.analyze else None
-        load = load_section(scale, "workload", Loaded({name: TableLoad(rows, 0.0) for name, rows in populated.items()}, {}, seconds, analyze_s))
+        load = load_section(scale, "workload", Loaded({name: TableLoad(rows, 0.0) for name, rows in populated.items()}, {}, seconds, None, analyze_s))
     else:
         load = None
     return _Setup(server, pools, populated, session_settings, expected, load)
@@ -332,6 +332,7 @@ def load_section(scale: int, source: str, loaded: Loaded) -> dict[str, Any]:
         "rows": rows,
         "seconds": round(loaded.seconds, 3),
         "rows_per_s": round(rows / loaded.seconds, 1) if loaded.seconds > 0 else None,
+        "keys_s": None if loaded.keys_s is None else round(loaded.keys_s, 3),
         "fanout": {name: f.as_json() for name, f in loaded.fanout.items()},
         "analyze_s": None if loaded.analyze_s is None else round(loaded.analyze_s, 3),
     }

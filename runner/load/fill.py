@@ -18,7 +18,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ import psycopg
 from sqlalchemy import Column, Engine, Integer, Table, UniqueConstraint, Uuid, text
 
 from runner.errors import UsageError
+from runner.load.bare import bare
 from runner.load.checks import keep_checked
 from runner.load.values import WAY_OUT, cannot_fill, fillable, pools
 from workloads import SCHEMA, Workload
@@ -33,6 +34,7 @@ from workloads.keys import DEFAULT_THETA
 
 BATCH_ROWS = 20_000  # rows drawn at once (each column's values in one C call)
 PROGRESS_PERIOD_S = 1.0
+BUILD_MEMORY = "256MB"  # for the keys' sorts, this transaction only (the server's default: 64MB)
 
 Progress = Callable[[str, int, int], None]  # (table, rows so far, rows wanted)
 Source = Callable[[int, int], list[Any]]  # (first row, rows) -> one column's values for them
@@ -65,6 +67,7 @@ class Loaded:
     tables: dict[str, TableLoad]
     fanout: dict[str, Fanout]  # "table.column" -> what that foreign key's children per parent came to
     seconds: float  # the load, commit included
+    keys_s: float | None  # of which building the keys, unique constraints, indexes and foreign keys after the COPYs (None: a workload's populate)
     analyze_s: float | None  # VACUUM ANALYZE after it; None: not run (--no-analyze)
 
 
@@ -72,9 +75,9 @@ def _is_uuid(column: Column[Any]) -> bool:
     return isinstance(column.type, Uuid)
 
 
-def _key(column: Column[Any], number: int) -> Any:
-    """The primary key of row `number` (1-based), and what a foreign key to it holds."""
-    return uuid.UUID(int=number) if _is_uuid(column) else number
+def _numbers(first: int, n: int) -> list[int]:
+    """Rows first..first+n-1's integer keys (a foreign key to them holds the same)."""
+    return list(range(first, first + n))
 
 
 def _primary_key(table: Table) -> Column[Any]:
@@ -107,7 +110,7 @@ def _unique(pool: list[Any], column: Column[Any], table: Table) -> Source:
     """Values for rows first..first+n-1 that no other row has."""
     length = getattr(column.type, "length", None)
     if isinstance(column.type, Integer):
-        return lambda first, n: list(range(first, first + n))
+        return _numbers
     if _is_uuid(column):
         return lambda first, n: [uuid.UUID(int=(1 << 64) + i) for i in range(first, first + n)]
     if all(isinstance(v, str) or v is None for v in pool):
@@ -145,17 +148,19 @@ class _Parents:
 
     def __call__(self, first: int, n: int) -> list[Any]:
         rng = self.rng
+        if self.tree:  # row i's parent among rows 1..i-1; the first row is a root
+            roots: list[int | None] = [rng.randint(1, i - 1) if i > 1 else (None if self.nullable else 1) for i in range(first, first + n)]
+            self.children.update(k for k in roots if k is not None)
+            return roots if not _is_uuid(self.target) else [None if k is None else uuid.UUID(int=k) for k in roots]
         if self.unique:  # one child per parent: row i's is parent i
-            picked: list[int | None] = list(range(first, first + n))
-        elif self.tree:  # row i's parent among rows 1..i-1; the first row is a root
-            picked = [rng.randint(1, i - 1) if i > 1 else (None if self.nullable else 1) for i in range(first, first + n)]
+            picked = list(range(first, first + n))
         elif self.cum is not None:
-            picked = list(rng.choices(self.keys, cum_weights=self.cum, k=n))
+            picked = rng.choices(self.keys, cum_weights=self.cum, k=n)
         else:
-            picked = list(rng.choices(self.keys, k=n))
-        self.children.update(k for k in picked if k is not None)
-        target = self.target
-        return [None if k is None else _key(target, k) for k in picked]
+            picked = rng.choices(self.keys, k=n)
+        self.children.update(picked)
+        # The keys themselves, with no call per row: that call was a third of a child table's load.
+        return picked if not _is_uuid(self.target) else [uuid.UUID(int=k) for k in picked]
 
     def seen(self) -> Fanout:
         counts = self.children
@@ -174,7 +179,7 @@ def _sources(
         names.append(column.name)
         foreign = list(column.foreign_keys)
         if column is pk:
-            sources.append(lambda first, n: [_key(pk, i) for i in range(first, first + n)])
+            sources.append(_numbers if not _is_uuid(pk) else lambda first, n: [uuid.UUID(int=i) for i in range(first, first + n)])
         elif foreign and f"{table.name}.{column.name}" not in workload.data.columns:
             target = foreign[0].column
             parent = str(target.table.name)
@@ -213,21 +218,18 @@ def _refused(table: Table, exc: psycopg.Error) -> UsageError:
 
 
 def _copy(raw: Any, table: Table, names: list[str], sources: list[Source], wanted: int, progress: Progress | None) -> None:
-    def batches() -> Iterator[tuple[Any, ...]]:
-        for first in range(1, wanted + 1, BATCH_ROWS):
-            n = min(BATCH_ROWS, wanted + 1 - first)
-            yield from zip(*(source(first, n) for source in sources), strict=True)
-
     quoted = ", ".join(f'"{n}"' for n in names)
-    done, last = 0, time.monotonic()
+    last = time.monotonic()
     try:
-        with raw.cursor() as cursor, cursor.copy(f'COPY {SCHEMA}."{table.name}" ({quoted}) FROM STDIN') as copy:
-            for row in batches():
-                copy.write_row(row)
-                done += 1
-                if progress is not None and not done % 10_000 and time.monotonic() - last >= PROGRESS_PERIOD_S:
+        with raw.cursor() as cursor, cursor.copy(f"COPY {_qualified(table)} ({quoted}) FROM STDIN WITH (FREEZE)") as copy:
+            write_row = copy.write_row
+            for first in range(1, wanted + 1, BATCH_ROWS):
+                n = min(BATCH_ROWS, wanted + 1 - first)
+                for row in zip(*(source(first, n) for source in sources), strict=True):
+                    write_row(row)
+                if progress is not None and time.monotonic() - last >= PROGRESS_PERIOD_S:
                     last = time.monotonic()
-                    progress(str(table.name), done, wanted)
+                    progress(str(table.name), first + n - 1, wanted)
     except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
         raise _refused(table, exc) from None
 
@@ -246,29 +248,43 @@ def fill(engine: Engine, workload: Workload, rows: dict[str, int], progress: Pro
     # begin(): one transaction, committed at the end whatever ran through it. With connect() and a
     # commit(), a load that never executed through SQLAlchemy itself (every key a UUID: no setval)
     # began no SQLAlchemy transaction, so the commit was a no-op and the COPYs were rolled back.
+    tables = workload.metadata.sorted_tables
+    names = [_qualified(table) for table in tables]
     with engine.begin() as conn:
         raw: Any = conn.connection.dbapi_connection  # a psycopg.Connection: its cursor has copy()
-        for table in workload.metadata.sorted_tables:
-            start = time.monotonic()
-            wanted = rows[str(table.name)]
-            pk = _primary_key(table)
-            names, sources, parents = _sources(conn, workload, table, pk, rows, rng)
-            _copy(raw, table, names, sources, wanted, progress)
-            if isinstance(pk.type, Integer):  # a serial or identity key carries on after the loaded rows
-                conn.execute(
-                    text("SELECT setval(seq, :n) FROM pg_get_serial_sequence(:t, :c) AS seq WHERE seq IS NOT NULL"),
-                    {"n": wanted, "t": f'{SCHEMA}."{table.name}"', "c": pk.name},
-                )
-            loads[str(table.name)] = TableLoad(wanted, time.monotonic() - start)
-            fanout.update({name: picker.seen() for name, picker in parents.items()})
+        # Emptied in this transaction, a table takes COPY FREEZE: its rows are written frozen, and
+        # no later VACUUM (ours, or autovacuum's in the run) rewrites every page to mark them so.
+        conn.execute(text(f"TRUNCATE {', '.join(names)}"))
+        # The keys are built after the rows, each by one sort: in memory, not in passes over temporary files.
+        conn.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'"))
+        with bare(conn, names):
+            for table in tables:
+                start = time.monotonic()
+                wanted = rows[str(table.name)]
+                pk = _primary_key(table)
+                columns, sources, parents = _sources(conn, workload, table, pk, rows, rng)
+                _copy(raw, table, columns, sources, wanted, progress)
+                if isinstance(pk.type, Integer):  # a serial or identity key carries on after the loaded rows
+                    conn.execute(
+                        text("SELECT setval(seq, :n) FROM pg_get_serial_sequence(:t, :c) AS seq WHERE seq IS NOT NULL"),
+                        {"n": wanted, "t": _qualified(table), "c": pk.name},
+                    )
+                loads[str(table.name)] = TableLoad(wanted, time.monotonic() - start)
+                fanout.update({name: picker.seen() for name, picker in parents.items()})
+            built = time.monotonic()
+        keys_s = time.monotonic() - built
     seconds = time.monotonic() - began
-    return Loaded(loads, fanout, seconds, vacuum_analyze(engine, workload) if analyze else None)
+    return Loaded(loads, fanout, seconds, keys_s, vacuum_analyze(engine, workload) if analyze else None)
+
+
+def _qualified(table: Table) -> str:
+    return f'{SCHEMA}."{table.name}"'
 
 
 def vacuum_analyze(engine: Engine, workload: Workload) -> float:
     """VACUUM ANALYZE every table of the workload (outside a transaction, as VACUUM must be); its seconds."""
     began = time.monotonic()
-    names = ", ".join(f'{SCHEMA}."{table.name}"' for table in workload.metadata.sorted_tables)
+    names = ", ".join(_qualified(table) for table in workload.metadata.sorted_tables)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f"VACUUM ANALYZE {names}"))
     return time.monotonic() - began

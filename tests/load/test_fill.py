@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import CheckConstraint, Column, Integer, MetaData, Table
+from sqlalchemy import Boolean, CheckConstraint, Column, Integer, MetaData, Table
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from runner.errors import UsageError
 from runner.load.fill import Loaded, fill
 from runner.load.rows import table_rows
 from runner.server.control import connect, control_engine, prepare_schema
-from tests.conftest import query
+from tests.conftest import execute, query
 from tests.load.models import Base
 from workloads import Workload, workload
 
@@ -36,9 +36,44 @@ def _load(dsn: str, bench: Workload, scale: int, tables: tuple[tuple[str, int], 
     return fill(control_engine(dsn, "load", "psycopg"), bench, rows, analyze=analyze)
 
 
+CATALOG = """
+    SELECT string_agg(d, ' | ' ORDER BY d) FROM (
+        SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) AS d FROM pg_constraint WHERE connamespace = 'runner'::regnamespace
+        UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'runner'
+    ) AS c
+"""
+
+
 @pytest.fixture(scope="module")
 def app(dsn: str) -> Iterator[Loaded]:
-    yield _load(dsn, _built(Base, "fill-app", proportions={"tenants": 0.1, "comments": 3}, fanout={"comments.post_id": "zipf"}), 400)
+    bench = _built(Base, "fill-app", proportions={"tenants": 0.1, "comments": 3}, fanout={"comments.post_id": "zipf"})
+    loaded = _load(dsn, bench, 400)
+    yield loaded
+
+
+def test_keys_indexes_and_foreign_keys_come_back_as_they_were(dsn: str) -> None:
+    """The filler loads into bare tables and builds them after: the same catalog as create_all's."""
+    bench = _built(Base, "fill-catalog")
+    with connect(control_engine(dsn), dsn) as conn:
+        prepare_schema(conn, bench, 20, populate=False)
+    before = query(dsn, CATALOG)
+    _, rows = table_rows(bench, 20)
+    loaded = fill(control_engine(dsn, "load", "psycopg"), bench, rows, analyze=False)
+    assert query(dsn, CATALOG) == before and "FOREIGN KEY (manager_id) REFERENCES runner.users(id)" in before and "UNIQUE (user_id)" in before
+    assert loaded.keys_s is not None and 0 < loaded.keys_s < loaded.seconds
+
+
+def test_rows_that_break_an_index_the_models_do_not_declare_are_one_line(dsn: str) -> None:
+    metadata = MetaData()
+    Table("flag", metadata, Column("id", Integer, primary_key=True), Column("on", Boolean))
+    bench = _built(metadata, "fill-flag")
+    with connect(control_engine(dsn), dsn) as conn:
+        prepare_schema(conn, bench, 50, populate=False)
+    execute(dsn, 'CREATE UNIQUE INDEX one_on ON runner.flag ("on")')  # as a migration might
+    with pytest.raises(UsageError) as caught:
+        fill(control_engine(dsn, "load", "psycopg"), bench, {"flag": 50}, analyze=False)
+    assert "the loaded rows break index runner.one_on: could not create unique index" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_every_table_gets_its_proportion_of_the_scale(app: Loaded) -> None:

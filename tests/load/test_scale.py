@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import query, run_cli, run_runner
+from runner.dsn import child_env
+from tests.conftest import REPO, query, run_cli, run_runner, started
 
 WITH_POPULATE = '''
 from sqlalchemy import MetaData, String, text
@@ -241,3 +246,23 @@ def test_proportions_make_a_feeds_n_plus_1_visible(dsn: str, tmp_path: Path) -> 
     assert anatomy["statements_per_op"] >= 8, anatomy  # 1 + a lazy load per post (10, or all of a user's if fewer)
     repeated = anatomy["most_repeated"]
     assert "FROM runner.comments" in repeated["statement"] and repeated["per_op"] >= 7, repeated
+
+
+@pytest.mark.system
+def test_ctrl_c_during_the_load_ends_it_and_leaves_nothing_loaded(dsn: str) -> None:
+    """The load is one transaction on a connection the parent can cancel: a Ctrl-C rolls it back,
+    keys and foreign keys dropped inside it included, and ends the run."""
+    argv = [sys.executable, "-m", "runner", "--scale", "3000000", "--ops", "10"]
+    env = child_env(dsn, {k: v for k, v in os.environ.items() if k != "DATABASE_URL"})
+    run = started(subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    assert run.stderr is not None
+    for line in run.stderr:
+        if line.startswith("runner: loading"):
+            break
+    os.kill(run.pid, signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130 and stdout == "", stderr
+    assert stderr.strip().splitlines()[-1] == "runner: error: interrupted by SIGINT before any op was measured"
+    assert query(dsn, "SELECT count(*) FROM runner.a") == 0
+    assert query(dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'runner.b'::regclass AND contype = 'f'") == 1  # rolled back with the rows
+    assert query(dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'runner%'") == 0
