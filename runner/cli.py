@@ -31,6 +31,7 @@ Examples:
   python -m runner --dsn postgresql://user:pw@localhost:5432/bench --output run.json
   python -m runner --repeat 5 --ops 5000 --output a.json
   runner compare a.json b.json                    deltas, and whether they exceed the noise
+  runner compare --run ../base . --ops 2000 --fail-if 'ops_per_s < -5%'   paired rounds of two checkouts
   runner report sweep.jsonl --out report/         plots and a Markdown summary
   runner capacity --slo 'read.p99 < 50ms'          the highest rate that meets an SLO
 
@@ -142,17 +143,27 @@ FAIL_IF_HELP = (
 )
 
 
-@click.command("compare", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("compare", context_settings={"help_option_names": ["-h", "--help"], "ignore_unknown_options": True})
 @click.argument("a")
 @click.argument("b")
 @click.option("--fail-if", "fail_if", multiple=True, help=FAIL_IF_HELP)
-def compare_cmd(a: str, b: str, fail_if: tuple[str, ...]) -> int:
-    """Two results side by side: deltas in %, and whether each is beyond the runs' spread."""
+@click.option("--run", "paired", is_flag=True, help="A and B are two checkouts: run the options after them in each, in paired interleaved rounds on one server.")
+@click.option("--rounds", type=int, default=6, show_default=True, help="With --run: paired rounds (each runs A and B once).")
+@click.option("--dsn", envvar="DATABASE_URL", default=None, help="With --run: the server (default: $DATABASE_URL, else an embedded one).")
+@click.argument("run_options", nargs=-1, type=click.UNPROCESSED)
+def compare_cmd(a: str, b: str, fail_if: tuple[str, ...], paired: bool, rounds: int, dsn: str | None, run_options: tuple[str, ...]) -> int:
+    """Two results side by side: deltas in %, and whether each is beyond the runs' spread. With
+    --run, two checkouts measured in paired, interleaved rounds: each timing's ratio B/A with its
+    95 % interval, and a --fail-if that fails, passes or says it can't tell."""
     from runner.analysis.compare import compare, fail_ifs, fail_line, mismatch, parse_fail_if, render
     from runner.result import read_one
 
     for text in fail_if:  # a bad expression is one line before anything is read
         parse_fail_if(text)
+    if paired:
+        return _paired_compare(a, b, fail_if, rounds, dsn, run_options)
+    if run_options:
+        raise UsageError(f"compare: {run_options[0]!r} after A and B: run options need --run (A and B then name two checkouts)")
     result_a, result_b = read_one(a, "compare"), read_one(b, "compare")  # versions compared by mismatch, not refused alone
     name_a, name_b = result_a.name, result_b.name
     warnings = mismatch(result_a, result_b)
@@ -166,6 +177,36 @@ def compare_cmd(a: str, b: str, fail_if: tuple[str, ...]) -> int:
         if result["fail"]:
             click.echo(f"runner: compare failed: {fail_line(result)}", err=True)
     return int(ExitCode.CHECKS if any(r["fail"] for r in judged) else ExitCode.OK)
+
+
+def _paired_compare(a: str, b: str, fail_if: tuple[str, ...], rounds: int, dsn: str | None, run_options: tuple[str, ...]) -> int:
+    """compare --run: the rounds on one server (embedded unless --dsn), then the paired verdicts."""
+    from runner.analysis import paired_gate as gate
+    from runner.server.embedded import start_embedded
+
+    if rounds < 2:
+        raise UsageError(f"--rounds must be at least 2 (an interval needs two paired rounds), got {rounds}")
+    gate.check_run_options(run_options)
+    sides = gate.sides(a, b)
+    embedded = start_embedded({}) if dsn is None else None
+    try:
+        measured = gate.measure_rounds(sides, run_options, rounds, dsn or embedded.dsn, sys.stderr)  # type: ignore[union-attr]
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    rows = gate.paired_rows(measured.a, measured.b) if measured.a else []
+    judged = gate.judge(fail_if, rows, measured.a[-1], measured.b[-1]) if rows else []
+    click.echo(json.dumps(gate.document(sides, measured, rows, judged)))
+    if rows:
+        click.echo(gate.render(rows, len(measured.a)), err=True)
+    if measured.stopped is not None:
+        click.echo(f"runner: warning: the rounds stopped early ({measured.stopped}): {len(measured.a)} of {rounds} measured", err=True)
+    for result in judged:
+        if result["fail"]:
+            click.echo(f"runner: compare failed: {gate.judged_line(result, len(measured.a))}", err=True)
+        elif not result["decided"]:
+            click.echo(f"runner: compare {gate.judged_line(result, len(measured.a))}", err=True)
+    return int(gate.exit_code(measured, judged))
 
 
 @click.command("explain", context_settings={"help_option_names": ["-h", "--help"]})

@@ -98,7 +98,7 @@ def test_waiting_at_the_start_barrier_is_not_silence() -> None:
     transport = ScriptedTransport(clock, [(0.5, _start(0)), (40.0, _start(1))], _measured(0) + _measured(1))
     config = spec(procs=2, duration_s=1.5, seed=1)
     collector = Collector([None, None], interval_s=1.0)
-    supervisor = Supervisor(transport, make_plans(config, "postgresql://u@h/db", [1, 1], {}), collector, clock=clock)
+    supervisor = Supervisor(transport, make_plans(config, "postgresql://u@h/db", [1, 1], {}, {}), collector, clock=clock)
     supervisor.run()
     assert transport.released_at is not None and 40.0 <= transport.released_at < 40.0 + 2 * TICK_S
     assert supervisor.stop_reason is None and transport.killed == []
@@ -111,7 +111,7 @@ def test_a_worker_silent_after_the_release_is_still_unresponsive() -> None:
     quiet = [(0.05, _line(1, 1, "go", wall_ns=0))]  # released, then nothing: a host gone silent
     transport = ScriptedTransport(clock, [(0.5, _start(0)), (1.0, _start(1))], _measured(0) + quiet)
     collector = Collector([None, None], interval_s=1.0)
-    supervisor = Supervisor(transport, make_plans(spec(procs=2, duration_s=1.5, seed=1), "postgresql://u@h/db", [1, 1], {}),
+    supervisor = Supervisor(transport, make_plans(spec(procs=2, duration_s=1.5, seed=1), "postgresql://u@h/db", [1, 1], {}, {}),
                             collector, grace_s=1.0, clock=clock)
     supervisor.run()
     assert collector.workers[1].status == "unresponsive" and 1 in transport.killed
@@ -130,7 +130,7 @@ def test_the_watchdog_allows_what_the_transport_allows() -> None:
         clock = Clock()
         transport = ScriptedTransport(clock, [(0.5, _start(0)), (1.0, _start(1))], _measured(0) + _late(1, 7.0), allowance)
         collector = Collector([None, None], interval_s=1.0)
-        supervisor = Supervisor(transport, make_plans(spec(procs=2, duration_s=1.5, seed=1), "postgresql://u@h/db", [1, 1], {}),
+        supervisor = Supervisor(transport, make_plans(spec(procs=2, duration_s=1.5, seed=1), "postgresql://u@h/db", [1, 1], {}, {}),
                                 collector, grace_s=1.0, clock=clock)
         supervisor.run()
         assert collector.workers[1].status == expected, allowance
@@ -141,7 +141,7 @@ def test_every_transition_is_logged_at_debug(caplog: Any) -> None:
     clock = Clock()
     quiet = [(0.05, _line(1, 1, "go", wall_ns=0))]
     transport = ScriptedTransport(clock, [(0.5, _start(0)), (1.0, _start(1))], _measured(0) + quiet)
-    supervisor = Supervisor(transport, make_plans(spec(procs=2, duration_s=1.5, seed=1), "postgresql://u@h/db", [1, 1], {}),
+    supervisor = Supervisor(transport, make_plans(spec(procs=2, duration_s=1.5, seed=1), "postgresql://u@h/db", [1, 1], {}, {}),
                             Collector([None, None], interval_s=1.0), grace_s=1.0, clock=clock)
     with caplog.at_level("DEBUG", logger="runner"):
         supervisor.run()
