@@ -9,9 +9,10 @@ writes back what was read, and a figure is read in this one place.
 Figures (as `runner --check` takes them):
 
     ops_per_s | ok | ops | errors | error_rate | unfinished | dropped | wall_s | connections.peak
-    OP.(ops_per_s | ok | ops | errors | error_rate | p50 | p90 | p99 | p99_9 | max | mean
+    OP.(ops_per_s | ok | ops | errors | error_rate | Q
         | statements_per_op | rows_per_op | streamed_per_op | repeated_per_op
-        | pool_wait.Q | db.Q | python.Q)    (Q one of the quantiles)
+        | pool_wait.Q | db.Q | python.Q)
+    Q: p50 | p90 | p99 | p99_9 | max | mean, or any percentile pN or pN_M (p95, p97_5)
 
 repeated_per_op is the op's most repeated statement's count per op (`.anatomy.most_repeated`).
 """
@@ -19,6 +20,7 @@ repeated_per_op is the op's most repeated statement's count per op (`.anatomy.mo
 from __future__ import annotations
 
 import dataclasses
+import re
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +40,18 @@ ANATOMY_COUNTS = ("statements_per_op", "rows_per_op", "streamed_per_op", "repeat
 # Figures --repeat keeps per run, and where: run-wide in .repeat, per op in .repeat.by_op.OP.
 REPEATED_RUN = {"ops_per_s": "ops_per_s", "wall_s": "wall_s", "connections.peak": "server_peak"}
 REPEATED_OP = ("p50", "p99")
+# Any other percentile, k6's way: p95, p97_5 (p(97.5) in a check), computed for the run when a
+# --check or an SLO names it, beside the fixed ones.
+PERCENTILE = re.compile(r"^p(?:[1-9]\d?|0)(?:_\d+)?$")
+
+
+def is_quantile(name: str) -> bool:
+    return name in QUANTILES or PERCENTILE.match(name) is not None
+
+
+def percent(name: str) -> float:
+    """p97_5 -> 97.5."""
+    return float(name[1:].replace("_", "."))
 
 
 def is_figure(name: str, ops: tuple[str, ...]) -> bool:
@@ -48,7 +62,7 @@ def is_figure(name: str, ops: tuple[str, ...]) -> bool:
     if op not in ops:
         return False
     part, _, quantile = rest.partition(".")
-    return rest in OP_COUNTS + QUANTILES + ANATOMY_COUNTS or (part in ANATOMY_PARTS and quantile in QUANTILES)
+    return rest in OP_COUNTS + ANATOMY_COUNTS or is_quantile(rest) or (part in ANATOMY_PARTS and is_quantile(quantile))
 
 
 def is_count(name: str) -> bool:
@@ -59,7 +73,7 @@ def is_count(name: str) -> bool:
 def is_latency(name: str) -> bool:
     """A time, in ms: an op's quantile, or a quantile of its pool wait, database or Python time."""
     rest = name.partition(".")[2]
-    return rest in QUANTILES or rest.partition(".")[0] in ANATOMY_PARTS
+    return is_quantile(rest) or rest.partition(".")[0] in ANATOMY_PARTS
 
 
 @dataclass(frozen=True)
@@ -129,8 +143,9 @@ class Result:
             return None
         if rest in OP_COUNTS:
             return _count(summary, rest)
-        if rest in QUANTILES:
-            return float(summary["latency_ms"][rest])
+        if is_quantile(rest):  # one not computed for this run (no check named it) is None
+            value = summary["latency_ms"].get(rest)
+            return None if value is None else float(value)
         anatomy = summary.get("anatomy")
         if anatomy is None:
             return None
@@ -139,7 +154,8 @@ class Result:
             return None if value is None else float(value)
         part, _, quantile = rest.partition(".")
         figures = anatomy.get(f"{part}_ms")
-        return None if figures is None else float(figures[quantile])
+        value = None if figures is None else figures.get(quantile)
+        return None if value is None else float(value)
 
     def most_repeated(self, op: str) -> tuple[str, float] | None:
         """The op's most repeated statement and its count per op (with the anatomy on)."""

@@ -111,7 +111,7 @@ def advise(config: RunSpec, spec: AdviseSpec, stream: ResultStream | None = None
             nonlocal server
             began = time.monotonic()
             try:
-                doc = opened.measure(candidate.spec(config, spec.step_s, spec.step_warmup_s))
+                doc = opened.measure(candidate.spec(config, spec.step_s, spec.step_warmup_s, spec.slos))
             except Interrupted as exc:
                 experiment.stop_reason = f"interrupted by {exc} before {candidate.label} was measured"
                 return None

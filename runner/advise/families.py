@@ -53,7 +53,7 @@ class Candidate:
     def label(self) -> str:
         return f"{self.family.name} procs={self.procs} {self.family.width_option}={self.width}"
 
-    def spec(self, base: RunSpec, step_s: float, warmup_s: float) -> RunSpec:
+    def spec(self, base: RunSpec, step_s: float, warmup_s: float, slos: tuple[str, ...] = ()) -> RunSpec:
         """The user's options, as this candidate, for one step of `step_s` measured seconds."""
         return base.replace(
             mode=self.family.mode,
@@ -70,7 +70,7 @@ class Candidate:
             output=None,
             jsonl=False,
             quiet=True,
-            checks=(),
+            checks=slos,  # a percentile only the SLOs name (p95) is computed for the step
         )
 
 

@@ -5,6 +5,7 @@ Grammar (one expression per --check):
     check  := figure op number [unit]
     figure := ops_per_s | ok | ops | errors | error_rate | unfinished | dropped | wall_s
             | connections.peak | OP.(ops_per_s | ok | errors | error_rate | p50 | p90 | p99 | p99_9 | max | mean
+                                 | any percentile: p95, p97_5 or k6's p(97.5)
                                  | statements_per_op | pool_wait.p99 | db.p99 | python.p99 ...)
     op     := <  <=  >  >=  ==  !=
     unit   := ms | s | us (latencies, compared in ms) | % (error_rate, compared as a share) | /s
@@ -21,12 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import UsageError
-from runner.result import RUN_FIGURES, Result, is_figure, is_latency
+from runner.result import QUANTILES, RUN_FIGURES, Result, is_figure, is_latency, is_quantile
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
 }
-EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|us|%|/s)?\s*$")
+EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.\-]*(?:\(\d+(?:\.\d+)?\))?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|us|%|/s)?\s*$")
+K6_PERCENTILE = re.compile(r"p\((\d+)(?:\.(\d+))?\)$")  # k6's p(97.5), written p97_5 in the document
 TO_MS = {"ms": 1.0, "s": 1000.0, "us": 0.001}
 
 
@@ -54,10 +56,11 @@ def parse_check(text: str, ops: tuple[str, ...], option: str = "--check") -> Che
     if match is None:
         raise UsageError(f"{option} {text!r}: write FIGURE OP NUMBER[UNIT], e.g. 'read.p99 < 50ms' or 'ops_per_s >= 800'")
     figure, compare, number, unit = match.groups()
+    figure = _canonical(figure)
     if not is_figure(figure, ops):
         raise UsageError(
             f"{option} {text!r}: unknown figure {figure!r}: one of {', '.join(RUN_FIGURES)}, or OP.p99 (and p50, p90, "
-            f"p99_9, max, mean, ops_per_s, errors, error_rate, statements_per_op, db.p99, pool_wait.p99, python.p99) "
+            f"p99_9, max, mean, any percentile as p95 or p(97.5), ops_per_s, errors, error_rate, statements_per_op, db.p99, pool_wait.p99, python.p99) "
             f"for an op type of the workload ({', '.join(ops)})"
         )
     threshold = float(number)
@@ -72,6 +75,28 @@ def parse_check(text: str, ops: tuple[str, ...], option: str = "--check") -> Che
     elif unit not in (None, "/s") or (unit == "/s" and not figure.endswith("ops_per_s")):
         raise UsageError(f"{option} {text!r}: {figure} takes no unit {unit!r}")
     return Check(text.strip(), figure, compare, threshold)
+
+
+def _canonical(figure: str) -> str:
+    """k6's p(97.5) as the document names it: p97_5."""
+    match = K6_PERCENTILE.search(figure)
+    if match is None:
+        return figure
+    whole, fraction = match.groups()
+    return figure[: match.start()] + f"p{whole}" + (f"_{fraction}" if fraction else "")
+
+
+def named_percentiles(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """The percentiles beyond the fixed ones that these checks (or SLOs) name: the run computes
+    them for every op (and its anatomy's parts) so that the checks can read them."""
+    found: list[str] = []
+    for text in texts:
+        match = EXPRESSION.match(text)
+        if match is not None:
+            name = _canonical(match.group(1)).rpartition(".")[2]
+            if name not in QUANTILES and is_quantile(name) and name not in found:
+                found.append(name)
+    return tuple(found)
 
 
 def failed_lines(results: list[dict[str, Any]], median: bool) -> list[str]:

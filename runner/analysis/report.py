@@ -11,6 +11,7 @@ from importlib import metadata
 from typing import Any
 
 from runner import __version__
+from runner.analysis.checks import named_percentiles
 from runner.analysis.client import bottleneck, worker_load
 from runner.analysis.statements import match_ops
 from runner.concurrency import MODES
@@ -75,7 +76,7 @@ def _retries(parts: list[OpTotals]) -> dict[str, Any]:
     }
 
 
-def _op_summary(totals: OpTotals, wall_s: float) -> dict[str, Any]:
+def _op_summary(totals: OpTotals, wall_s: float, percentiles: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
         "ops": totals.ok + totals.error_count,
         "ok": totals.ok,
@@ -85,9 +86,9 @@ def _op_summary(totals: OpTotals, wall_s: float) -> dict[str, Any]:
         "dropped": totals.dropped,
         "unfinished": totals.unfinished,
         "ops_per_s": _rate(totals.ok, wall_s),
-        "latency_ms": totals.hist.summary_ms(),
+        "latency_ms": totals.hist.summary_ms(percentiles),
         "latency_overflow": totals.hist.overflow,
-        "anatomy": None if totals.anatomy is None else totals.anatomy.summary(),
+        "anatomy": None if totals.anatomy is None else totals.anatomy.summary(percentiles),
         "retries": _retries([totals]),
     }
 
@@ -232,7 +233,8 @@ def build(
         offered = offered_ops(config.stages)
     complete = stop_reason is None and mismatch is None and all(w.status is WorkerStatus.DONE for w in workers)
     _match_top_statements(server, collector)
-    by_op = {name: _op_summary(t, wall_s) for name, t in sorted(collector.by_op.items())}
+    percentiles = named_percentiles(config.checks)  # p95, p(97.5): computed because a check reads them
+    by_op = {name: _op_summary(t, wall_s, percentiles) for name, t in sorted(collector.by_op.items())}
     repeats = [w for name, op in by_op.items() if op["anatomy"] and (w := repeat_warning(name, op["anatomy"]))]
     return {
         "schema_version": SCHEMA_VERSION,

@@ -18,7 +18,7 @@ from runner.analysis.report import SCHEMA_VERSION, environment
 from runner.capacity.search import Search, SearchSpec
 from runner.errors import ExitCode, UsageError
 from runner.output import ResultStream
-from runner.result import Result
+from runner.result import Result, is_quantile, percent
 from runner.run import Interrupted, Outcome, bench
 from runner.spec import RunSpec
 from workloads import resolve
@@ -30,7 +30,14 @@ MIN_STEP_OPS = 20  # a step offering fewer ops than this cannot say much about a
 # one per worker for how its share rounds, they do not fail a step.
 STRAGGLER_S = 0.05
 TAIL_SAMPLES = 10  # a percentile rests on at least this many ops beyond it: p99 on 1,000 ops
-QUANTILE_SHARE = {"p90": 0.90, "p99": 0.99, "p99_9": 0.999}
+TAIL_FROM = 90.0  # percentiles from p90 up rest on their tail's few samples
+
+
+def _tail_share(name: str) -> float | None:
+    """p99 -> 0.99; None for what rests on the bulk of the ops (p50, mean) or on one (max)."""
+    if name in ("mean", "max") or not is_quantile(name) or percent(name) < TAIL_FROM:
+        return None
+    return percent(name) / 100
 ERROR_FIGURES = ("errors", "error_rate")
 OUTCOME_EXIT = {"converged": ExitCode.OK, "max_rate": ExitCode.OK, "none_passed": ExitCode.CHECKS, "max_steps": ExitCode.INCOMPLETE}
 
@@ -49,7 +56,8 @@ class CapacitySpec:
         return [parse_check(text, ops, "--slo") for text in self.slos]
 
     def step_config(self, config: RunSpec, rate: float) -> RunSpec:
-        return config.replace(rate_per_s=rate, duration_s=self.step_s, warmup_s=self.step_warmup_s, warmup_ops=0)
+        # The SLOs ride as the step's checks: a percentile only they name (p95) is computed for it.
+        return config.replace(rate_per_s=rate, duration_s=self.step_s, warmup_s=self.step_warmup_s, warmup_ops=0, checks=self.slos)
 
 
 def judge(doc: dict[str, Any], checks: list[Check]) -> dict[str, Any]:
@@ -109,7 +117,7 @@ def thin_tails(doc: dict[str, Any], checks: list[Check]) -> list[str]:
     found = []
     for check in checks:
         op, _, rest = check.figure.partition(".")
-        share = QUANTILE_SHARE.get(rest.rpartition(".")[2])
+        share = _tail_share(rest.rpartition(".")[2])
         ok = Result(doc, "step").figure(f"{op}.ok")
         if share is None or ok is None:
             continue

@@ -174,7 +174,7 @@ class Anatomy:
         text, count = self.texts.most_common(1)[0]
         return text, count / self.ops, count / max(self.attempts, self.ops)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, percentiles: tuple[str, ...] = ()) -> dict[str, Any]:
         """The report's figures: per-op means and each part's quantiles in milliseconds."""
         self._flush_zeros()
         repeated = self.most_repeated()
@@ -187,7 +187,7 @@ class Anatomy:
             "streamed_per_op": round(self.streamed / self.ops, 3) if seen else None,
             "most_repeated": None if repeated is None else {"statement": repeated[0], "per_op": round(repeated[1], 3), "per_try": round(repeated[2], 3)},
             **{
-                f"{part}_ms": self.hists[part].summary_ms() if self.db_timed or part == "pool_wait" else None
+                f"{part}_ms": self.hists[part].summary_ms(percentiles) if self.db_timed or part == "pool_wait" else None
                 for part in PARTS
             },
         }

@@ -154,11 +154,13 @@ class LatencyHistogram:
                         counts[i] += item.count_added_in_this_iter_step
         return counts
 
-    def summary_ms(self) -> dict[str, float]:
-        """mean, p50, p90, p99, p99.9 and max in milliseconds."""
+    def summary_ms(self, extra: tuple[str, ...] = ()) -> dict[str, float]:
+        """mean, p50, p90, p99, p99.9 and max in milliseconds; and each of `extra` (p95, p97_5)."""
         out = {"mean": self.mean_ns() / NS_PER_MS}
         for name, pct in QUANTILES.items():
             out[name] = self.quantile_ns(pct) / NS_PER_MS
+        for name in extra:
+            out[name] = self.quantile_ns(float(name[1:].replace("_", "."))) / NS_PER_MS
         out["max"] = self.max_ns() / NS_PER_MS
         return {k: round(v, 4) for k, v in out.items()}
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from runner.analysis.checks import parse_check
+from runner.analysis.checks import named_percentiles, parse_check
 from runner.errors import UsageError
+from runner.measure.histogram import LatencyHistogram
 from tests.conftest import run_cli, run_runner
 
 OPS = ("read", "write")
@@ -80,3 +81,41 @@ def test_a_bad_check_ends_the_run_before_it_starts() -> None:
     result = run_cli("--check", "read.p99 << 5")
     assert result.code == 2 and result.stdout == ""
     assert result.stderr.strip().startswith("runner: error: --check 'read.p99 << 5'") and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "figure"),
+    [("read.p95 < 50ms", "read.p95"), ("read.p(97.5) < 50ms", "read.p97_5"), ("read.p(95) < 1s", "read.p95"),
+     ("read.p99_99 < 1s", "read.p99_99"), ("read.db.p(97.5) < 5ms", "read.db.p97_5")],
+)
+def test_any_percentile_is_a_figure_k6_style(text: str, figure: str) -> None:
+    assert parse_check(text, OPS).figure == figure
+
+
+def test_the_percentiles_checks_name_are_the_ones_a_run_computes() -> None:
+    texts = ("read.p95 < 5ms", "write.p(97.5) < 1s", "read.p99 < 1s", "read.db.p95 < 1ms", "ops_per_s > 1")
+    assert named_percentiles(texts) == ("p95", "p97_5")
+
+
+def test_a_percentile_no_check_named_is_nothing_measured() -> None:
+    check = parse_check("read.p95 < 50ms", OPS)
+    assert check.evaluate(_doc())["value"] is None and not check.evaluate(_doc())["pass"]
+
+
+def test_extra_percentiles_are_read_from_the_histogram() -> None:
+    hist = LatencyHistogram()
+    hist.record_many([i * 1_000_000 for i in range(1, 1001)])  # 1..1000 ms
+    summary = hist.summary_ms(("p95", "p97_5"))
+    assert summary["p95"] == pytest.approx(950, rel=0.01) and summary["p97_5"] == pytest.approx(975, rel=0.01)
+    assert summary["p90"] < summary["p95"] < summary["p97_5"] < summary["p99"]
+
+
+@pytest.mark.system
+def test_a_run_computes_and_checks_the_percentiles_its_checks_name(dsn: str) -> None:
+    result = run_runner("--ops", "300", "--quiet", "--check", "read.p95 < 60s", "--check", "write.p(97.5) < 60s", "--check", "read.db.p95 < 60s", dsn=dsn)
+    assert result.code == 0, result.stderr
+    doc = result.doc
+    assert doc is not None and [c["pass"] for c in doc["checks"]] == [True, True, True]
+    read, write = doc["totals"]["by_op"]["read"], doc["totals"]["by_op"]["write"]
+    assert read["latency_ms"]["p90"] <= read["latency_ms"]["p95"] <= read["latency_ms"]["p99"]
+    assert "p97_5" in write["latency_ms"] and "p95" in read["anatomy"]["db_ms"]
