@@ -4,8 +4,10 @@ under a CPU hog? (#32's done-when; not a test.)
     python bench/gate.py [--trials 10] [--rounds 6] [--hogs 1] [--ops 400]
 
 Two checkouts are written to a temporary directory, each with `gatebench.py`: `base` (one
-statement per op: a 4 ms pg_sleep beside a count over 3,000 generated rows, so the op costs both
-server CPU and wall time) and `slow` (the same op 10 % slower: the sleep is 4.5 ms). One embedded
+statement per op: a 9 ms pg_sleep beside a count over 3,000 generated rows, so the op costs both
+server CPU and wall time) and `slow` (the same op about 10 % slower: the sleep is 10 ms; the
+server sleeps in whole milliseconds, so a 4.5 ms sleep against 4 ms was a 17 % slowdown, not
+10 %). Each trial prints the measured change, so what was injected is on record. One embedded
 server serves every trial; `--hogs` processes spin on the CPU for the whole benchmark (two cores
 here: one hog takes one). Trials alternate: A/B (`base` against `slow`) and A/A (`base` against
 `base`), each `runner compare --run A B --rounds R --fail-if 'ops_per_s < -5%' --workload
@@ -62,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gate-bench-") as root:
         base, slow = Path(root) / "base", Path(root) / "slow"
-        for directory, sleep in ((base, 0.004), (slow, 0.0045)):
+        for directory, sleep in ((base, 0.009), (slow, 0.010)):
             directory.mkdir()
             (directory / "gatebench.py").write_text(BENCH.format(sleep=sleep))
         server = start_embedded({})

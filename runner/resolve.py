@@ -70,6 +70,10 @@ def _resolve(options: Options, workload: Workload | None, draw: Callable[[], int
     if decided.mode not in MODES:
         raise UsageError(f"unknown --mode {decided.mode!r}: choose one of {', '.join(MODES)}")
     workload = workload or _workload(decided.workload)
+    try:
+        workload = workload.only(decided.only)
+    except LookupError as exc:
+        raise UsageError(f"--only: {exc.args[0]}") from None
     _workload_fits(decided, workload)
     decided = _scale(decided, workload)
     decided = _prepare(decided)

@@ -185,7 +185,7 @@ def judged(config: RunSpec, docs: list[dict[str, Any]]) -> dict[str, Any]:
         doc = {**doc, "complete": False, "stop_reason": f"{len(docs)} of {config.repeat} repeats ran"}
     if not config.checks:
         return doc
-    ops = tuple(op.name for op in resolve(config.workload).ops)
+    ops = tuple(op.name for op in config.workload_ops.ops)
     return {**doc, "checks": [parse_check(text, ops).evaluate(doc) for text in config.checks]}
 
 

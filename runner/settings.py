@@ -275,6 +275,13 @@ SETTINGS: tuple[Setting, ...] = (
         show_default=True,
     ),
     Setting(
+        "only",
+        "--only",
+        "Run only these ops of the workload, comma-separated (e.g. 'feed,search'), as Locust's --tags; --read-ratio picks among those.",
+        fields={"only": {"type": "array", "items": {"type": "string"}, "description": "--only: the ops that run; empty: all of them"}},
+        parse=lambda text: (tuple(name.strip() for name in text.split(",") if name.strip()) if text else (),),
+    ),
+    Setting(
         "layer",
         "--layer",
         "orm, core or raw: the same SQL through the ORM, SQLAlchemy Core, or the driver.",

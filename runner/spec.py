@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.config import ASYNC_DRIVERS, DEFAULT_MAX_INFLIGHT, DEFAULT_MODE, PSYCOPG_PREPARE_THRESHOLD, SYNC_DRIVERS
 from runner.dsn import mask_dsn
+
+if TYPE_CHECKING:
+    from workloads import Workload
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Options:
     scale_tables: tuple[tuple[str, int], ...] = ()  # --scale table=rows: a table's rows as given
     analyze: bool = True  # --no-analyze: no VACUUM ANALYZE after the load
     keys: str = "uniform"  # --keys: how ops pick existing rows (workloads.keys), as written after parsing
+    only: tuple[str, ...] = ()  # --only: the workload's ops that run (Locust's --tags); () all of them
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,13 @@ class RunSpec(Options):
 
         asked = dataclasses.replace(self.asked or self, **{"seed": self.seed, **changes})
         return resolve(asked)
+
+    @property
+    def workload_ops(self) -> Workload:
+        """--workload with only --only's ops: what the run runs."""
+        from workloads import resolve
+
+        return resolve(self.workload).only(self.only)
 
     def to_report(self) -> dict[str, Any]:
         """Every option as reported in `.config`, with the DSN's password masked."""

@@ -158,3 +158,10 @@ def test_a_new_mode_is_one_module_and_one_registry_line(tmp_path: Path, monkeypa
     from runner.analysis.report import scenario_name
 
     assert scenario_name(resolved.to_report()) == "lockstep K=3 procs=2"
+
+
+def test_only_runs_the_ops_named_and_refuses_an_unknown_one() -> None:
+    resolved = spec(workload="seed", only=("read",))
+    assert [op.name for op in resolved.workload_ops.ops] == ["read"]
+    with pytest.raises(UsageError, match="--only: workload 'seed' has no op 'feed' \\(its ops: read, write\\)"):
+        spec(workload="seed", only=("feed",))

@@ -282,3 +282,11 @@ def test_a_slow_start_is_said_on_stderr(dsn: str) -> None:
     result = run_runner("--ops", "40", "--procs", "2", "--warmup", "3s", dsn=dsn)
     assert result.code == 0, result.stderr
     assert "starting workers:" in result.stderr and "of 2 ready" in result.stderr
+
+
+@pytest.mark.system
+def test_only_runs_the_ops_it_names(dsn: str) -> None:
+    result = run_runner("--only", "read", "--ops", "100", "--quiet", dsn=dsn)
+    assert result.code == 0, result.stderr
+    assert result.doc is not None and list(result.doc["totals"]["by_op"]) == ["read"] and result.doc["totals"]["ok"] == 100
+    assert result.doc["config"]["only"] == ["read"] and result.doc["database"]["rows"] == result.doc["database"]["expected_rows"]

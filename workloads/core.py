@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import itertools
 import random
@@ -122,6 +123,15 @@ class Workload:
     @property
     def populate_takes_scale(self) -> bool:
         return self.populate is not None and len(inspect.signature(self.populate).parameters) >= 2
+
+    def only(self, names: tuple[str, ...]) -> Workload:
+        """This workload with only the ops named (--only, as Locust's --tags); all of them without names."""
+        if not names:
+            return self
+        unknown = [name for name in names if name not in {op.name for op in self.ops}]
+        if unknown:
+            raise LookupError(f"workload {self.name!r} has no op {unknown[0]!r} (its ops: {', '.join(op.name for op in self.ops)})")
+        return dataclasses.replace(self, ops=tuple(op for op in self.ops if op.name in names), rows_per_op={k: v for k, v in self.rows_per_op.items() if k in names})
 
     def layers(self) -> tuple[str, ...]:
         return tuple(layer for layer in LAYERS if all(getattr(op, layer) is not None for op in self.ops))

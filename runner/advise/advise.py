@@ -31,7 +31,6 @@ from runner.output import ResultStream
 from runner.result import Result
 from runner.run import Interrupted, Outcome, bench
 from runner.spec import RunSpec
-from workloads import resolve
 
 PAST_PEAK = 0.9  # a climb stops once a level's throughput is below this share of its best
 MIN_ROUNDS = 3  # paired rounds before an early verdict
@@ -51,7 +50,7 @@ class AdviseSpec:
     step_warmup_s: float
 
     def checks(self, config: RunSpec) -> list[Check]:
-        ops = tuple(op.name for op in resolve(config.workload).ops)
+        ops = tuple(op.name for op in config.workload_ops.ops)
         return [parse_check(text, ops, "--slo") for text in self.slos]
 
 

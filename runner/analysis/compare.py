@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,35 +142,38 @@ def parse_fail_if(text: str) -> FailIf:
     return FailIf(text, figure, side, float(number), bool(percent))
 
 
+def rules_against(texts: tuple[str, ...], rows: list[dict[str, Any]], lacking: str) -> Iterator[tuple[FailIf, dict[str, Any]]]:
+    """Each --fail-if with each row it names (`*.` names one per op); `lacking` says why a rule
+    that names none could not: one line, exit 2."""
+    for text in texts:
+        rule = parse_fail_if(text)
+        matched = [row for row in rows if rule.matches(row)]
+        if not matched:
+            raise UsageError(f"--fail-if {text!r}: {lacking.format(figure=repr(rule.figure))}")
+        for row in matched:
+            yield rule, row
+
+
 def fail_ifs(texts: tuple[str, ...], rows: list[dict[str, Any]], a: Result | None = None, b: Result | None = None) -> list[dict[str, Any]]:
     """Each --fail-if against the compared rows: a timing figure fails only past its threshold *and*
     beyond both results' spread, so noise never fails a build; a count (statements per op) fails
     past its threshold alone, and says which statement B repeats."""
     results = []
-    for text in texts:
-        rule = parse_fail_if(text)
-        matched = [row for row in rows if rule.matches(row)]
-        if not matched:
-            raise UsageError(f"--fail-if {text!r}: the two results have no {rule.figure!r} in common (a count needs --anatomy on both)")
-        for row in matched:
-            if row["significant"] is None:
-                raise UsageError(f"--fail-if {text!r}: needs --repeat runs on both sides to know the spread (e.g. --repeat 3)")
-            fail = rule.past(row) and bool(row["significant"])
-            results.append(
-                {
-                    "fail_if": text,
-                    "metric": row["metric"],
-                    "figure": row["figure"],
-                    "delta_pct": row["delta_pct"],
-                    "beyond_spread": row["significant"],
-                    "fail": fail,
-                    "detail": _repeated_statement(row["figure"], a, b) if fail and is_count(row["figure"]) else None,
-                }
-            )
+    for rule, row in rules_against(texts, rows, "the two results have no {figure} in common (a count needs --anatomy on both)"):
+        if row["significant"] is None:
+            raise UsageError(f"--fail-if {rule.text!r}: needs --repeat runs on both sides to know the spread (e.g. --repeat 3)")
+        fail = rule.past(row) and bool(row["significant"])
+        detail = repeated_statement(row["figure"], a, b) if fail and is_count(row["figure"]) else None
+        results.append(judged_row(rule, row, fail, detail, beyond_spread=row["significant"]))
     return results
 
 
-def _repeated_statement(figure: str, a: Result | None, b: Result | None) -> str | None:
+def judged_row(rule: FailIf, row: dict[str, Any], fail: bool, detail: str | None, **more: Any) -> dict[str, Any]:
+    """One --fail-if on one row, as `fail_if[]` lists it."""
+    return {"fail_if": rule.text, "metric": row["metric"], "figure": row["figure"], "delta_pct": row["delta_pct"], **more, "fail": fail, "detail": detail}
+
+
+def repeated_statement(figure: str, a: Result | None, b: Result | None) -> str | None:
     """What B's op repeats, and how often against A: the statement a lost joinedload multiplied."""
     op = figure.partition(".")[0]
     found_b = b.most_repeated(op) if b is not None else None

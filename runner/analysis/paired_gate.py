@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import orjson
 
 from runner.advise.paired import Ratio, paired_ratio
-from runner.analysis.compare import ANATOMY_COUNTS, parse_fail_if
+from runner.analysis.compare import ANATOMY_COUNTS, judged_row, repeated_statement, rules_against
 from runner.dsn import child_env
 from runner.errors import ExitCode, UsageError
 from runner.result import Result, is_count
@@ -151,37 +151,20 @@ def _timing_row(figure: str, label: str, higher_is_better: bool, value_a: float,
 def judge(texts: tuple[str, ...], rows: list[dict[str, Any]], a: Result, b: Result) -> list[dict[str, Any]]:
     """Each --fail-if against the paired rows: fail, pass, or can't tell (a timing whose interval
     straddles the threshold)."""
-    from runner.analysis.compare import _repeated_statement
-
     judged = []
-    for text in texts:
-        rule = parse_fail_if(text)
-        matched = [row for row in rows if rule.matches(row)]
-        if not matched:
-            raise UsageError(f"--fail-if {text!r}: the rounds have no {rule.figure!r} (a count needs --anatomy; wall_s is not paired on --duration runs)")
-        for row in matched:
-            if is_count(row["figure"]):
-                fail, decided = rule.past(row), True
-            elif row["low_pct"] is None:
-                fail, decided = False, False
-            else:
-                low, high = row["low_pct"], row["high_pct"]
-                fail = high < rule.threshold if rule.side == "<" else low > rule.threshold
-                passed = low >= rule.threshold if rule.side == "<" else high <= rule.threshold
-                decided = fail or passed
-            judged.append(
-                {
-                    "fail_if": text,
-                    "metric": row["metric"],
-                    "figure": row["figure"],
-                    "delta_pct": row["delta_pct"],
-                    "low_pct": row["low_pct"],
-                    "high_pct": row["high_pct"],
-                    "fail": fail,
-                    "decided": decided,
-                    "detail": _repeated_statement(row["figure"], a, b) if fail and is_count(row["figure"]) else None,
-                }
-            )
+    lacking = "the rounds have no {figure} (a count needs --anatomy; wall_s is not paired on --duration runs)"
+    for rule, row in rules_against(texts, rows, lacking):
+        if is_count(row["figure"]):
+            fail, decided = rule.past(row), True
+        elif row["low_pct"] is None:
+            fail, decided = False, False
+        else:
+            low, high = row["low_pct"], row["high_pct"]
+            fail = high < rule.threshold if rule.side == "<" else low > rule.threshold
+            passed = low >= rule.threshold if rule.side == "<" else high <= rule.threshold
+            decided = fail or passed
+        detail = repeated_statement(row["figure"], a, b) if fail and is_count(row["figure"]) else None
+        judged.append(judged_row(rule, row, fail, detail, low_pct=row["low_pct"], high_pct=row["high_pct"], decided=decided))
     return judged
 
 

@@ -21,7 +21,6 @@ from runner.output import ResultStream
 from runner.result import Result, is_quantile, percent
 from runner.run import Interrupted, Outcome, bench
 from runner.spec import RunSpec
-from workloads import resolve
 
 MIN_STEP_OPS = 20  # a step offering fewer ops than this cannot say much about a p99
 # Ops due in the last moments of a step that the loop had not issued when the step ended are
@@ -52,7 +51,7 @@ class CapacitySpec:
     def checks(self, config: RunSpec) -> list[Check]:
         if not self.slos:
             raise UsageError("runner capacity needs at least one --slo, e.g. --slo 'read.p99 < 50ms'")
-        ops = tuple(op.name for op in resolve(config.workload).ops)
+        ops = tuple(op.name for op in config.workload_ops.ops)
         return [parse_check(text, ops, "--slo") for text in self.slos]
 
     def step_config(self, config: RunSpec, rate: float) -> RunSpec:

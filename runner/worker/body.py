@@ -91,7 +91,7 @@ def _op_stream(ctx: WorkerContext, warmup: bool, deadline_ns: int | None) -> Ite
     plan = ctx.plan
     seed = plan.seed + WARMUP_SEED_OFFSET if warmup else plan.seed
     count = (plan.warmup_ops or None) if warmup else plan.ops  # None: only the deadline ends it
-    ops: Iterator[Op] = resolve(plan.config.workload).op_sequence(random.Random(seed), plan.config.read_ratio)
+    ops: Iterator[Op] = plan.config.workload_ops.op_sequence(random.Random(seed), plan.config.read_ratio)
     if count is not None:
         ops = itertools.islice(ops, count)
     for op in ops:
@@ -398,7 +398,7 @@ def _complete(coroutine: Coroutine[Any, Any, T]) -> T:
 def _op_kit(plan: WorkerPlan, backend_handle: Handle, is_async: bool) -> OpKit:
     """What every op of the worker runs with, made once for either kind of loop: the ops'
     implementations for this layer and kind, the context, the trace maker, --think and --retries."""
-    impls = {op.name: op.impl(plan.config.layer, is_async) for op in resolve(plan.config.workload).ops}
+    impls = {op.name: op.impl(plan.config.layer, is_async) for op in plan.config.workload_ops.ops}
     retrier = Retrier(plan.config.retries, random.Random(plan.seed + RETRY_SEED_OFFSET)) if plan.config.retries else None
     return impls, _context(backend_handle, plan), trace_factory(plan.config), _thinker(plan), retrier
 
