@@ -461,10 +461,17 @@ def test_ctrl_c_while_starting_up_is_never_a_traceback(delay_s: float) -> None:
     # before it (the interpreter's start, runpy compiling runner/__main__.py) no program can catch
     # a Ctrl-C, and beside two CPU hogs that phase alone can outlast a delay counted from the
     # spawn. `-X importtime` says when the module is in.
-    parent = started(subprocess.Popen(
-        [sys.executable, "-X", "importtime", "-m", "runner", "--ops", "10"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack: see below
-    ))
+    # As from a terminal: SIGINT at its default in the child. A test session started in the
+    # background of a non-interactive shell has SIGINT ignored, the children inherit that, and
+    # Python keeps an inherited SIG_IGN: the Ctrl-C was discarded and the run completed (exit 0).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a handler resets to the default at exec
+    try:
+        parent = started(subprocess.Popen(
+            [sys.executable, "-X", "importtime", "-m", "runner", "--ops", "10"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack: see below
+        ))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     lines: list[str] = []
     in_package = threading.Event()
 
