@@ -188,6 +188,8 @@ def _counts(o: Options) -> None:
         raise UsageError(f"unknown --isolation {o.isolation!r}: choose one of {', '.join(ISOLATION)}")
     if o.scale is not None and o.scale < 1:
         raise UsageError(f"--scale must be at least 1, got {o.scale}")
+    if o.prometheus_linger_s < 0 or (o.prometheus_linger_s and o.prometheus_port is None):
+        raise UsageError(f"--prometheus-linger {o.prometheus_linger_s:g}: needs --prometheus-port, and a number of seconds of at least 0")
     if o.retries < 0:
         raise UsageError(f"--retries must not be negative, got {o.retries}")
 

@@ -159,7 +159,7 @@ def _exporter(config: RunSpec, collector: Collector, sampler: ConnectionSampler)
             "workers_running": float(sum(not w.finished for w in collector.workers)),
         }
 
-    exporter = Exporter(config.prometheus_port, gauges)
+    exporter = Exporter(config.prometheus_port, gauges, {"workload": config.workload, "mode": config.mode, "procs": str(config.procs)})
     collector.observer = exporter.observe
     return exporter
 
@@ -422,6 +422,7 @@ def _measure(
         sampler.stop()
         live.close()
         if exporter is not None:
+            exporter.linger(config.prometheus_linger_s, lambda: bool(signals.received))
             exporter.close()
     if supervisor.refused is not None:
         raise DatabaseError(supervisor.refused)

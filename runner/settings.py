@@ -438,6 +438,15 @@ SETTINGS: tuple[Setting, ...] = (
         capacity=False,
     ),
     Setting(
+        "prometheus_linger_s",
+        "--prometheus-linger",
+        "Keep the --prometheus-port endpoint up this many seconds after the run, so the last scrape sees its end.",
+        fields={"prometheus_linger_s": {"type": "number", "minimum": 0, "description": "--prometheus-linger, seconds (0: closed when the run ends)"}},
+        type=float,
+        default=0.0,
+        capacity=False,
+    ),
+    Setting(
         "prepare",
         "--prepare",
         ("Server-side prepared statements: psycopg 3 prepares after 5 executions (auto), never, or at once (always); asyncpg: never = --statement-cache off."),

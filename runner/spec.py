@@ -63,6 +63,7 @@ class Options:
     stage_kind: str | None = None  # "rate" (ops/s across workers) or "concurrency" (in flight per worker)
     checks: tuple[str, ...] = ()  # --check EXPR, repeatable (runner.analysis.checks)
     prometheus_port: int | None = None  # --prometheus-port: serve live metrics on 127.0.0.1
+    prometheus_linger_s: float = 0.0  # --prometheus-linger: keep serving this long after the run
     prepare: str = "auto"  # --prepare auto|never|always: server-side prepared statements where the driver allows
     max_client_connections: int | None = None  # the preflight's budget instead of the server's (a pooler)
     cluster: str = "local"  # local processes, or ray (private), ray:auto, ray:HOST:PORT

@@ -127,7 +127,7 @@ class Collector:
         self.timeline: dict[int, IntervalBin] = {}
         self.late_ops = 0  # open loop: ops issued more than 1 ms behind their schedule
         self.max_lag_ns = 0
-        self.observer: Callable[[str, OpDelta, LatencyHistogram], None] | None = None  # --prometheus-port
+        self.observer: Callable[[str, OpDelta, LatencyHistogram, Anatomy | None], None] | None = None  # --prometheus-port
 
     def add(self, record: Record) -> None:
         worker = self.workers[record["worker"]]
@@ -172,7 +172,7 @@ class Collector:
                 _totals(totals, name).add(delta, hist, anatomy)
             if record["phase"] != "warmup":
                 if self.observer is not None:
-                    self.observer(name, delta, hist)
+                    self.observer(name, delta, hist, anatomy)
                 # The run's and each worker's counts as they come; the run's histograms are the
                 # bins' added up once, at the end (close), not once per record.
                 _totals(self.by_op, name).add(delta, None)

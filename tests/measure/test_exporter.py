@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runner.measure.histogram import LatencyHistogram
-from tests.conftest import REPO, run_runner
+from tests.conftest import REPO, run_cli, run_runner
 
 
 def _free_port() -> int:
@@ -85,3 +85,63 @@ def test_buckets_count_values_at_or_below_each_bound() -> None:
     for ms in (0.4, 0.9, 3, 3, 80):
         hist.record(int(ms * 1_000_000))
     assert hist.cumulative([500_000, 1_000_000, 5_000_000, 100_000_000]) == [1, 2, 4, 5]
+
+
+def test_the_anatomy_and_the_run_info_are_exported() -> None:
+    """In-process: the exporter fed one op type's interval as the collector feeds it, then scraped."""
+    from runner.measure.anatomy import Anatomy
+    from runner.measure.exporter import Exporter
+
+    port = _free_port()
+    exporter = Exporter(port, lambda: {"workers_running": 1.0}, {"workload": "seed", "mode": "chunked", "procs": "2"})
+    try:
+        assert _scrape(port)["runner_run_info"] == [("runner_run_info", {"workload": "seed", "mode": "chunked", "procs": "2", "phase": "warmup"}, 1.0)]
+        hist, anatomy = LatencyHistogram(), Anatomy(ops=4, attempts=4, statements=10)
+        for ms in (1, 2, 3, 4):
+            hist.record(ms * 1_000_000)
+            anatomy.hists["pool_wait"].record(ms * 100_000)
+            anatomy.hists["db"].record(ms * 500_000)
+        delta = {"ok": 4, "dropped": 0, "unfinished": 0, "errors": {}, "error_samples": {}, "hist": {}, "anatomy": None, "retries": {}, "retried_ok": 0, "gave_up": {}}
+        exporter.observe("read", delta, hist, anatomy)  # type: ignore[arg-type]
+        metrics = _scrape(port)
+        assert ("runner_statements_total", {"op": "read"}, 10.0) in metrics["runner_statements"]
+        for part in ("pool_wait", "db"):
+            count = next(v for name, labels, v in metrics[f"runner_op_{part}_seconds"] if name.endswith("_count"))
+            assert count == 4.0, part
+        db_sum = next(v for name, labels, v in metrics["runner_op_db_seconds"] if name.endswith("_sum"))
+        assert db_sum == pytest.approx(0.005, rel=0.02)  # 0.5 + 1 + 1.5 + 2 ms
+        assert metrics["runner_run_info"][0][1]["phase"] == "measure"
+        exporter.linger(0.0, lambda: False)
+        assert _scrape(port)["runner_run_info"][0][1]["phase"] == "done"
+    finally:
+        exporter.close()
+
+
+@pytest.mark.system
+def test_the_endpoint_lingers_so_the_last_scrape_sees_the_end(dsn: str) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "--ops", "200", "--prometheus-port", str(port), "--prometheus-linger", "5", "--quiet", "--dsn", dsn],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    final = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and final is None:
+        try:
+            metrics = _scrape(port)
+            if metrics["runner_run_info"][0][1]["phase"] == "done":
+                final = metrics
+        except (urllib.error.URLError, ConnectionError, KeyError, IndexError):
+            pass
+        time.sleep(0.2)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert final is not None, "never scraped the finished run"
+    ok = sum(v for name, _, v in final["runner_ops"] if name == "runner_ops_total")
+    assert ok == json.loads(stdout)["totals"]["ok"] == 200  # the scrape after the end saw every op
+
+
+def test_linger_needs_a_port() -> None:
+    result = run_cli("--ops", "10", "--prometheus-linger", "3")
+    assert result.code == 2 and "--prometheus-linger 3: needs --prometheus-port" in result.stderr
