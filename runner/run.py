@@ -283,18 +283,17 @@ def _setup(config: RunSpec, dsn: str, embedded: EmbeddedServer | None) -> _Setup
         generic = scale is not None and not workload.populate_takes_scale and (workload.populate is None or config.scale is not None)
         started = time.monotonic()
         populated = prepare_schema(conn, workload, scale, populate=not generic)
-    load_engine = control_engine(dsn, "load", "psycopg")
     if generic:
         assert scale is not None
         _, rows = table_rows(workload, scale, config.scale_tables)
         with stoppable():  # the filler's rows: Python a statement cancel does not stop
-            loaded = fill(load_engine, workload, rows, None if config.quiet else _load_progress, config.analyze)
+            loaded = fill(control_engine(dsn, "load", "psycopg"), workload, rows, None if config.quiet else _load_progress, config.analyze)
         populated = {name: t.rows for name, t in loaded.tables.items()}
         _check_loaded(dsn, workload, populated)
         load = load_section(scale, "generic", loaded)
     elif scale is not None and workload.populate_takes_scale:
         seconds = time.monotonic() - started
-        analyze_s = vacuum_analyze(load_engine, workload) if config.analyze else None
+        analyze_s = vacuum_analyze(control_engine(dsn, "load", "psycopg"), workload) if config.analyze else None
         load = load_section(scale, "workload", Loaded({name: TableLoad(rows, 0.0) for name, rows in populated.items()}, {}, seconds, None, analyze_s))
     else:
         load = None
