@@ -49,11 +49,6 @@ def is_quantile(name: str) -> bool:
     return name in QUANTILES or PERCENTILE.match(name) is not None
 
 
-def percent(name: str) -> float:
-    """p97_5 -> 97.5."""
-    return float(name[1:].replace("_", "."))
-
-
 def is_figure(name: str, ops: tuple[str, ...]) -> bool:
     """Whether `name` is a figure of a run of a workload with these op types."""
     if name in RUN_FIGURES:

@@ -17,8 +17,9 @@ from runner.analysis.checks import Check, parse_check, show
 from runner.analysis.report import SCHEMA_VERSION, environment
 from runner.capacity.search import Search, SearchSpec
 from runner.errors import ExitCode, UsageError
+from runner.measure.histogram import percent
 from runner.output import ResultStream
-from runner.result import Result, is_quantile, percent
+from runner.result import Result, is_quantile
 from runner.run import Interrupted, Outcome, bench
 from runner.spec import RunSpec
 
@@ -37,6 +38,8 @@ def _tail_share(name: str) -> float | None:
     if name in ("mean", "max") or not is_quantile(name) or percent(name) < TAIL_FROM:
         return None
     return percent(name) / 100
+
+
 ERROR_FIGURES = ("errors", "error_rate")
 OUTCOME_EXIT = {"converged": ExitCode.OK, "max_rate": ExitCode.OK, "none_passed": ExitCode.CHECKS, "max_steps": ExitCode.INCOMPLETE}
 

@@ -20,6 +20,11 @@ QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 NS_PER_MS = 1_000_000
 
 
+def percent(name: str) -> float:
+    """A percentile's name as the document writes it -> its percent: p99_9 -> 99.9, p97_5 -> 97.5."""
+    return float(name[1:].replace("_", "."))
+
+
 def _index_constants() -> tuple[int, int]:
     layout = HdrHistogram(*LAYOUT)
     assert layout.unit_magnitude == 0  # LOWEST_NS = 1: counts_index assumes it
@@ -160,7 +165,7 @@ class LatencyHistogram:
         for name, pct in QUANTILES.items():
             out[name] = self.quantile_ns(pct) / NS_PER_MS
         for name in extra:
-            out[name] = self.quantile_ns(float(name[1:].replace("_", "."))) / NS_PER_MS
+            out[name] = self.quantile_ns(percent(name)) / NS_PER_MS
         out["max"] = self.max_ns() / NS_PER_MS
         return {k: round(v, 4) for k, v in out.items()}
 
