@@ -31,6 +31,8 @@ Examples:
   python -m runner --dsn postgresql://user:pw@localhost:5432/bench --output run.json
   python -m runner --repeat 5 --ops 5000 --output a.json
   runner compare a.json b.json                    deltas, and whether they exceed the noise
+  python -m runner --save-baseline main            keep this run as baseline "main" (.runner/baselines)
+  python -m runner --baseline main --fail-if '*.statements_per_op > +0'   judged against it
   runner compare --run ../base . --ops 2000 --fail-if 'ops_per_s < -5%'   paired rounds of two checkouts
   runner report sweep.jsonl --out report/         plots and a Markdown summary
   runner capacity --slo 'read.p99 < 50ms'          the highest rate that meets an SLO
@@ -51,6 +53,7 @@ def _fail(message: str, code: ExitCode) -> int:
 @click.version_option(__version__, prog_name="runner")
 def cli(**values: Any) -> int:
     """Run a SQLAlchemy workload against PostgreSQL and report what it did, as JSON on stdout."""
+    from runner.analysis.baselines import save, verdict_lines
     from runner.analysis.checks import failed_lines
     from runner.analysis.report import print_summary
     from runner.output import ResultStream, check_writable
@@ -77,6 +80,13 @@ def cli(**values: Any) -> int:
             click.echo(f"runner: INCOMPLETE: {outcome.report['stop_reason']}", err=True)
     for line in failed_lines(outcome.report["checks"] or [], median=config.repeat > 1):
         click.echo(f"runner: {line}", err=True)
+    for line in verdict_lines(outcome.report):
+        click.echo(f"runner: {line}", err=True)
+    if config.save_baseline is not None:
+        line, saved = save(outcome.report, config.save_baseline, config.baseline_dir)
+        click.echo(f"runner: {line}", err=True)
+        if not saved and code not in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+            code = ExitCode.OUTPUT
     return int(code)
 
 
@@ -145,28 +155,46 @@ FAIL_IF_HELP = (
 
 @click.command("compare", context_settings={"help_option_names": ["-h", "--help"], "ignore_unknown_options": True})
 @click.argument("a")
-@click.argument("b")
+@click.argument("b", required=False)
 @click.option("--fail-if", "fail_if", multiple=True, help=FAIL_IF_HELP)
+@click.option("--baseline", default=None, help="A is this stored baseline (saved by a run's --save-baseline NAME); give B alone.")
+@click.option("--baseline-dir", envvar="RUNNER_BASELINE_DIR", default=None, help="Where baselines are kept  [default: .runner/baselines].")
 @click.option("--run", "paired", is_flag=True, help="A and B are two checkouts: run the options after them in each, in paired interleaved rounds on one server.")
 @click.option("--rounds", type=int, default=6, show_default=True, help="With --run: paired rounds (each runs A and B once).")
 @click.option("--dsn", envvar="DATABASE_URL", default=None, help="With --run: the server (default: $DATABASE_URL, else an embedded one).")
 @click.argument("run_options", nargs=-1, type=click.UNPROCESSED)
-def compare_cmd(a: str, b: str, fail_if: tuple[str, ...], paired: bool, rounds: int, dsn: str | None, run_options: tuple[str, ...]) -> int:
+def compare_cmd(
+    a: str, b: str | None, fail_if: tuple[str, ...], baseline: str | None, baseline_dir: str | None,
+    paired: bool, rounds: int, dsn: str | None, run_options: tuple[str, ...],
+) -> int:
     """Two results side by side: deltas in %, and whether each is beyond the runs' spread. With
-    --run, two checkouts measured in paired, interleaved rounds: each timing's ratio B/A with its
-    95 % interval, and a --fail-if that fails, passes or says it can't tell."""
+    --baseline NAME, A is that stored run and the one file is B. With --run, two checkouts
+    measured in paired, interleaved rounds: each timing's ratio B/A with its 95 % interval, and a
+    --fail-if that fails, passes or says it can't tell."""
+    from runner.analysis.baselines import Store, check_name
     from runner.analysis.compare import compare, fail_ifs, fail_line, mismatch, parse_fail_if, render
     from runner.result import read_one
 
     for text in fail_if:  # a bad expression is one line before anything is read
         parse_fail_if(text)
+    if (b is None) != (baseline is not None):
+        raise UsageError("compare takes two results A B, or --baseline NAME and one result B")
     if paired:
+        if b is None:
+            raise UsageError("compare --run takes two checkouts A B, not --baseline")
         return _paired_compare(a, b, fail_if, rounds, dsn, run_options)
     if run_options:
         raise UsageError(f"compare: {run_options[0]!r} after A and B: run options need --run (A and B then name two checkouts)")
-    result_a, result_b = read_one(a, "compare"), read_one(b, "compare")  # versions compared by mismatch, not refused alone
+    warnings: list[str] = []
+    if baseline is not None:
+        stored = Store.at(baseline_dir).load(check_name(baseline, "--baseline"))
+        warnings += [stored.warning] if stored.warning else []
+        result_a, result_b = stored.result, read_one(a, "compare")
+    else:
+        assert b is not None
+        result_a, result_b = read_one(a, "compare"), read_one(b, "compare")  # versions compared by mismatch, not refused alone
     name_a, name_b = result_a.name, result_b.name
-    warnings = mismatch(result_a, result_b)
+    warnings += mismatch(result_a, result_b)
     rows = compare(result_a, result_b)
     judged = fail_ifs(fail_if, rows, result_a, result_b)
     click.echo(json.dumps({"a": name_a, "b": name_b, "warnings": warnings, "rows": rows, "fail_if": judged}))

@@ -9,11 +9,15 @@ embedded server from a team's own test suite and assert on the result.
 `runner_server` (session scope) is one embedded PostgreSQL for the whole test session, removed at
 its end; `runner_run` runs `python -m runner` against it in a subprocess (the run's own signal
 handlers and worker processes stay out of pytest's) and returns a `RunResult`.
+
+`pytest --runner-save-baseline NAME` keeps every run as baseline NAME/<test>; `pytest
+--runner-baseline NAME --runner-fail-if EXPR` judges each against its own (runner.analysis.baselines).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -84,13 +88,20 @@ class RunResult:
         """The `check=[...]` results that did not hold (`.checks` entries: check, value, pass)."""
         return [check for check in self.doc.get("checks") or [] if not check["pass"]]
 
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        """`.baseline`: the run compared with a stored one (`baseline=NAME` or --runner-baseline)."""
+        return self.doc.get("baseline")
+
     def assert_checks(self) -> None:
-        """AssertionError unless the run completed and every check held; its message lists what
-        failed, as the runner's stderr says it."""
+        """AssertionError unless the run completed, every check held and every --fail-if against
+        a baseline held; its message lists what failed, as the runner's stderr says it."""
+        from runner.analysis import baselines
         from runner.analysis.checks import failed_lines
 
         problems = [] if self.complete else [f"the run is incomplete: {self.doc['stop_reason']}"]
         problems += failed_lines(self.failed_checks, median=self.result.runs > 1)
+        problems += baselines.failed_lines(self.doc)
         if problems:
             raise AssertionError("runner: " + "; ".join(problems))
 
@@ -141,12 +152,48 @@ def runner_server() -> Iterator[Any]:
         server.stop()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """pytest-benchmark's store, for every runner_run of the session: each run is saved or compared
+    under NAME/<its test>."""
+    group = parser.getgroup("runner", "runner: SQLAlchemy workloads against PostgreSQL")
+    group.addoption("--runner-save-baseline", metavar="NAME", help="Save every runner_run as baseline NAME/<test> (its --save-baseline).")
+    group.addoption("--runner-baseline", metavar="NAME", help="Compare every runner_run with baseline NAME/<test>; assert_checks fails on a --runner-fail-if.")
+    group.addoption("--runner-fail-if", metavar="EXPR", action="append", default=[], help="Repeatable, with --runner-baseline: e.g. '*.statements_per_op > +0'.")
+    group.addoption("--runner-baseline-dir", metavar="DIR", help="Where baselines are kept  [default: $RUNNER_BASELINE_DIR, else .runner/baselines].")
+
+
+def baseline_key(nodeid: str, call: int) -> str:
+    """A test's part of a baseline's name: `tests/test_db.py::test_feed[x]` -> `tests-test_db.py-test_feed-x`;
+    a test's second runner_run gets `-2`."""
+    key = re.sub(r"[^\w.\-]+", "-", nodeid).strip("-.") or "test"
+    return key + (f"-{call}" if call > 1 else "")
+
+
+def _store_options(config: pytest.Config, nodeid: str, call: int) -> dict[str, Any]:
+    """The run options the session's --runner-* give this test's run."""
+    save, compare = config.getoption("runner_save_baseline"), config.getoption("runner_baseline")
+    key = baseline_key(nodeid, call)
+    options: dict[str, Any] = {"baseline_dir": config.getoption("runner_baseline_dir")}
+    if save:
+        options["save_baseline"] = f"{save}/{key}"
+    if compare:
+        options["baseline"] = f"{compare}/{key}"
+        options["fail_if"] = list(config.getoption("runner_fail_if"))
+    return options
+
+
 @pytest.fixture
-def runner_run(runner_server: Any) -> Callable[..., RunResult]:
+def runner_run(runner_server: Any, request: pytest.FixtureRequest) -> Callable[..., RunResult]:
     """`runner_run(workload=..., ops=..., **any option)` -> RunResult, on the session's server, or
-    on another one with `dsn=...` (which, like the server's own, goes in DATABASE_URL)."""
+    on another one with `dsn=...` (which, like the server's own, goes in DATABASE_URL). With
+    --runner-save-baseline / --runner-baseline, each call is saved or compared under NAME/<test>;
+    options given to the call win."""
+    calls = 0
 
     def run(dsn: str | None = None, **options: Any) -> RunResult:
-        return run_workload(dsn or runner_server.dsn, **options)
+        nonlocal calls
+        calls += 1
+        stored = _store_options(request.config, request.node.nodeid, calls)
+        return run_workload(dsn or runner_server.dsn, **{**stored, **options})
 
     return run

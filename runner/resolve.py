@@ -267,6 +267,37 @@ def _think_and_keys(o: Options) -> Options:
     return dataclasses.replace(o, keys=str(KeySpec.parse(o.keys)))  # one spelling in .config: zipf -> zipf:0.99
 
 
+def _baselines(o: Options, ops: tuple[str, ...]) -> None:
+    """--save-baseline, --baseline and --fail-if, before the run: a name the store cannot hold, a
+    baseline that is not there, or a timing rule neither side can judge is one line now, not after
+    the run was measured."""
+    from runner.analysis.baselines import Store, check_name
+    from runner.analysis.compare import parse_fail_if
+    from runner.result import is_count
+
+    if o.save_baseline is not None:
+        check_name(o.save_baseline, "--save-baseline")
+    rules = [parse_fail_if(text) for text in o.fail_if]
+    for rule in rules:
+        op, _, rest = rule.figure.partition(".")
+        if rest and op != "*" and op not in ops:
+            raise UsageError(f"--fail-if {rule.text!r}: the workload has no op {op!r} (its ops: {', '.join(ops)})")
+        if is_count(rule.figure) and not o.anatomy:
+            raise UsageError(f"--fail-if {rule.text!r}: a count per op is measured by the anatomy, which --no-anatomy turns off")
+    if o.baseline is None:
+        if rules:
+            raise UsageError("--fail-if judges this run against a stored one: give --baseline NAME (saved by an earlier --save-baseline)")
+        return
+    baseline = Store.at(o.baseline_dir).load(check_name(o.baseline, "--baseline"))
+    timing = [rule.text for rule in rules if not is_count(rule.figure)]
+    if timing and (o.repeat < 2 or baseline.result.runs < 2):
+        runs = f"this run has --repeat {o.repeat}, baseline {o.baseline!r} {baseline.result.runs} run(s)"
+        raise UsageError(
+            f"--fail-if {timing[0]!r}: a timing is judged beyond the runs' spread, so both sides need --repeat 2 or more ({runs}); "
+            "counts such as '*.statements_per_op > +0' need none"
+        )
+
+
 def _services(o: Options, workload: Workload) -> None:
     """What the run needs beyond itself: the metrics endpoint, the checks' ops, the DSN's form."""
     if o.prometheus_port is not None:
@@ -278,6 +309,7 @@ def _services(o: Options, workload: Workload) -> None:
 
     for text in o.checks:  # parsed now: a bad expression ends the run before it starts
         parse_check(text, tuple(op.name for op in workload.ops))
+    _baselines(o, tuple(op.name for op in workload.ops))
     if o.dsn is not None:
         driver_args(o.dsn, "psycopg2")  # the parent's own connections
         driver_args(o.dsn, worker_driver(o))

@@ -17,13 +17,14 @@ from runner import lost_interrupt
 from runner.analysis.checks import parse_check
 from runner.analysis.repeat import combine
 from runner.analysis.report import build
-from runner.errors import DatabaseError, ExitCode
+from runner.errors import DatabaseError, ExitCode, UsageError
 from runner.live import Live
 from runner.load.fill import Loaded, TableLoad, fill, vacuum_analyze
 from runner.load.rows import table_rows
 from runner.measure.collector import Collector
 from runner.measure.exporter import Exporter
 from runner.output import ResultStream
+from runner.result import Result
 from runner.server.control import (
     cancel_statements,
     check_session_settings,
@@ -169,6 +170,9 @@ def _exit_code(doc: dict[str, Any], signal_exit: ExitCode | None) -> ExitCode:
         return signal_exit
     if not doc["complete"]:
         return ExitCode.INCOMPLETE
+    baseline = doc.get("baseline") or {}
+    if baseline.get("error") or any(rule["fail"] for rule in baseline.get("fail_if", [])):
+        return ExitCode.CHECKS
     if doc["checks"] is not None:  # with --check, the checks judge the run (errors too: `errors == 0`)
         return ExitCode.CHECKS if any(not c["pass"] for c in doc["checks"]) else ExitCode.OK
     if doc["totals"]["errors"]:
@@ -183,10 +187,32 @@ def judged(config: RunSpec, docs: list[dict[str, Any]]) -> dict[str, Any]:
     doc = docs[0] if config.repeat == 1 else combine(docs)
     if len(docs) < config.repeat and doc["complete"]:
         doc = {**doc, "complete": False, "stop_reason": f"{len(docs)} of {config.repeat} repeats ran"}
-    if not config.checks:
-        return doc
-    ops = tuple(op.name for op in config.workload_ops.ops)
-    return {**doc, "checks": [parse_check(text, ops).evaluate(doc) for text in config.checks]}
+    if config.checks:
+        ops = tuple(op.name for op in config.workload_ops.ops)
+        doc = {**doc, "checks": [parse_check(text, ops).evaluate(doc) for text in config.checks]}
+    if config.baseline is not None:
+        doc = {**doc, "baseline": against_baseline(config, doc)}
+    return doc
+
+
+def against_baseline(config: RunSpec, doc: dict[str, Any]) -> dict[str, Any]:
+    """`.baseline`: this run compared with the stored one, row by row, and each --fail-if judged
+    (a count on its own, a timing beyond both sides' spread, as `runner compare` judges them)."""
+    from runner.analysis.baselines import Store
+    from runner.analysis.compare import compare, fail_ifs, mismatch
+
+    assert config.baseline is not None
+    store = Store.at(config.baseline_dir)
+    try:  # read again: it was read at start-up, but the run is measured now and must not be lost
+        baseline = store.load(config.baseline)
+        this = Result(doc, "this run")
+        warnings = mismatch(baseline.result, this)
+        rows = compare(baseline.result, this)
+        judged = fail_ifs(config.fail_if, rows, baseline.result, this)
+    except UsageError as exc:  # e.g. the baseline ran other ops: a gate that cannot judge fails
+        return {"name": config.baseline, "file": str(store.path(config.baseline)), "warnings": [], "rows": [], "fail_if": [], "error": str(exc)}
+    section = baseline.section(rows, judged)
+    return {**section, "warnings": section["warnings"] + warnings}
 
 
 @dataclass

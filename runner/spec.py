@@ -62,6 +62,10 @@ class Options:
     stages: tuple[tuple[str, float, float], ...] = ()  # --stages: (hold|ramp, seconds, target)
     stage_kind: str | None = None  # "rate" (ops/s across workers) or "concurrency" (in flight per worker)
     checks: tuple[str, ...] = ()  # --check EXPR, repeatable (runner.analysis.checks)
+    save_baseline: str | None = None  # --save-baseline NAME: the document kept in the store (runner.analysis.baselines)
+    baseline: str | None = None  # --baseline NAME: compared with this stored run after the run
+    fail_if: tuple[str, ...] = ()  # --fail-if EXPR against --baseline, repeatable (runner.analysis.compare)
+    baseline_dir: str | None = None  # --baseline-dir: the store (None: $RUNNER_BASELINE_DIR or .runner/baselines)
     prometheus_port: int | None = None  # --prometheus-port: serve live metrics on 127.0.0.1
     prometheus_linger_s: float = 0.0  # --prometheus-linger: keep serving this long after the run
     prepare: str = "auto"  # --prepare auto|never|always: server-side prepared statements where the driver allows

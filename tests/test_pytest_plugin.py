@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.pytest_plugin import _flags
+from runner.pytest_plugin import _flags, baseline_key
 
 pytest_plugins = ("pytester",)
 
@@ -55,3 +55,37 @@ def test_options_become_flags() -> None:
     assert _flags({"ops": 200, "layer": "raw", "check": ["a", "b"], "quiet": True, "debug": False, "rate": None}) == [
         "--ops", "200", "--layer", "raw", "--check", "a", "--check", "b", "--quiet",
     ]
+
+
+STORED = '''
+def test_feed(runner_run):
+    result = runner_run(workload="{workload}", mode="sync", ops=20, seed=1)
+    result.assert_checks()
+'''
+
+
+@pytest.mark.system
+def test_a_session_saves_its_runs_and_the_next_is_judged_against_them(pytester: pytest.Pytester) -> None:
+    """pytest-benchmark's --benchmark-save then --benchmark-compare-fail: each runner_run kept as
+    NAME/<test>; the next session's PR, which drops an eager load, fails assert_checks."""
+    from runner.analysis.baselines import machine_id
+    from tests.worker.test_anatomy import LAZY
+
+    workload = pytester.path / "family.py"
+    pytester.makepyfile(test_store=STORED.format(workload=workload))
+    store = ["-p", "no:cacheprovider", "--runner-baseline-dir", str(pytester.path / "kept")]
+    workload.write_text(LAZY.format(lazy="selectin"))
+    pytester.runpytest_subprocess(*store, "--runner-save-baseline", "main").assert_outcomes(passed=1)
+    assert (pytester.path / "kept" / machine_id() / "main" / "test_store.py-test_feed.json").is_file()
+    workload.write_text(LAZY.format(lazy="select"))
+    judged = pytester.runpytest_subprocess(*store, "--runner-baseline", "main", "--runner-fail-if", "*.statements_per_op > +0")
+    judged.assert_outcomes(failed=1)
+    failed = "*AssertionError: runner: --baseline 'main/test_store.py-test_feed' failed (A: the baseline, B: this run): *read statements_per_op changed +450.0%*"
+    judged.stdout.fnmatch_lines([failed])
+
+
+def test_a_tests_baseline_key_is_a_name_the_store_holds() -> None:
+    from runner.analysis.baselines import check_name
+
+    assert baseline_key("tests/test_db.py::test_feed[a b/c]", 1) == "tests-test_db.py-test_feed-a-b-c"
+    assert baseline_key("t.py::test_x", 2) == "t.py-test_x-2" and check_name("main/" + baseline_key("::[]", 1), "--baseline") == "main/test"

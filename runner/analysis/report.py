@@ -301,6 +301,7 @@ def build(
         "repeat": None,
         "load": load,
         "checks": None,
+        "baseline": None,
     }
 
 
