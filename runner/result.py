@@ -31,9 +31,9 @@ from runner.spec import Options
 # schema_version -> what changed in it (the format history, as pyperf keeps one).
 FORMATS = {1: "the first documented layout: .config, .totals, .timeline, .workers, .repeat, .checks (runner 0.1)"}
 
-RUN_FIGURES = ("ops_per_s", "ok", "ops", "errors", "error_rate", "unfinished", "dropped", "wall_s", "connections.peak")
+RUN_FIGURES = ("ops_per_s", "ok", "ops", "errors", "error_rate", "outcomes", "outcome_rate", "unfinished", "dropped", "wall_s", "connections.peak")
 QUANTILES = ("p50", "p90", "p99", "p99_9", "max", "mean")
-OP_COUNTS = ("ops_per_s", "ok", "ops", "errors", "error_rate")
+OP_COUNTS = ("ops_per_s", "ok", "ops", "errors", "error_rate", "outcomes", "outcome_rate")
 ANATOMY_PARTS = ("pool_wait", "db", "python")
 # Counts per op from the anatomy: the same for the same --seed on any machine (no spread needed).
 ANATOMY_COUNTS = ("statements_per_op", "rows_per_op", "streamed_per_op", "repeated_per_op")
@@ -182,6 +182,9 @@ def _count(totals: dict[str, Any], name: str) -> float:
         return float(totals["connections"]["server_peak"])
     if name == "error_rate":
         return totals["errors"] / totals["ops"] if totals["ops"] else 0.0
+    if name in ("outcomes", "outcome_rate"):  # ops that ended in an answer the workload declared (in ok)
+        outcomes = sum((totals.get("outcomes") or {}).values())
+        return float(outcomes) if name == "outcomes" else (outcomes / totals["ops"] if totals["ops"] else 0.0)
     return float(totals[name])
 
 

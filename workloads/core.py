@@ -51,6 +51,10 @@ class Op:
     orm: Impl
     core: Impl | None = None
     raw: Impl | None = None
+    # Exceptions that are the application's answer, not a failure (an optimistic-concurrency
+    # StaleDataError, a unique violation on a retry-safe insert): counted per op as outcomes, the
+    # op ok and timed, its rows not expected in the tables (k6's expected responses).
+    outcomes: tuple[type[BaseException], ...] = ()
 
     def impl(self, layer: str, is_async: bool) -> Callable[..., Any]:
         pair = {"orm": self.orm, "core": self.core, "raw": self.raw}[layer]

@@ -32,6 +32,7 @@ from sqlalchemy import MetaData
 from workloads.core import LAYERS, ColumnFactory, Data, Op, Workload, WorkloadFileError, register
 
 OpFunction = Callable[[Any], Any]
+Outcomes = type[BaseException] | tuple[type[BaseException], ...]
 
 
 class WorkloadDefinition:
@@ -47,14 +48,26 @@ class WorkloadDefinition:
         self._populate: Callable[..., dict[str, int]] | None = None
         self._built: Workload | None = None
 
-    def read(self, weight: float = 1.0, *, name: str | None = None, layers: tuple[str, ...] = ("orm",)) -> Callable[[OpFunction], OpFunction]:
-        return self._op("read", weight, name, layers, {})
+    def read(
+        self, weight: float = 1.0, *, name: str | None = None, layers: tuple[str, ...] = ("orm",), outcomes: Outcomes = ()
+    ) -> Callable[[OpFunction], OpFunction]:
+        """`outcomes`: exception classes the op may end in that are answers, not failures (see write)."""
+        return self._op("read", weight, name, layers, {}, outcomes)
 
     def write(
-        self, weight: float = 1.0, *, name: str | None = None, layers: tuple[str, ...] = ("orm",), rows: dict[str, int] | None = None
+        self,
+        weight: float = 1.0,
+        *,
+        name: str | None = None,
+        layers: tuple[str, ...] = ("orm",),
+        rows: dict[str, int] | None = None,
+        outcomes: Outcomes = (),
     ) -> Callable[[OpFunction], OpFunction]:
-        """`rows`: rows one successful op adds per table, checked against the tables after the run."""
-        return self._op("write", weight, name, layers, rows or {})
+        """`rows`: rows one successful op adds per table, checked against the tables after the run.
+        `outcomes`: exception classes that are the application's answer, e.g. an optimistic-concurrency
+        `StaleDataError`: such an op is ok and timed, counted in the op's `outcomes` by class, and
+        adds no rows (it rolled back)."""
+        return self._op("write", weight, name, layers, rows or {}, outcomes)
 
     def populate(self, function: Callable[..., dict[str, int]]) -> Callable[..., dict[str, int]]:
         """`fn(conn) -> {table: rows}` or `fn(conn, scale)`: fills the tables once they are created
@@ -62,15 +75,22 @@ class WorkloadDefinition:
         self._populate = function
         return function
 
-    def _op(self, kind: str, weight: float, name: str | None, layers: tuple[str, ...], rows: dict[str, int]) -> Callable[[OpFunction], OpFunction]:
+    def _op(
+        self, kind: str, weight: float, name: str | None, layers: tuple[str, ...], rows: dict[str, int], outcomes: Outcomes
+    ) -> Callable[[OpFunction], OpFunction]:
+        classes = (outcomes,) if isinstance(outcomes, type) else tuple(outcomes)
+        if not all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
+            raise WorkloadFileError(f"workload {self.name!r}: outcomes= takes exception classes, got {outcomes!r}")
+
         def decorate(function: OpFunction) -> OpFunction:
             op_name = name or function.__name__
             if self._built is not None:
                 raise WorkloadFileError(f"workload {self.name!r}: op {op_name!r} defined after the workload was used")
-            entry = self._ops.setdefault(op_name, {"kind": kind, "weight": weight, "rows": rows})
+            entry = self._ops.setdefault(op_name, {"kind": kind, "weight": weight, "rows": rows, "outcomes": ()})
             if entry["kind"] != kind or entry["weight"] != weight:
                 raise WorkloadFileError(f"workload {self.name!r}: op {op_name!r} is defined twice with a different kind or weight")
             entry["rows"] = {**entry["rows"], **rows}
+            entry["outcomes"] = entry["outcomes"] + tuple(c for c in classes if c not in entry["outcomes"])
             slot = 0 if inspect.iscoroutinefunction(function) else 1
             for layer in layers:
                 if layer not in LAYERS:
@@ -93,7 +113,7 @@ class WorkloadDefinition:
                 pairs = {layer: tuple(entry[layer]) if layer in entry else None for layer in LAYERS}
                 if pairs["orm"] is None:
                     raise WorkloadFileError(f"workload {self.name!r}: op {op_name!r} has no orm layer (every op needs one)")
-                ops.append(Op(op_name, entry["kind"], entry["weight"], pairs["orm"], pairs["core"], pairs["raw"]))  # type: ignore[arg-type]
+                ops.append(Op(op_name, entry["kind"], entry["weight"], pairs["orm"], pairs["core"], pairs["raw"], entry["outcomes"]))  # type: ignore[arg-type]
             rows = {name: entry["rows"] for name, entry in self._ops.items() if entry["rows"]}
             self.data.check(self.name, self.metadata)
             workload = Workload(self.name, self.description, self.metadata, tuple(ops), rows, self._populate, self.default_scale, self.data)

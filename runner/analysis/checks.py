@@ -3,12 +3,12 @@
 Grammar (one expression per --check):
 
     check  := figure op number [unit]
-    figure := ops_per_s | ok | ops | errors | error_rate | unfinished | dropped | wall_s
-            | connections.peak | OP.(ops_per_s | ok | errors | error_rate | p50 | p90 | p99 | p99_9 | max | mean
+    figure := ops_per_s | ok | ops | errors | error_rate | outcomes | outcome_rate | unfinished | dropped | wall_s
+            | connections.peak | OP.(ops_per_s | ok | errors | error_rate | outcomes | outcome_rate | p50 | p90 | p99 | p99_9 | max | mean
                                  | any percentile: p95, p97_5 or k6's p(97.5)
                                  | statements_per_op | pool_wait.p99 | db.p99 | python.p99 ...)
     op     := <  <=  >  >=  ==  !=
-    unit   := ms | s | us (latencies, compared in ms) | % (error_rate, compared as a share) | /s
+    unit   := ms | s | us (latencies, compared in ms) | % (error_rate, outcome_rate: compared as a share) | /s
 
 Parsed once at start-up, so a bad expression ends the run before it starts (exit 2).
 """
@@ -60,7 +60,8 @@ def parse_check(text: str, ops: tuple[str, ...], option: str = "--check") -> Che
     if not is_figure(figure, ops):
         raise UsageError(
             f"{option} {text!r}: unknown figure {figure!r}: one of {', '.join(RUN_FIGURES)}, or OP.p99 (and p50, p90, "
-            f"p99_9, max, mean, any percentile as p95 or p(97.5), ops_per_s, errors, error_rate, statements_per_op, db.p99, pool_wait.p99, python.p99) "
+            f"p99_9, max, mean, any percentile as p95 or p(97.5), ops_per_s, errors, error_rate, outcomes, outcome_rate, "
+            "statements_per_op, db.p99, pool_wait.p99, python.p99) "
             f"for an op type of the workload ({', '.join(ops)})"
         )
     threshold = float(number)
@@ -68,9 +69,9 @@ def parse_check(text: str, ops: tuple[str, ...], option: str = "--check") -> Che
         if unit not in (None, *TO_MS):
             raise UsageError(f"{option} {text!r}: {figure} is a time: give ms, s or us")
         threshold *= TO_MS[unit or "ms"]
-    elif figure.endswith("error_rate"):
+    elif figure.endswith(("error_rate", "outcome_rate")):
         if unit not in (None, "%"):
-            raise UsageError(f"{option} {text!r}: error_rate is a share: give it in % (e.g. 1%) or as 0.01")
+            raise UsageError(f"{option} {text!r}: {figure.rpartition('.')[2]} is a share: give it in % (e.g. 1%) or as 0.01")
         threshold = threshold / 100 if unit == "%" else threshold
     elif unit not in (None, "/s") or (unit == "/s" and not figure.endswith("ops_per_s")):
         raise UsageError(f"{option} {text!r}: {figure} takes no unit {unit!r}")

@@ -90,6 +90,7 @@ def _op_summary(totals: OpTotals, wall_s: float, percentiles: tuple[str, ...] = 
         "latency_overflow": totals.hist.overflow,
         "anatomy": None if totals.anatomy is None else totals.anatomy.summary(percentiles),
         "retries": _retries([totals]),
+        "outcomes": dict(totals.outcomes),
     }
 
 
@@ -260,6 +261,7 @@ def build(
             "errors_by_class": errors_by_class,
             "error_samples": error_samples,
             "retries": _retries(list(collector.by_op.values())),
+            "outcomes": _added(t.outcomes for t in collector.by_op.values()),
             "schedule": None
             if config.rate_per_s is None
             else {
@@ -366,6 +368,15 @@ def _schedule(totals: dict[str, Any]) -> list[str]:
     ]
 
 
+def _outcome_lines(doc: dict[str, Any]) -> list[str]:
+    """The ops that ended in an answer the workload declared (ok, not errors), per op and class."""
+    parts = []
+    for name, op in sorted(doc["totals"]["by_op"].items()):
+        for cls, n in sorted((op.get("outcomes") or {}).items()):
+            parts.append(f"{name} {cls} {n:,} ({n / op['ops']:.1%} of its ops)" if op["ops"] else f"{name} {cls} {n:,}")
+    return [f"outcomes (declared by the workload: ok, not errors): {'; '.join(parts)}"] if parts else []
+
+
 def _retry_lines(doc: dict[str, Any]) -> list[str]:
     retries = doc["totals"]["retries"]
     if not retries["retried"]:
@@ -422,6 +433,7 @@ def human_summary(doc: dict[str, Any]) -> str:
     anatomies = {name: op["anatomy"] for name, op in totals["by_op"].items() if op.get("anatomy")}
     lines += [anatomy_line(name, summary) for name, summary in anatomies.items()]
     lines += _retry_lines(doc)
+    lines += _outcome_lines(doc)
     lines.append(_busier_side(doc))
     verdict = doc["client"].get("bottleneck", {}).get("verdict")
     if verdict:

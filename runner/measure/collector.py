@@ -27,6 +27,7 @@ class OpTotals:
     retries: Counter[str] = field(default_factory=Counter)  # --retries: retried tries by class
     retried_ok: int = 0  # ops that succeeded after a retry
     gave_up: Counter[str] = field(default_factory=Counter)  # ops that failed on their last try, by class
+    outcomes: Counter[str] = field(default_factory=Counter)  # ok ops that ended in a declared outcome, by class
 
     def add(self, delta: OpDelta, hist: LatencyHistogram | None, anatomy: Anatomy | None = None) -> None:
         """Add an interval's delta; `hist` None: counts only (a worker's own totals)."""
@@ -37,6 +38,7 @@ class OpTotals:
         self.retries.update(delta["retries"])
         self.retried_ok += delta["retried_ok"]
         self.gave_up.update(delta["gave_up"])
+        self.outcomes.update(delta["outcomes"])
         for name, message in delta["error_samples"].items():
             self.error_samples.setdefault(name, message)
         if hist is not None:
@@ -223,11 +225,12 @@ class Collector:
             worker.status, worker.reason = WorkerStatus.UNRESPONSIVE, f"nothing heard for {silent_s:.1f} s"
 
     def ok_by_op(self) -> dict[str, int]:
-        """Successful ops per op type, warm-up included: what the database must reflect."""
+        """Successful ops per op type, warm-up included, less those that ended in a declared
+        outcome (they rolled back): what the database must reflect."""
         ok: dict[str, int] = {}
         for totals in (self.by_op, self.warmup_by_op):
             for name, t in totals.items():
-                ok[name] = ok.get(name, 0) + t.ok
+                ok[name] = ok.get(name, 0) + t.ok - sum(t.outcomes.values())
         return ok
 
     @property

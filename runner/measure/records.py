@@ -19,7 +19,7 @@ import orjson
 
 from runner.measure.status import WorkerStatus
 
-WIRE_VERSION = 4  # 4: an anatomy's `attempts` (ops and their retries)
+WIRE_VERSION = 5  # 5: an op's `outcomes`; 4: an anatomy's `attempts` (ops and their retries)
 
 
 class OpDelta(TypedDict):
@@ -33,6 +33,7 @@ class OpDelta(TypedDict):
     retries: dict[str, int]  # --retries: tries that failed and were retried, by exception class
     retried_ok: int  # ops that succeeded after at least one retry
     gave_up: dict[str, int]  # ops that failed on their last allowed try, by that try's class
+    outcomes: dict[str, int]  # ops that ended in an exception the workload declares an outcome, by class (in ok too)
 
 
 class StartRecord(TypedDict):

@@ -481,7 +481,8 @@ def run_worker(plan: WorkerPlan, channel: Channel, go: Waitable, stop: threading
     """The worker from its first connection to its final record; never raises."""
     configure(plan.config.debug)
     log.debug("worker %d: preflight (mode %s, %s ops)", plan.worker_id, plan.config.mode, plan.ops if plan.ops is not None else "until the duration")
-    ctx = WorkerContext(plan, channel, Recorder(secrets(plan), plan.config.exemplars), stop, go, node)
+    outcomes = {op.name: op.outcomes for op in plan.config.workload_ops.ops if op.outcomes}
+    ctx = WorkerContext(plan, channel, Recorder(secrets(plan), plan.config.exemplars, outcomes), stop, go, node)
     status, reason, end_ns = WorkerStatus.DONE, None, 0
     try:
         check_descriptors(plan)

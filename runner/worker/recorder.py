@@ -38,6 +38,7 @@ class _OpInterval:
     retries: Counter[str] = field(default_factory=Counter)
     retried_ok: int = 0
     gave_up: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)  # ops ended in a declared outcome, by class (also in ok)
 
     def new_anatomy(self) -> Anatomy:
         self.anatomy = Anatomy()
@@ -69,8 +70,9 @@ def error_message(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
 
 
 class Recorder:
-    def __init__(self, secrets: tuple[str, ...] = (), exemplars: int = 0) -> None:
+    def __init__(self, secrets: tuple[str, ...] = (), exemplars: int = 0, outcomes: dict[str, tuple[type[BaseException], ...]] | None = None) -> None:
         self._secrets = secrets  # never in a sample message
+        self._outcomes = outcomes or {}  # op -> the exceptions its workload declares outcomes (workloads.Op.outcomes)
         self._exemplars = Exemplars(exemplars) if exemplars else None
         self._lock = threading.Lock()
         self._ops: dict[str, _OpInterval] = {}
@@ -98,6 +100,12 @@ class Recorder:
             if len(kept) >= FOLD_EVERY:
                 self.fold()
             return
+        outcome = self._outcome(op, error)
+        if outcome is not None:  # an answer, not a failure: ok and timed, and counted by its class
+            with self._lock:
+                self._stats(op).outcomes[outcome] += 1
+            self.record(op, latency_ns, None, trace, retried)
+            return
         name = error_class(error)
         with self._lock:
             stats = self._stats(op)
@@ -106,6 +114,17 @@ class Recorder:
                 stats.gave_up[name] += 1
             if name not in stats.samples:  # one message per class and interval: the reason survives
                 stats.samples[name] = error_message(error, self._secrets)
+
+    def _outcome(self, op: str, error: BaseException) -> str | None:
+        """The class name of a declared outcome the op ended in (the exception, or the driver's
+        under SQLAlchemy's wrapper); None for a failure."""
+        declared = self._outcomes.get(op)
+        if not declared:
+            return None
+        for exc in (error, driver_error(error)):
+            if isinstance(exc, declared):
+                return type(exc).__name__
+        return None
 
     def fold(self) -> None:
         """The kept successful ops into this interval's counters: after a keep that made
@@ -209,6 +228,7 @@ class Recorder:
                 "retries": dict(s.retries),
                 "retried_ok": s.retried_ok,
                 "gave_up": dict(s.gave_up),
+                "outcomes": dict(s.outcomes),
             }
             for name, s in ops.items()
         }

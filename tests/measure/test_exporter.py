@@ -101,7 +101,10 @@ def test_the_anatomy_and_the_run_info_are_exported() -> None:
             hist.record(ms * 1_000_000)
             anatomy.hists["pool_wait"].record(ms * 100_000)
             anatomy.hists["db"].record(ms * 500_000)
-        delta = {"ok": 4, "dropped": 0, "unfinished": 0, "errors": {}, "error_samples": {}, "hist": {}, "anatomy": None, "retries": {}, "retried_ok": 0, "gave_up": {}}
+        delta = {
+            "ok": 4, "dropped": 0, "unfinished": 0, "errors": {}, "error_samples": {}, "hist": {}, "anatomy": None,
+            "retries": {}, "retried_ok": 0, "gave_up": {}, "outcomes": {},
+        }
         exporter.observe("read", delta, hist, anatomy)  # type: ignore[arg-type]
         metrics = _scrape(port)
         assert ("runner_statements_total", {"op": "read"}, 10.0) in metrics["runner_statements"]

@@ -15,7 +15,7 @@ def _interval(seq: int, t_ns: int, ok: int) -> dict[str, object]:
     for _ in range(ok):
         hist.record(1_000_000)
     ops = {"read": {"ok": ok, "errors": {}, "error_samples": {}, "dropped": 0, "unfinished": 0, "hist": hist.to_dict(), "anatomy": None,
-                    "retries": {}, "retried_ok": 0, "gave_up": {}}}
+                    "retries": {}, "retried_ok": 0, "gave_up": {}, "outcomes": {}}}
     return {"v": WIRE_VERSION, "kind": "interval", "worker": 0, "seq": seq, "phase": "measure", "t_ns": t_ns, "ops": ops,
             "pool_checked_out": 0, "schedule": {"late_ops": 0, "max_lag_ns": 0}, "tick_lag": LatencyHistogram().to_dict()}
 
