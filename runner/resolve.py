@@ -310,6 +310,10 @@ def _services(o: Options, workload: Workload) -> None:
     for text in o.checks:  # parsed now: a bad expression ends the run before it starts
         parse_check(text, tuple(op.name for op in workload.ops))
     _baselines(o, tuple(op.name for op in workload.ops))
+    if o.keep_load and o.dsn is None:
+        raise UsageError("--keep-load keeps the load on a server that outlives the run: give --dsn (the embedded server ends with the run)")
+    if o.keep_load and (o.scale or workload.default_scale) is None:
+        raise UsageError("--keep-load keeps a load: give --scale (the workload has no default scale)")
     if o.dsn is not None:
         driver_args(o.dsn, "psycopg2")  # the parent's own connections
         driver_args(o.dsn, worker_driver(o))

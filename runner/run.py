@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -20,6 +21,7 @@ from runner.analysis.report import build
 from runner.errors import DatabaseError, ExitCode, UsageError
 from runner.live import Live
 from runner.load.fill import Loaded, TableLoad, fill, vacuum_analyze
+from runner.load.reuse import Clones, load_key
 from runner.load.rows import table_rows
 from runner.measure.collector import Collector
 from runner.measure.exporter import Exporter
@@ -53,6 +55,8 @@ INTERRUPT_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.
 SETUP_POLL_S = 0.1
 SETUP_STOP_S = 1.0  # after a signal, setup gets this long to stop before the run ends without it
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class Interrupted(Exception):
@@ -226,25 +230,36 @@ class Bench:
     cluster: Cluster
     stream: ResultStream | None
     lock: SchemaLock
+    clones: Clones | None = None  # one load, a clone of it per run (runner.load.reuse)
+    reload_reason: str | None = None  # why each run loads again although several share one load
 
     def measure(self, config: RunSpec) -> dict[str, Any]:
         """One measured run of `config` (same server and workload as the bench was opened for)."""
-        return _measure(config, self.dsn, self.embedded, self.signals, self.stream, self.cluster.transport(), self.lock)
+        dsn, data = self.dsn, None
+        if self.clones is not None and loads(config):
+            dsn, data = _interruptible(self.signals, lambda: _cloned(config, self.clones))  # type: ignore[arg-type]
+        doc = _measure(config, dsn, self.embedded, self.signals, self.stream, self.cluster.transport(), self.lock, data)
+        if self.reload_reason is not None and doc.get("load") is not None:
+            doc["load"]["reload_reason"] = self.reload_reason
+        return doc
 
     def signal_exit(self) -> ExitCode | None:
         return INTERRUPT_EXIT[signal.Signals(self.signals.received[0])] if self.signals.received else None
 
 
 @contextmanager
-def bench(config: RunSpec, stream: ResultStream | None = None) -> Iterator[Bench]:
+def bench(config: RunSpec, stream: ResultStream | None = None, reuse: bool = False) -> Iterator[Bench]:
     """The server (embedded unless --dsn), the schema lock and the cluster, for as long as the
-    block runs; everything is released and removed however it ends."""
+    block runs; everything is released and removed however it ends. `reuse`: the block measures
+    several runs (or --keep-load keeps the load for later ones), so a load is made once in a
+    template database and cloned for each run (runner.load.reuse)."""
     # Before the run's own signal handlers: ray.init replaces the driver's SIGTERM handler.
     cluster = open_cluster(config)
     try:
         with _signals() as signals:
             embedded: EmbeddedServer | None = None
             lock: SchemaLock | None = None
+            clones: Clones | None = None
             try:
 
                 def open_server() -> str:
@@ -257,8 +272,15 @@ def bench(config: RunSpec, stream: ResultStream | None = None) -> Iterator[Bench
 
                 dsn = _interruptible(signals, open_server)
                 assert lock is not None
-                yield Bench(dsn, embedded, signals, cluster, stream, lock)
+                opened = Bench(dsn, embedded, signals, cluster, stream, lock)
+                clones = _interruptible(signals, lambda: _clones(config, dsn, reuse))
+                if clones is not None and not clones.template and not (reuse or config.keep_load):
+                    clones = None
+                opened.clones, opened.reload_reason = (None, clones.refused) if clones is not None and clones.refused else (clones, None)
+                yield opened
             finally:
+                if clones is not None:
+                    _close_clones(clones, config.keep_load)
                 if lock is not None:
                     lock.release()
                 if embedded is not None:
@@ -267,10 +289,41 @@ def bench(config: RunSpec, stream: ResultStream | None = None) -> Iterator[Bench
         cluster.close()
 
 
+def _clones(config: RunSpec, dsn: str, reuse: bool) -> Clones | None:
+    """The template database's handle when the runs can share a load: several runs (`reuse`),
+    --keep-load, or a run alone on a --dsn server that an earlier --keep-load left a load of these
+    tables on (it clones that, and drops it unless it keeps it too); None otherwise."""
+    if not loads(config) or not (reuse or config.keep_load or config.dsn is not None):
+        return None
+    clones = Clones(dsn)
+    if reuse or config.keep_load:
+        clones.refused = clones.allowed()
+    else:
+        clones.kept_template(_load_key(config))
+    return clones
+
+
+def _load_key(config: RunSpec) -> str:
+    workload = resolve(config.workload)
+    scale = config.scale or workload.default_scale
+    assert scale is not None
+    return load_key(workload, scale, config.scale_tables, config.analyze, str(_source(config, workload)))
+
+
+def _close_clones(clones: Clones, keep_template: bool) -> None:
+    """The template dropped (unless kept); a server gone by now leaves nothing to drop, and must
+    not hide why the block ended."""
+    try:
+        clones.close(keep_template)
+    except (DBAPIError, DatabaseError) as exc:
+        log.debug("the load's template was not dropped: %s", exc)
+
+
 def run(config: RunSpec, stream: ResultStream | None = None) -> Outcome:
-    """--repeat runs of one configuration on one server, each on freshly created tables."""
+    """--repeat runs of one configuration on one server, each on freshly created tables (a clone
+    of one load, when there is a load)."""
     docs: list[dict[str, Any]] = []
-    with bench(config, stream) as opened:
+    with bench(config, stream, reuse=config.repeat > 1) as opened:
         for _ in range(config.repeat):
             try:
                 docs.append(opened.measure(config))
@@ -294,9 +347,17 @@ class _Setup:
     load: dict[str, Any] | None  # `.load`: what --scale (or a default scale) put in the tables
 
 
-def _setup(config: RunSpec, dsn: str, embedded: EmbeddedServer | None) -> _Setup:
-    """Describe the server, plan the pools, create and fill the workload's tables."""
-    workload = resolve(config.workload)
+@dataclass(frozen=True)
+class _Data:
+    """The workload's tables as a run starts on them: rows per table, and `.load`."""
+
+    populated: dict[str, int]
+    load: dict[str, Any] | None
+
+
+def _setup(config: RunSpec, dsn: str, embedded: EmbeddedServer | None, data: _Data | None = None) -> _Setup:
+    """Describe the server, plan the pools; create and fill the workload's tables, unless `data`
+    says they are there already (a clone of the loaded template)."""
     session_settings = worker_session_settings(config, dsn, embedded is not None)
     with connect(control_engine(dsn), dsn) as conn:
         expected = check_session_settings(conn, session_settings)
@@ -304,10 +365,35 @@ def _setup(config: RunSpec, dsn: str, embedded: EmbeddedServer | None) -> _Setup
         server["embedded"] = embedded is not None
         budget = config.max_client_connections or connection_budget(server, connections_in_use(conn))
         pools = plan_pools(config, budget)
-        scale = config.scale or workload.default_scale
-        # The generic filler, unless the workload fills its own tables (at this scale, or without --scale).
-        generic = scale is not None and not workload.populate_takes_scale and (workload.populate is None or config.scale is not None)
-        started = time.monotonic()
+    data = data or _load(config, dsn)
+    return _Setup(server, pools, data.populated, session_settings, expected, data.load)
+
+
+def _source(config: RunSpec, workload: Workload) -> str | None:
+    """Who loads the run's data: the generic filler, the workload's `populate(conn, scale)`, or
+    nobody (no --scale and no default scale, or a populate without a scale: a fixed small set)."""
+    scale = config.scale or workload.default_scale
+    if scale is None:
+        return None
+    if workload.populate_takes_scale:
+        return "workload"
+    # The generic filler, unless the workload fills its own tables (without --scale).
+    return "generic" if workload.populate is None or config.scale is not None else None
+
+
+def loads(config: RunSpec) -> bool:
+    """Whether the run loads data at a scale: what a clone of one load can serve."""
+    return _source(config, resolve(config.workload)) is not None
+
+
+def _load(config: RunSpec, dsn: str) -> _Data:
+    """The runner's schema made again with the workload's tables, filled by its populate or the
+    generic filler (--scale), then analyzed."""
+    workload = resolve(config.workload)
+    scale = config.scale or workload.default_scale
+    generic = _source(config, workload) == "generic"
+    started = time.monotonic()
+    with connect(control_engine(dsn), dsn) as conn:
         populated = prepare_schema(conn, workload, scale, populate=not generic)
     if generic:
         assert scale is not None
@@ -316,14 +402,31 @@ def _setup(config: RunSpec, dsn: str, embedded: EmbeddedServer | None) -> _Setup
             loaded = fill(control_engine(dsn, "load", "psycopg"), workload, rows, None if config.quiet else _load_progress, config.analyze)
         populated = {name: t.rows for name, t in loaded.tables.items()}
         _check_loaded(dsn, workload, populated)
-        load = load_section(scale, "generic", loaded)
-    elif scale is not None and workload.populate_takes_scale:
+        return _Data(populated, load_section(scale, "generic", loaded))
+    if scale is not None and workload.populate_takes_scale:
         seconds = time.monotonic() - started
         analyze_s = vacuum_analyze(control_engine(dsn, "load", "psycopg"), workload) if config.analyze else None
-        load = load_section(scale, "workload", Loaded({name: TableLoad(rows, 0.0) for name, rows in populated.items()}, {}, seconds, None, analyze_s))
-    else:
-        load = None
-    return _Setup(server, pools, populated, session_settings, expected, load)
+        loaded = Loaded({name: TableLoad(rows, 0.0) for name, rows in populated.items()}, {}, seconds, None, analyze_s)
+        return _Data(populated, load_section(scale, "workload", loaded))
+    return _Data(populated, None)
+
+
+def _cloned(config: RunSpec, clones: Clones) -> tuple[str, _Data]:
+    """The run's own copy of the loaded tables: the template loaded first if this is the first
+    run of this load (or its key changed), else found kept by an earlier process; its DSN and data."""
+    key = _load_key(config)
+    template = clones.template if clones.template is not None and clones.template.key == key else clones.kept_template(key)
+    reused = template is not None
+    if template is None:
+        template = clones.new_template(key)
+        made = _load(config, template.dsn)
+        clones.keep_result(made.populated, made.load)
+    populated, load = clones.loaded()
+    dsn, seconds = clones.clone()
+    clone = {"database": clones.run_name, "seconds": round(seconds, 3), "reused": reused, "kept": template.kept}
+    if reused and not config.quiet:
+        sys.stderr.write(f"runner: the load reused: {clones.run_name} cloned from {clones.template_name} in {seconds:.2f} s\n")
+    return dsn, _Data(populated, {**load, "clone": clone, "reload_reason": None})
 
 
 def _count(dsn: str, workload: Workload) -> dict[str, int]:
@@ -360,6 +463,8 @@ def load_section(scale: int, source: str, loaded: Loaded) -> dict[str, Any]:
         "keys_s": None if loaded.keys_s is None else round(loaded.keys_s, 3),
         "fanout": {name: f.as_json() for name, f in loaded.fanout.items()},
         "analyze_s": None if loaded.analyze_s is None else round(loaded.analyze_s, 3),
+        "clone": None,  # set by runner.load.reuse's clone of a loaded template
+        "reload_reason": None,
     }
 
 
@@ -404,10 +509,11 @@ def _measure(
     stream: ResultStream | None,
     transport: Transport,
     lock: SchemaLock,
+    data: _Data | None = None,
 ) -> dict[str, Any]:
     """One measured run: setup, workers, collector, the server's side, the report document."""
     workload = resolve(config.workload)
-    setup = _interruptible(signals, lambda: _setup(config, dsn, embedded))
+    setup = _interruptible(signals, lambda: _setup(config, dsn, embedded, data))
     signals.check()  # no worker starts once a stop was asked for
     collector = Collector(op_shares(config), config.interval_s)
     supervisor = Supervisor(transport, make_plans(config, dsn, setup.pools.sizes, setup.session_settings, setup.populated), collector, config.grace_s)

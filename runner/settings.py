@@ -237,6 +237,13 @@ SETTINGS: tuple[Setting, ...] = (
         show_default=True,
     ),
     Setting(
+        "keep_load",
+        "--keep-load",
+        "Keep the loaded tables on the --dsn server as a template database: a later run of the same tables and --scale clones it, not loading (a sweep loads once).",
+        fields={"keep_load": {"type": "boolean", "description": "--keep-load: the load's template database outlives the run"}},
+        is_flag=True,
+    ),
+    Setting(
         "isolation",
         "--isolation",
         "Every worker session's transaction isolation (default_transaction_isolation)  [default: the server's].",

@@ -80,6 +80,7 @@ class Options:
     scale: int | None = None  # --scale N: the unit of rows per table (times each table's proportion), by populate(conn, scale) or the generic filler
     scale_tables: tuple[tuple[str, int], ...] = ()  # --scale table=rows: a table's rows as given
     analyze: bool = True  # --no-analyze: no VACUUM ANALYZE after the load
+    keep_load: bool = False  # --keep-load: the loaded template database stays for later runs (runner.load.reuse)
     keys: str = "uniform"  # --keys: how ops pick existing rows (workloads.keys), as written after parsing
     only: tuple[str, ...] = ()  # --only: the workload's ops that run (Locust's --tags); () all of them
 

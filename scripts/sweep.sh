@@ -12,6 +12,11 @@
 #   -r  report folder (default: the results file's name + "-report"); "" skips the report
 #
 # Every run is `$PYTHON -m runner` (PYTHON defaults to python); extra args follow `--`.
+#
+# With --scale among the extra args the sweep loads once: every run clones the load the first
+# one made (--keep-load, runner.load.reuse), on the --dsn / $DATABASE_URL server, or without one
+# on one embedded server started for the whole sweep (`python -m runner.server`) and removed at
+# its end. On a server of your own the last run drops the kept load.
 set -euo pipefail
 
 names=()
@@ -46,7 +51,36 @@ combos() {  # every combination of the axes, one per line: "name=value name=valu
   for v in ${values[$i]}; do combos $((i + 1)) "$prefix ${names[$i]}=$v"; done
 }
 
-while read -r combo; do
+scaled=0
+own_server=0
+for arg in "$@"; do
+  case "$arg" in
+    --scale|--scale=*) scaled=1 ;;
+    --dsn|--dsn=*) own_server=1 ;;
+  esac
+done
+[ -n "${DATABASE_URL:-}" ] && own_server=1
+if [ $scaled -eq 1 ] && [ $own_server -eq 0 ]; then  # one embedded server for the sweep: one load
+  private=$(mktemp -d)  # 0700: the DSN file holds the server's password
+  "$python" -m runner.server --dsn-file "$private/dsn" &
+  server_pid=$!
+  trap 'kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; rm -rf "$private"' EXIT
+  for _ in $(seq 1200); do
+    [ -s "$private/dsn" ] && break
+    kill -0 "$server_pid" 2>/dev/null || { echo "sweep.sh: the shared embedded server did not start" >&2; exit 3; }
+    sleep 0.1
+  done
+  DATABASE_URL=$(cat "$private/dsn")
+  export DATABASE_URL
+fi
+
+mapfile -t all_combos < <(combos 0 "")
+last=$(( ${#all_combos[@]} - 1 ))
+for index in "${!all_combos[@]}"; do
+  combo="${all_combos[$index]}"
+  keep=()
+  # Every run keeps the load for the next; on your own server the last one drops it.
+  if [ $scaled -eq 1 ] && { [ $own_server -eq 0 ] || [ "$index" -lt $last ]; }; then keep=(--keep-load); fi
   args=()
   filter="true"
   for pair in $combo; do
@@ -61,8 +95,8 @@ while read -r combo; do
   fi
   echo "sweep: $combo" >&2
   # jq -c turns the run's document into one line; a failed run still appends what it measured.
-  "$python" -m runner --quiet "${args[@]}" "$@" | jq -c . >>"$out" || true
-done < <(combos 0 "")
+  "$python" -m runner --quiet "${args[@]}" "${keep[@]}" "$@" | jq -c . >>"$out" || true
+done
 
 echo "sweep: results in $out" >&2
 if [ -n "$report" ]; then

@@ -104,7 +104,7 @@ def advise(config: RunSpec, spec: AdviseSpec, stream: ResultStream | None = None
     checks = spec.checks(config)
     experiment = Experiment(spec)
     server: dict[str, Any] | None = None
-    with bench(config, stream) as opened:
+    with bench(config, stream, reuse=True) as opened:
 
         def measure(candidate: Candidate, phase: str) -> dict[str, Any] | None:
             nonlocal server

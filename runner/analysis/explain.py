@@ -112,6 +112,11 @@ def explain(doc: dict[str, Any], dsn: str, analyze: bool, statements: list[tuple
     latency of the slowest op that sent it, plan lines."""
     if not doc.get("exemplars"):
         raise UsageError("the result holds no exemplars: run with --exemplars N (e.g. --exemplars 3)")
+    clone = (doc.get("load") or {}).get("clone")
+    if clone:  # the run's tables were a clone of one load, in a database of their own on that server
+        from runner.load.reuse import with_database
+
+        dsn = with_database(dsn, clone["database"])
     engine = control_engine(dsn, "explain", "psycopg")
     try:
         with connect(engine, dsn) as conn:

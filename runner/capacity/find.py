@@ -161,7 +161,7 @@ def find_capacity(config: RunSpec, spec: CapacitySpec, stream: ResultStream | No
     steps: list[dict[str, Any]] = []
     server: dict[str, Any] | None = None
     stop_reason = None
-    with bench(config, stream) as opened:
+    with bench(config, stream, reuse=True) as opened:
         while (rate := search.next_rate()) is not None:
             try:
                 doc = opened.measure(spec.step_config(config, round(rate, 3)))
