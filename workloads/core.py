@@ -78,6 +78,9 @@ class Data:
     # A column's values from the workload: "table.column" -> fn(rng) -> a value (a JSON document,
     # a code a CHECK accepts, a type the filler has no values for).
     columns: dict[str, ColumnFactory] = field(default_factory=dict)
+    # A JSON column's Python type from its model's annotation, "table.column" -> e.g. dict[str, int]
+    # for `Mapped[dict[str, int]]`: its documents are built to that shape (runner.load.values).
+    shapes: dict[str, Any] = field(default_factory=dict)
 
     def fanout_of(self, table: str, column: str) -> str:
         return self.fanout.get(f"{table}.{column}", self.fanout.get("*", "uniform"))

@@ -23,11 +23,15 @@ says which --layer values the function serves (default orm; a function that only
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import JSON, MetaData
+from sqlalchemy.orm import Mapped
 
 from workloads.core import LAYERS, ColumnFactory, Data, Op, Workload, WorkloadFileError, register
 
@@ -146,5 +150,42 @@ def workload(
     or per key (`{"comments.post_id": "zipf"}`).
     `columns`: values for a column, `{"posts.meta": lambda rng: {"lang": rng.choice(["en", "fr"])}}`.
     """
-    shape = Data(dict(proportions or {}), {"*": fanout} if isinstance(fanout, str) else dict(fanout), dict(columns or {}))
+    shape = Data(dict(proportions or {}), {"*": fanout} if isinstance(fanout, str) else dict(fanout), dict(columns or {}), json_shapes(models))
     return WorkloadDefinition(name, models, description, default_scale, shape)
+
+
+def json_shapes(models: Any) -> dict[str, Any]:
+    """Each JSON column's type from its mapped class's annotation (`Mapped[dict[str, int]]` ->
+    dict[str, int]), for a declarative Base; a bare `dict`, `Any` or a column without one is left
+    to the filler's default documents."""
+    mapped = getattr(getattr(models, "registry", None), "mappers", ())
+    shapes: dict[str, Any] = {}
+    for mapper in mapped:
+        try:  # a string annotation the class's module cannot resolve is no shape, not an error
+            hints = typing.get_type_hints(mapper.class_)
+        except Exception:
+            continue
+        for prop in mapper.column_attrs:
+            hint = hints.get(prop.key)
+            column = prop.columns[0]
+            if hint is None or not isinstance(column.type, JSON) or getattr(column, "table", None) is None:
+                continue
+            shape = _inner(hint)
+            if shape is not None:
+                shapes[f"{column.table.name}.{column.name}"] = shape
+    return shapes
+
+
+def _inner(hint: Any) -> Any:
+    """`Mapped[X | None]` -> X, when X says more than "some JSON" (a dict or list of a type, a
+    TypedDict, a dataclass; not `dict[str, Any]`, whose documents are the filler's own); else None."""
+    if typing.get_origin(hint) is Mapped:
+        hint = typing.get_args(hint)[0]
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
+    if len(args) != 1:
+        return None
+    inner = args[0]
+    if typing.is_typeddict(inner) or dataclasses.is_dataclass(inner):
+        return inner
+    parts = typing.get_args(inner)
+    return inner if parts and not all(part in (str, Any) for part in parts) else None

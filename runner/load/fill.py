@@ -173,7 +173,7 @@ def _sources(
 ) -> tuple[list[str], list[Source], dict[str, _Parents]]:
     columns = fillable(table)
     unique = _single_column_unique(table) - {pk.name}
-    kept = keep_checked(conn, table, columns, pools(table, columns, workload.data.columns, rng))
+    kept = keep_checked(conn, table, columns, pools(table, columns, workload.data.columns, rng, workload.data.shapes))
     names, sources, parents = [], [], {}
     for column in columns:
         names.append(column.name)

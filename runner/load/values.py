@@ -89,6 +89,20 @@ def _polyfactory(table: Table, columns: list[Column[Any]], rng: random.Random) -
         raise cannot_fill(table, f"no fake values ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
 
 
+def _shaped(table: Table, column: Column[Any], shape: Any, rng: random.Random) -> list[Any]:
+    """Documents of the annotation's type, by polyfactory (a one-field dataclass of that type)."""
+    from dataclasses import make_dataclass
+
+    from polyfactory.factories import DataclassFactory
+
+    holder = make_dataclass("Document", [("value", shape)])
+    try:
+        factory: Any = DataclassFactory.create_factory(holder, __random__=rng)
+        return [factory.build().value for _ in range(POOL_OBJECTS)]
+    except Exception as exc:
+        raise cannot_fill(table, f"no documents of its annotated type {shape} ({type(exc).__name__})", column.name) from None
+
+
 def _cut(value: Any, length: int | None) -> Any:
     return value[:length] if length is not None and isinstance(value, str) else value
 
@@ -105,12 +119,18 @@ def _wire(column: Column[Any]) -> Callable[[Any], Any]:
     return lambda v: _cut(v, length)
 
 
-def pools(table: Table, columns: list[Column[Any]], factories: dict[str, ColumnFactory], rng: random.Random) -> dict[str, list[Any]]:
-    """Each column's pool of typed values, as COPY is given them."""
+def pools(
+    table: Table, columns: list[Column[Any]], factories: dict[str, ColumnFactory], rng: random.Random, shapes: dict[str, Any] | None = None
+) -> dict[str, list[Any]]:
+    """Each column's pool of typed values, as COPY is given them; a JSON column with a shape (its
+    annotation's type, `shapes`) gets documents of that shape."""
     own: dict[str, list[Any]] = {}
     for column in columns:
         factory = factories.get(f"{table.name}.{column.name}")
-        if factory is not None:
+        shape = (shapes or {}).get(f"{table.name}.{column.name}")
+        if factory is None and shape is not None:
+            own[column.key] = _shaped(table, column, shape, rng)
+        elif factory is not None:
             try:
                 own[column.key] = [factory(rng) for _ in range(POOL_OBJECTS)]
             except Exception as exc:

@@ -7,7 +7,7 @@ import datetime as dt
 import decimal
 import enum
 import uuid
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import ARRAY, JSON, CheckConstraint, Computed, Enum, ForeignKey, Interval, LargeBinary, Numeric, String, func
 from sqlalchemy.dialects.postgresql import JSONB
@@ -16,6 +16,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 class Base(DeclarativeBase):
     pass
+
+
+class Visit(TypedDict):
+    at: dt.datetime
+    pages: int
 
 
 class Status(enum.Enum):
@@ -61,6 +66,8 @@ class Post(Base):
     meta: Mapped[dict[str, Any]] = mapped_column(JSONB)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON)
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(20)))
+    scores: Mapped[dict[str, int]] = mapped_column(JSONB)  # documents shaped by the annotation
+    visits: Mapped[list[Visit] | None] = mapped_column(JSON)
     status: Mapped[Status] = mapped_column(Enum(Status, name="post_status"))
     kind: Mapped[str] = mapped_column(Enum("a", "b", name="post_kind", native_enum=False))
     price: Mapped[decimal.Decimal] = mapped_column(Numeric(5, 2))

@@ -84,6 +84,11 @@ def test_json_arrays_and_enums_hold_what_their_types_say(dsn: str, app: Loaded) 
     assert query(dsn, "SELECT count(*) FROM runner.posts WHERE jsonb_typeof(meta) <> 'object'") == 0
     assert query(dsn, "SELECT count(*) FROM runner.posts WHERE json_typeof(extra) <> 'object'") == 0
     assert query(dsn, "SELECT count(DISTINCT meta) FROM runner.posts") > 100
+    # Shaped by the annotations: Mapped[dict[str, int]], Mapped[list[Visit] | None] (a TypedDict).
+    assert query(dsn, "SELECT count(*) FROM runner.posts, jsonb_each(scores) AS s WHERE jsonb_typeof(s.value) <> 'number'") == 0
+    assert query(dsn, "SELECT count(*) FROM runner.posts, jsonb_each(scores)") > 100
+    visits = "SELECT count(*) FROM runner.posts, jsonb_array_elements(visits::jsonb) AS v"
+    assert query(dsn, visits) > 100 and query(dsn, visits + " WHERE NOT (v ? 'at' AND jsonb_typeof(v -> 'pages') = 'number')") == 0
     assert query(dsn, "SELECT coalesce(max(length(t)), 0) FROM runner.posts, unnest(tags) AS t") <= 20
     assert query(dsn, "SELECT count(*) FROM runner.posts WHERE tags IS NULL") == 0
     # A Python enum is stored by its names; both appear. A non-native enum holds only its labels.
