@@ -31,14 +31,18 @@ from runner.spec import Options
 # schema_version -> what changed in it (the format history, as pyperf keeps one).
 FORMATS = {1: "the first documented layout: .config, .totals, .timeline, .workers, .repeat, .checks (runner 0.1)"}
 
-RUN_FIGURES = ("ops_per_s", "ok", "ops", "errors", "error_rate", "outcomes", "outcome_rate", "unfinished", "dropped", "wall_s", "connections.peak")
+RUN_FIGURES = (
+    "ops_per_s", "ok", "ops", "errors", "error_rate", "outcomes", "outcome_rate", "unfinished", "dropped", "wall_s", "connections.peak",
+    "client_cpu_ms_per_op", "server_cpu_ms_per_op",
+)
+CPU_PER_OP = ("client_cpu_ms_per_op", "server_cpu_ms_per_op")  # None where unknown (another server's CPU)
 QUANTILES = ("p50", "p90", "p99", "p99_9", "max", "mean")
 OP_COUNTS = ("ops_per_s", "ok", "ops", "errors", "error_rate", "outcomes", "outcome_rate")
 ANATOMY_PARTS = ("pool_wait", "db", "python")
 # Counts per op from the anatomy: the same for the same --seed on any machine (no spread needed).
 ANATOMY_COUNTS = ("statements_per_op", "rows_per_op", "streamed_per_op", "repeated_per_op")
 # Figures --repeat keeps per run, and where: run-wide in .repeat, per op in .repeat.by_op.OP.
-REPEATED_RUN = {"ops_per_s": "ops_per_s", "wall_s": "wall_s", "connections.peak": "server_peak"}
+REPEATED_RUN = {"ops_per_s": "ops_per_s", "wall_s": "wall_s", "connections.peak": "server_peak", **{name: name for name in CPU_PER_OP}}
 REPEATED_OP = ("p50", "p99")
 # Any other percentile, k6's way: p95, p97_5 (p(97.5) in a check), computed for the run when a
 # --check or an SLO names it, beside the fixed ones.
@@ -168,7 +172,9 @@ class Result:
             counts = sorted(float(run["errors"]) for run in repeat["per_run"])
             return Spread(counts[0], statistics.median(counts), counts[-1])
         if name in REPEATED_RUN:
-            figures = repeat[REPEATED_RUN[name]]
+            figures = repeat.get(REPEATED_RUN[name])  # a CPU figure: absent before it was kept, null when unknown
+            if figures is None:
+                return None
         else:
             op, _, quantile = name.partition(".")
             if quantile not in REPEATED_OP or op not in repeat["by_op"]:
@@ -177,7 +183,10 @@ class Result:
         return Spread(float(figures["min"]), float(figures["median"]), float(figures["max"]))
 
 
-def _count(totals: dict[str, Any], name: str) -> float:
+def _count(totals: dict[str, Any], name: str) -> float | None:
+    if name in CPU_PER_OP:
+        value = totals.get(name)
+        return None if value is None else float(value)
     if name == "connections.peak":
         return float(totals["connections"]["server_peak"])
     if name == "error_rate":

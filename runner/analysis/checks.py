@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import UsageError
-from runner.result import QUANTILES, RUN_FIGURES, Result, is_figure, is_latency, is_quantile
+from runner.result import CPU_PER_OP, QUANTILES, RUN_FIGURES, Result, is_figure, is_latency, is_quantile
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
@@ -65,7 +65,7 @@ def parse_check(text: str, ops: tuple[str, ...], option: str = "--check") -> Che
             f"for an op type of the workload ({', '.join(ops)})"
         )
     threshold = float(number)
-    if is_latency(figure):
+    if is_latency(figure) or figure in CPU_PER_OP:
         if unit not in (None, *TO_MS):
             raise UsageError(f"{option} {text!r}: {figure} is a time: give ms, s or us")
         threshold *= TO_MS[unit or "ms"]

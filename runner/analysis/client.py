@@ -9,6 +9,8 @@ processes (PostgreSQL, other workers) held.
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from runner.measure.collector import WorkerState
@@ -28,10 +30,16 @@ def worker_load(worker: WorkerState) -> dict[str, Any]:
     }
 
 
-def bottleneck(workers: list[WorkerState], is_async: bool) -> dict[str, Any]:
+def bottleneck(workers: list[WorkerState], is_async: bool, cores: int | None = None, here: str | None = None) -> dict[str, Any]:
     """`limited`: some worker's probe lagged past LAG_LIMIT_MS at p99, so its ops waited for the
     client. `cause`: "cpu" when such a worker was busy (near a full core: add workers), "starved"
-    when it was not (it waited for a core other processes held). `verdict`: one sentence."""
+    when it was not (it waited for a core other processes held). `advice`: what changes it, from
+    the worker's host's cores (`cores` of the host `here`, this one by default; unknown for another
+    host): "add-procs", "fewer-procs" (more workers there than cores), "separate-hosts" (no more
+    workers than cores, so PostgreSQL or other processes held them: fewer processes would not
+    help), "more-hosts" (cores unknown). `verdict`: one sentence."""
+    cores = cores if cores is not None else os.cpu_count()
+    here = here if here is not None else socket.gethostname()
     what = "event loop" if is_async else "threads (GIL)"
     lagged: list[tuple[int, float, float]] = []
     for worker in workers:
@@ -40,10 +48,10 @@ def bottleneck(workers: list[WorkerState], is_async: bool) -> dict[str, Any]:
         if lag is not None and share is not None and lag["p99"] >= LAG_LIMIT_MS:
             lagged.append((worker.worker_id, lag["p99"], share))
     busy = [w for w in lagged if w[2] >= BUSY_SHARE]
-    cause, verdict = None, None
+    cause, verdict, advice = None, None, None
     if busy:
         wid, p99, share = max(busy, key=lambda w: w[1])
-        cause = "cpu"
+        cause, advice = "cpu", "add-procs"
         verdict = (
             f"the client limited this run: worker {wid}'s {what} lagged p99 {p99:.0f} ms at {share:.0%} CPU "
             f"({len(busy)} of {len(workers)} workers busy like it): add --procs or hosts"
@@ -51,15 +59,31 @@ def bottleneck(workers: list[WorkerState], is_async: bool) -> dict[str, Any]:
     elif lagged:
         wid, p99, share = max(lagged, key=lambda w: w[1])
         cause = "starved"
-        verdict = (
-            f"the client limited this run: worker {wid}'s {what} lagged p99 {p99:.0f} ms at only {share:.0%} CPU, "
-            "waiting for a core that PostgreSQL or other workers held: fewer --procs per host, or more hosts"
-        )
+        advice, remedy = _starved_remedy(workers, wid, cores, here)
+        verdict = f"the client limited this run: worker {wid}'s {what} lagged p99 {p99:.0f} ms at only {share:.0%} CPU, {remedy}"
     return {
         "limited": bool(lagged),
         "cause": cause,
+        "advice": advice,
         "workers": [w[0] for w in lagged],
         "lag_limit_ms": LAG_LIMIT_MS,
         "busy_share": BUSY_SHARE,
         "verdict": verdict,
     }
+
+
+def _starved_remedy(workers: list[WorkerState], wid: int, cores: int | None, here: str) -> tuple[str, str]:
+    """What a starved worker's host needs: never fewer processes where there is one, or no more
+    than cores (the cores went to PostgreSQL or to other work then, not to the client's own)."""
+    host = next((w.host for w in workers if w.worker_id == wid), None)
+    sharing = sum(1 for w in workers if w.host == host)
+    known = cores if host in (here, None) else None
+    if known is None:  # another host, its cores unknown here
+        fewer = "fewer --procs per host, or " if sharing > 1 else ""
+        return "more-hosts", f"waiting for a core that other processes held on {host} ({sharing} worker{'s' if sharing > 1 else ''} there): {fewer}more hosts"
+    if sharing > known:
+        return "fewer-procs", f"waiting for a core: {sharing} workers on {known} cores: at most {known} --procs per host (fewer beside PostgreSQL), or more hosts"
+    return "separate-hosts", (
+        f"waiting for a core that PostgreSQL or other work held ({sharing} worker{'s' if sharing > 1 else ''} on {known} cores, "
+        "not too many): the client and the server share the cores; a client on other hosts (--cluster ray) or a server elsewhere (--dsn) would free them"
+    )

@@ -16,13 +16,15 @@ RUN_METRICS: dict[str, tuple[str, bool]] = {
     "wall_s": ("wall s", False),
     "connections.peak": ("peak server connections", False),
     "errors": ("errors", False),
+    "client_cpu_ms_per_op": ("client CPU ms/op", False),
+    "server_cpu_ms_per_op": ("server CPU ms/op", False),
 }
 
 
 def _metrics(a: Result, b: Result) -> list[tuple[str, str, bool]]:
     """(figure, label, higher is better) for every row: the run's, then p50 and p99 of each op both
     ran, then each anatomy count both measured (statements, rows per op: fewer is better)."""
-    metrics = [(figure, label, better) for figure, (label, better) in RUN_METRICS.items()]
+    metrics = [(figure, label, better) for figure, (label, better) in RUN_METRICS.items() if a.figure(figure) is not None and b.figure(figure) is not None]
     for op in sorted(set(a.ops) & set(b.ops)):
         for q in ("p50", "p99"):
             metrics.append((f"{op}.{q}", f"{op} {q} ms", False))

@@ -26,10 +26,10 @@ from typing import Any, TextIO
 import orjson
 
 from runner.advise.paired import Ratio, paired_ratio
-from runner.analysis.compare import ANATOMY_COUNTS, judged_row, repeated_statement, rules_against
+from runner.analysis.compare import ANATOMY_COUNTS, RUN_METRICS, judged_row, repeated_statement, rules_against
 from runner.dsn import child_env
 from runner.errors import ExitCode, UsageError
-from runner.result import Result, is_count
+from runner.result import CPU_PER_OP, Result, is_count
 
 DEFAULT_ROUNDS = 6
 # Options a round's run cannot take: the gate owns the output, the server and the repeats.
@@ -84,6 +84,9 @@ def run_side(side: Side, options: tuple[str, ...], dsn: str, running: list[subpr
 def _timing_figures(a: Result, b: Result) -> list[tuple[str, str, bool]]:
     """(figure, label, higher is better) the rounds pair: throughput and each shared op's p50, p99."""
     figures = [("ops_per_s", "ops/s", True)]
+    for name in CPU_PER_OP:  # CPU per op: what the client's (or server's) code costs, paired like a timing
+        if a.figure(name) is not None and b.figure(name) is not None:
+            figures.append((name, RUN_METRICS[name][0], False))
     if a.options.duration_s is None and b.options.duration_s is None:
         figures.append(("wall_s", "wall s", False))
     for op in sorted(set(a.ops) & set(b.ops)):

@@ -19,6 +19,11 @@ def spread(values: list[float]) -> dict[str, float]:
     }
 
 
+def _known_spread(values: list[float | None]) -> dict[str, float] | None:
+    """The spread of a figure every run knows; None if one did not (the server's CPU on another server)."""
+    return None if any(v is None for v in values) else spread([float(v) for v in values if v is not None])
+
+
 def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """The median run's document (by ops/s), with every run's figures under `.repeat`."""
     ordered = sorted(docs, key=lambda d: d["totals"]["ops_per_s"])
@@ -37,6 +42,7 @@ def _figures(docs: list[dict[str, Any]], op_names: list[str]) -> dict[str, Any]:
         "ops_per_s": spread([d["totals"]["ops_per_s"] for d in docs]),
         "wall_s": spread([d["totals"]["wall_s"] for d in docs]),
         "server_peak": spread([float(d["totals"]["connections"]["server_peak"]) for d in docs]),
+        **{name: _known_spread([d["totals"].get(name) for d in docs]) for name in ("client_cpu_ms_per_op", "server_cpu_ms_per_op")},
         "by_op": {
             name: {quantile: spread([d["totals"]["by_op"][name]["latency_ms"][quantile] for d in docs if name in d["totals"]["by_op"]]) for quantile in ("p50", "p99")}
             for name in op_names

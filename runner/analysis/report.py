@@ -168,13 +168,27 @@ def client_resources(workers: list[WorkerState]) -> dict[str, Any]:
     }
 
 
+def _cpu_per_op(workers: list[WorkerState], server: dict[str, Any], ops: int) -> dict[str, float | None]:
+    """CPU milliseconds per finished op, each side: the workers' in the measured part (what the
+    ORM and the driver cost), and the server's (the embedded server's processes; None on another
+    server, whose CPU this runner cannot see)."""
+    server_cpu = (server.get("stats") or {}).get("cpu_s")
+    client_cpu = sum(w.cpu_measured_s for w in workers)
+    return {
+        "client_cpu_ms_per_op": round(client_cpu * 1000 / ops, 4) if ops else None,
+        "server_cpu_ms_per_op": round(server_cpu * 1000 / ops, 4) if ops and server_cpu is not None else None,
+    }
+
+
 def _busier_side(doc: dict[str, Any]) -> str:
     server_cpu = doc["server"].get("stats", {}).get("cpu_s")
     client_cpu = doc["client"]["cpu_s"]
+    totals = doc["totals"]
+    per_op = {side: f" ({totals[f'{side}_cpu_ms_per_op']:.3g} ms/op)" if totals.get(f"{side}_cpu_ms_per_op") is not None else "" for side in ("client", "server")}
     if server_cpu is None:
-        return f"client CPU {client_cpu:.1f} s (server CPU unknown: not the embedded server)"
+        return f"client CPU {client_cpu:.1f} s{per_op['client']} (server CPU unknown: not the embedded server)"
     side = "client" if client_cpu > server_cpu else "server"
-    return f"client CPU {client_cpu:.1f} s, server CPU {server_cpu:.1f} s: the {side} was the busier side"
+    return f"client CPU {client_cpu:.1f} s{per_op['client']}, server CPU {server_cpu:.1f} s{per_op['server']}: the {side} was the busier side"
 
 
 def connection_series(samples: list[Sample], start_ns: int) -> list[list[float]]:
@@ -253,6 +267,7 @@ def build(
             "ops": ok + errors,
             "ok": ok,
             "errors": errors,
+            **_cpu_per_op(workers, server, ok + errors),
             # A worker that died could not say whether its unreported ops ran: they are "unknown".
             "not_started": sum(n for i, n in planned.items() if not workers[i].status.vanished),
             "unknown": sum(n for i, n in planned.items() if workers[i].status.vanished),
