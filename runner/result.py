@@ -213,7 +213,8 @@ def read_one(path: str, command: str) -> Result:
         raise UsageError(f"{path} holds {len(found)} results: {command} takes one per file")
     name, doc = found[0]
     if is_capacity(doc):
-        raise UsageError(f"{name} is a capacity search: {command} takes a run's document (runner report draws a search)")
+        what = "an advice" if doc.get("kind") == "advice" else "a capacity search"
+        raise UsageError(f"{name} is {what}: {command} takes a run's document (runner report draws {what})")
     return Result(doc, name)
 
 

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from runner.analysis.advice_plots import write_advice
 from runner.analysis.report import scenario_name
-from runner.analysis.results import is_capacity
+from runner.analysis.results import is_advice, is_capacity
 from runner.concurrency import MODES
 from runner.errors import UsageError
 from runner.result import QUANTILES, Result
@@ -223,9 +224,14 @@ def _capacity_summary(name: str, doc: dict[str, Any], picture: str) -> list[str]
 def write_report(results: list[tuple[str, dict[str, Any]]], out_dir: Path) -> list[Path]:
     plt = _pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
-    searches = [(name, doc) for name, doc in results if is_capacity(doc)]
+    searches = [(name, doc) for name, doc in results if is_capacity(doc) and not is_advice(doc)]
+    advices = [(name, doc) for name, doc in results if is_advice(doc)]
     runs = [Result(doc, name) for name, doc in results if not is_capacity(doc)]
     written, text = _write_runs(plt, runs, out_dir) if runs else ([], "# runner report\n\n")
+    for index, (name, doc) in enumerate(advices):
+        pictures, lines = write_advice(plt, name, doc, out_dir, "" if len(advices) == 1 else f"_{index + 1}")
+        written += pictures
+        text += "\n".join(lines)
     for index, (name, doc) in enumerate(searches):
         picture = "capacity.png" if len(searches) == 1 else f"capacity_{index + 1}.png"
         _capacity_plot(plt, name, doc, out_dir / picture)

@@ -11,12 +11,17 @@ from runner.errors import UsageError
 
 
 def _is_result(obj: Any) -> bool:
-    """A run's document, or a capacity search's (`kind: capacity`)."""
-    return isinstance(obj, dict) and "schema_version" in obj and ("totals" in obj or obj.get("kind") == "capacity")
+    """A run's document, a capacity search's (`kind: capacity`) or an advice (`kind: advice`)."""
+    return isinstance(obj, dict) and "schema_version" in obj and ("totals" in obj or obj.get("kind") in ("capacity", "advice"))
 
 
 def is_capacity(doc: dict[str, Any]) -> bool:
-    return doc.get("kind") == "capacity"
+    """A document of many steps (a capacity search or an advice): no run's figures of its own."""
+    return doc.get("kind") in ("capacity", "advice")
+
+
+def is_advice(doc: dict[str, Any]) -> bool:
+    return doc.get("kind") == "advice"
 
 
 def _documents(text: str) -> list[tuple[int, Any]]:

@@ -4,11 +4,12 @@ waits 20 ms on the server, so N connections serve at most N / 0.02 ops/s."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
 
-from tests.conftest import REPO, interrupt_after, run_runner
+from tests.conftest import REPO, interrupt_after, run_cli, run_runner
 from workloads.sleep import SLEEP_S
 
 SCHEMA = json.loads((REPO / "docs" / "advice.schema.json").read_text())
@@ -16,8 +17,9 @@ QUICK = ("--workload", "sleep", "--max-procs", "1", "--step", "1s", "--step-warm
 
 
 @pytest.mark.system
-def test_advice_reaches_the_known_ceiling_of_its_connection_budget(dsn: str) -> None:
-    result = run_runner("advise", *QUICK, "--max-connections", "4", "--budget", "3m", dsn=dsn, timeout=240)
+def test_advice_reaches_the_known_ceiling_of_its_connection_budget(dsn: str, tmp_path: Path) -> None:
+    output = tmp_path / "advice.json"
+    result = run_runner("advise", *QUICK, "--max-connections", "4", "--budget", "3m", "--output", str(output), dsn=dsn, timeout=240)
     assert result.code == 0, result.stderr
     doc = result.doc
     assert doc is not None and doc["kind"] == "advice" and doc["complete"]
@@ -32,6 +34,13 @@ def test_advice_reaches_the_known_ceiling_of_its_connection_budget(dsn: str) -> 
     assert all(s["connections"] <= 4 for s in doc["steps"])
     assert [c["rounds"] >= 2 for c in doc["comparisons"]] == [True]  # the other family's best, in paired rounds
     assert "advice: use --mode " in result.stderr
+    # runner report draws it: the fitted families, the Pareto front, the connections held.
+    report = run_cli("report", str(output), "--out", str(tmp_path / "report"))
+    assert report.code == 0, report.stderr
+    files = {Path(f).name for f in json.loads(report.stdout)["files"]}
+    assert files == {"summary.md", "advice_throughput.png", "advice_pareto.png", "advice_connections.png"}
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert advice["verdict"] in summary and "| sync | 1 |" in summary and "RMS residual" in summary
 
 
 @pytest.mark.system

@@ -32,3 +32,19 @@ def test_linear_scaling_has_no_peak_and_too_few_levels_no_fit() -> None:
     assert linear is not None and linear.sigma == pytest.approx(0.0, abs=1e-9) and linear.kappa == 0.0 and linear.peak_concurrency is None
     assert fit([(1, 50.0), (2, 99.0)]) is None
     assert fit([(1, 50.0), (1, 51.0), (2, 99.0)]) is None  # two distinct levels
+
+
+def test_the_pareto_front_keeps_what_nothing_beats_on_both_and_the_band_is_the_residual() -> None:
+    from runner.advise.usl import Fit
+    from runner.analysis.advice_plots import pareto, residual
+
+    steps = [
+        {"ops_per_s": 100.0, "p99_ms": 10.0}, {"ops_per_s": 200.0, "p99_ms": 20.0},
+        {"ops_per_s": 150.0, "p99_ms": 25.0},  # beaten by 200 at 20 ms
+        {"ops_per_s": 90.0, "p99_ms": 12.0},  # beaten by 100 at 10 ms
+        {"ops_per_s": 0.0, "p99_ms": None},
+    ]
+    assert [s["ops_per_s"] for s in pareto(steps)] == [100.0, 200.0]
+    law = Fit(10.0, 0.0, 0.0)  # linear: 10 ops/s per op in flight
+    assert residual(law, [(1, 10.0), (2, 20.0)]) == 0.0
+    assert residual(law, [(1, 11.0), (2, 18.0)]) == pytest.approx(0.1)
