@@ -356,8 +356,10 @@ class SyncWorkerIO:
         data_rng = handle.rng
         recorder = ctx.recorder
 
-        def execute(op: Op) -> None:
+        def execute(op: Op, intended_ns: int | None = None) -> None:
             start = time.perf_counter_ns()
+            if intended_ns is not None and intended_ns < start:  # the open loop: from when it was due
+                start = intended_ns
             error = None
             retried = 0
             cell = CURRENT.get()
@@ -481,10 +483,11 @@ def run_worker(plan: WorkerPlan, channel: Channel, go: Waitable, stop: threading
     """The worker from its first connection to its final record; never raises."""
     configure(plan.config.debug)
     log.debug("worker %d: preflight (mode %s, %s ops)", plan.worker_id, plan.config.mode, plan.ops if plan.ops is not None else "until the duration")
-    outcomes = {op.name: op.outcomes for op in plan.config.workload_ops.ops if op.outcomes}
-    ctx = WorkerContext(plan, channel, Recorder(secrets(plan), plan.config.exemplars, outcomes), stop, go, node)
+    ctx = WorkerContext(plan, channel, Recorder(secrets(plan), plan.config.exemplars), stop, go, node)
     status, reason, end_ns = WorkerStatus.DONE, None, 0
     try:
+        # In the try: loading the workload here may fail, and that is the worker's failure, reported.
+        ctx.recorder.outcomes = {op.name: op.outcomes for op in plan.config.workload_ops.ops if op.outcomes}
         check_descriptors(plan)
         if MODES[plan.config.mode].is_async:
             end_ns = run_loop(_lifecycle(ctx, AsyncWorkerIO()), plan.config.loop)

@@ -72,7 +72,7 @@ def error_message(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
 class Recorder:
     def __init__(self, secrets: tuple[str, ...] = (), exemplars: int = 0, outcomes: dict[str, tuple[type[BaseException], ...]] | None = None) -> None:
         self._secrets = secrets  # never in a sample message
-        self._outcomes = outcomes or {}  # op -> the exceptions its workload declares outcomes (workloads.Op.outcomes)
+        self.outcomes = outcomes or {}  # op -> the exceptions its workload declares outcomes (workloads.Op.outcomes)
         self._exemplars = Exemplars(exemplars) if exemplars else None
         self._lock = threading.Lock()
         self._ops: dict[str, _OpInterval] = {}
@@ -118,7 +118,7 @@ class Recorder:
     def _outcome(self, op: str, error: BaseException) -> str | None:
         """The class name of a declared outcome the op ended in (the exception, or the driver's
         under SQLAlchemy's wrapper); None for a failure."""
-        declared = self._outcomes.get(op)
+        declared = self.outcomes.get(op)
         if not declared:
             return None
         for exc in (error, driver_error(error)):
