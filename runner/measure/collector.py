@@ -97,6 +97,7 @@ class WorkerState:
     exemplars: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # its slowest ops (--exemplars)
     next_seq: int = 0
     last_t_ns: int = 0  # end of the latest measured interval this worker reported
+    last_bin: int = 0  # the timeline bin that interval went to
 
     @property
     def ok(self) -> int:
@@ -159,10 +160,18 @@ class Collector:
             # Binned by when the interval ended, counted from the worker's own release: a worker
             # whose timer ran late (a starved CPU) still lands its ops in the right second, and
             # no two hosts' clocks are ever compared.
+            index = self.bin_of(record["t_ns"])
+            if index <= worker.last_bin and record["t_ns"] - worker.last_t_ns >= self.interval_ns // 2:
+                # The last, partial interval cut in the bin of the worker's previous one, but most
+                # of an interval after it (a --stages run ending just before a multiple): its own
+                # bin, or its ops count in the step before. A short tail joins the previous bin,
+                # whose rate a few ops over a few ms would otherwise spike.
+                index = worker.last_bin + 1
+            worker.last_bin = max(worker.last_bin, index)
             worker.last_t_ns = record["t_ns"]
             self.late_ops += record["schedule"]["late_ops"]
             self.max_lag_ns = max(self.max_lag_ns, record["schedule"]["max_lag_ns"])
-            interval_bin = self.timeline.setdefault(self.bin_of(record["t_ns"]), IntervalBin())
+            interval_bin = self.timeline.setdefault(index, IntervalBin())
             interval_bin.t_ns = max(interval_bin.t_ns, record["t_ns"])
             interval_bin.pool_checked_out += record["pool_checked_out"]
             worker.tick_lag.merge(LatencyHistogram.from_dict(record["tick_lag"]))

@@ -55,6 +55,21 @@ def test_intervals_cut_a_little_late_land_in_their_own_bin() -> None:
     assert [e["ops_per_s"] for e in timeline] == [round(300 / 1.03, 3), round(450 / 1.47, 3)]
 
 
+def test_a_long_last_interval_gets_its_own_bin_and_its_ops_their_own_step() -> None:
+    """A --stages run of 1 s at 50/s then 1 s ramping to 100/s ends just before 2 s: its last
+    interval, (1.004, 1.996], went to bin 1 with the first second's, and the first step showed 0 ops."""
+    from runner.concurrency.stages import boundaries
+    from runner.measure.timeline import stage_summaries
+
+    collector = _started(Collector([None], interval_s=1.0))
+    collector.add(_interval(1, 1_004_000_000, 49))  # type: ignore[arg-type]
+    collector.add(_interval(2, 1_996_000_000, 75))  # type: ignore[arg-type]
+    timeline = build_timeline(collector, [])
+    assert [e["ops"] for e in timeline] == [49, 75] and [e["elapsed_s"] for e in timeline] == [1.004, 1.996]
+    stages = (("hold", 1.0, 50.0), ("ramp", 1.0, 100.0))
+    assert [s["ops"] for s in stage_summaries(collector, stages, boundaries(stages))] == [49, 75]
+
+
 def test_the_emitter_cuts_at_each_multiple_of_the_interval_without_drift() -> None:
     """The worker's emitter, on the real clock, with a send that costs a quarter of an interval:
     every cut at or after its multiple of the interval, the first in bin 1 and each in the next
