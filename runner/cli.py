@@ -369,7 +369,7 @@ def _advise(**options: Any) -> int:
     return _steps_command(config, stream, lambda: advise(config, spec, stream), summary_lines)
 
 
-ADVISE_DECIDES = frozenset({"procs", "driver", "pool_size", "max_overflow"})  # set per candidate
+ADVISE_DECIDES = frozenset({"procs", "driver", "pool_size", "max_overflow", "mode"})  # set per candidate
 advise_cmd = _command(
     "advise",
     _advise,

@@ -96,8 +96,11 @@ def _stages(options: Options) -> Options:
         raise UsageError("--stages: say what the targets are (stage_kind rate or concurrency)")
     if options.duration_s is not None or options.ops is not None or options.rate_per_s is not None:
         raise UsageError("--stages sets the run's length and load itself: leave out --duration, --ops and --rate")
-    follower = next(name for name, mode in MODES.items() if mode.stages == options.stage_kind)
-    if options.mode not in (DEFAULT_MODE, follower):
+    asked = MODES.get(options.mode)
+    # A sync mode's rates are the sync open loop's; otherwise the async modes' follower.
+    is_async = asked is None or asked.is_async or options.stage_kind != "rate"
+    follower = next(name for name, mode in MODES.items() if mode.stages == options.stage_kind and mode.is_async == is_async)
+    if options.mode not in (DEFAULT_MODE, follower) and not (not is_async and asked is not None and asked.width == "threads"):
         example = "100/s" if options.stage_kind == "rate" else "30s:10"
         raise UsageError(f"--stages with {'rates' if options.stage_kind == 'rate' else 'ops in flight'} ({example}) runs {follower} mode: leave --mode out")
     top = max(target for _, _, target in options.stages)
@@ -121,12 +124,14 @@ def _load(options: Options) -> Options:
             raise UsageError(f"--duration needs a mode that issues ops as it goes: {', '.join(modes_where(lambda m: m.runs_for_duration))}")
     elif options.ops is None:
         options = dataclasses.replace(options, ops=DEFAULT_OPS)
-    rate_mode = next(name for name, m in MODES.items() if m.takes_rate)
+    # The open loop of the mode's kind: --mode sync --rate is the sync one (pgbench's -R, threads).
+    sync_asked = mode is not None and not mode.is_async
+    rate_mode = next(name for name, m in MODES.items() if m.takes_rate and m.is_async != sync_asked)
     if options.rate_per_s is not None:
         if options.rate_per_s <= 0:
             raise UsageError(f"--rate must be positive, got {options.rate_per_s}")
-        if options.mode not in (DEFAULT_MODE, rate_mode):  # the default mode is replaced by the rate's
-            raise UsageError(f"--rate runs its own open-loop schedule: leave --mode out (or --mode {rate_mode})")
+        if options.mode not in (DEFAULT_MODE, rate_mode) and not (mode is not None and mode.width == "threads"):
+            raise UsageError(f"--rate runs its own open-loop schedule: leave --mode out (or --mode {rate_mode}), or --mode sync for the sync open loop")
         options = dataclasses.replace(options, mode=rate_mode)
     elif mode is not None and mode.takes_rate:
         raise UsageError(f"--mode {options.mode} needs --rate (ops/s across all workers)")

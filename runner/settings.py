@@ -51,7 +51,7 @@ class Needs:
     what: str  # the option, said in words: "the sync mode's concurrency"
 
     def met_by(self, mode: Mode) -> bool:
-        return not mode.is_async if self.capability == "sync" else bool(getattr(mode, self.capability))
+        return mode.width == "threads" if self.capability == "sync" else bool(getattr(mode, self.capability))
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,6 @@ SETTINGS: tuple[Setting, ...] = (
         fields={"mode": {"enum": list(MODULES)}},  # every registered mode
         default=DEFAULT_MODE,
         show_default=True,
-        capacity=False,
     ),
     Setting(
         "loop",

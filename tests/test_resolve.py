@@ -131,7 +131,9 @@ def test_contradictions_are_still_refused_by_name() -> None:
     with pytest.raises(UsageError, match="--stages sets the run's length"):
         spec(stages=(("hold", 2.0, 50.0),), stage_kind="rate", duration_s=3.0)
     with pytest.raises(UsageError, match="--rate runs its own open-loop schedule"):
-        spec(rate_per_s=10.0, mode="sync")
+        spec(rate_per_s=10.0, mode="window")
+    assert spec(rate_per_s=10.0, mode="sync").mode == "sync-open"  # the sync open loop
+    assert spec(stages=(("hold", 2.0, 50.0),), stage_kind="rate", mode="sync").mode == "sync-open"
     with pytest.raises(UsageError, match="--duration needs a mode that issues ops as it goes"):
         spec(mode="async", duration_s=2.0)
     with pytest.raises(UsageError, match="--think pauses a lane"):

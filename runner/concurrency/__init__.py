@@ -26,6 +26,7 @@ MODULES = {
     "chunked": "runner.concurrency.chunked",
     "open": "runner.concurrency.openloop",
     "sync": "runner.concurrency.sync",
+    "sync-open": "runner.concurrency.sync_open",
     "async": "runner.concurrency.unbounded",
     "window": "runner.concurrency.window",
 }

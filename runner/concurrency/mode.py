@@ -9,7 +9,7 @@ from typing import Any, Literal
 from workloads import Op
 
 AsyncExecute = Callable[..., Coroutine[Any, Any, None]]  # (ops: Iterable[Op], intended_ns: int | None = None)
-SyncExecute = Callable[[Op], None]
+SyncExecute = Callable[..., None]  # (op: Op, intended_ns: int | None = None)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,16 @@ def test_the_capacity_found_is_what_the_pool_and_the_sleep_allow(search: dict) -
 
 
 @pytest.mark.system
+def test_the_sync_open_loop_finds_the_same_ceiling(dsn: str) -> None:
+    """--mode sync: the same search over the sync open loop (threads following the backlog), so
+    sync and async code meet at the same offered rate (pgbench's -R)."""
+    result = run_runner("capacity", *QUICK, "--mode", "sync", "--pool-size", "4", "--slo", SLO, "--start-rate", "60", "--precision", "10%", dsn=dsn)
+    assert result.code == 0 and result.doc is not None, result.stderr
+    assert result.doc["config"]["mode"] == "sync-open" and result.doc["outcome"] == "converged"
+    assert 0.5 * CEILING <= result.doc["capacity_per_s"] <= CEILING
+
+
+@pytest.mark.system
 def test_every_step_is_reported_and_agrees_with_the_answer(search: dict) -> None:  # type: ignore[type-arg]
     steps = search["steps"]
     assert [s["rate_per_s"] for s in steps[:2]] == [60, 120]  # grown geometrically from --start-rate

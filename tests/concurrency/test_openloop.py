@@ -12,13 +12,16 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import REPO, run_cli, run_runner, wait_for_workers
 
+KINDS = pytest.mark.parametrize(("mode", "loop"), [((), "open"), (("--mode", "sync"), "sync-open")], ids=["async", "sync"])
+
 
 @pytest.mark.system
-def test_rate_and_duration_issue_the_scheduled_ops(dsn: str) -> None:
-    result = run_runner("--rate", "100", "--duration", "3", "--quiet", dsn=dsn)
+@KINDS
+def test_rate_and_duration_issue_the_scheduled_ops(dsn: str, mode: tuple[str, ...], loop: str) -> None:
+    result = run_runner("--rate", "100", "--duration", "3", "--quiet", *mode, dsn=dsn)
     assert result.code == 0, result.stderr
     doc = result.doc
-    assert doc is not None and doc["config"]["mode"] == "open"
+    assert doc is not None and doc["config"]["mode"] == loop
     totals = doc["totals"]
     assert 285 <= totals["ops"] <= 305  # ~ rate x duration
     assert totals["schedule"]["rate_per_s"] == 100 and totals["dropped"] == 0
@@ -26,9 +29,11 @@ def test_rate_and_duration_issue_the_scheduled_ops(dsn: str) -> None:
 
 
 @pytest.mark.system
-def test_a_stalled_server_shows_as_latency_not_a_slower_schedule(dsn: str) -> None:
+@KINDS
+def test_a_stalled_server_shows_as_latency_not_a_slower_schedule(dsn: str, mode: tuple[str, ...], loop: str) -> None:
+    """The sync open loop's threads follow the backlog: ~100 ops due in the stall, ~100 threads."""
     run = subprocess.Popen(
-        [sys.executable, "-m", "runner", "--rate", "100", "--duration", "4", "--quiet", "--dsn", dsn],
+        [sys.executable, "-m", "runner", "--rate", "100", "--duration", "4", "--quiet", "--dsn", dsn, *mode],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     wait_for_workers(run.pid, 1)
@@ -41,6 +46,7 @@ def test_a_stalled_server_shows_as_latency_not_a_slower_schedule(dsn: str) -> No
     engine.dispose()
     stdout, stderr = run.communicate(timeout=60)
     doc = json.loads(stdout)
+    assert doc["config"]["mode"] == loop
     totals = doc["totals"]
     # The schedule went on through the stall: still ~400 ops, not 300.
     assert 380 <= totals["ops"] <= 410, stderr
@@ -50,8 +56,9 @@ def test_a_stalled_server_shows_as_latency_not_a_slower_schedule(dsn: str) -> No
 
 
 @pytest.mark.system
-def test_max_inflight_drops_and_counts(dsn: str) -> None:
-    result = run_runner("--rate", "4000", "--duration", "2", "--max-inflight", "4", "--quiet", dsn=dsn)
+@KINDS
+def test_max_inflight_drops_and_counts(dsn: str, mode: tuple[str, ...], loop: str) -> None:
+    result = run_runner("--rate", "4000", "--duration", "2", "--max-inflight", "4", "--quiet", *mode, dsn=dsn)
     assert result.doc is not None
     totals = result.doc["totals"]
     assert totals["dropped"] > 0
@@ -59,8 +66,12 @@ def test_max_inflight_drops_and_counts(dsn: str) -> None:
     assert totals["schedule"]["late_ops"] >= 0
 
 
-def test_rate_refuses_sync_and_max_inflight_needs_rate() -> None:
-    assert run_cli("--rate", "10", "--mode", "sync").code == 2
+def test_rate_takes_the_open_loop_of_its_kind_and_max_inflight_needs_rate() -> None:
+    """--mode sync --rate is the sync open loop; a closed async mode's lanes mean nothing there."""
+    window = run_cli("--rate", "10", "--mode", "window")
+    assert window.code == 2 and "or --mode sync for the sync open loop" in window.stderr
+    threads = run_cli("--rate", "10", "--mode", "sync", "--threads", "4")
+    assert threads.code == 2 and "--threads is the sync mode's concurrency; --mode sync-open has none" in threads.stderr
     assert run_cli("--max-inflight", "3").code == 2
 
 
