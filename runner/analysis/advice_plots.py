@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.advise.usl import Fit
+from runner.analysis.figure import finish
 
-PNG_DPI = 110
 CURVE_POINTS = 80
 
 
@@ -60,14 +60,7 @@ def _throughput(plt: Any, doc: dict[str, Any], path: Path) -> None:
             y = max((p[1] for p in points if p[0] == x), default=None)
             if y is not None:
                 ax.plot([x], [y], "*", color="black", markersize=14, label="recommended", zorder=4)
-    ax.set_xlabel("ops in flight in all (width x procs)")
-    ax.set_ylabel("ops/s")
-    ax.set_title("Throughput by concurrency: measured points, USL fit (band: its RMS residual)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=PNG_DPI)
-    plt.close(fig)
+    finish(plt, fig, ax, path, "ops in flight in all (width x procs)", "ops/s", "Throughput by concurrency: measured points, USL fit (band: its RMS residual)")
 
 
 def pareto(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,15 +92,8 @@ def _pareto_plot(plt: Any, doc: dict[str, Any], path: Path) -> None:
     if front:
         ax.step([s["ops_per_s"] for s in front], [s["p99_ms"] for s in front], where="post", color="black", linewidth=1, label="Pareto front")
     slos = (doc.get("constraints") or {}).get("slos") or []
-    ax.set_title("p99 by throughput, every step" + (f" (SLOs: {', '.join(slos)})" if slos else ""))
-    ax.set_xlabel("ops/s")
-    ax.set_ylabel("p99 latency, worst op (ms)")
     ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=PNG_DPI)
-    plt.close(fig)
+    finish(plt, fig, ax, path, "ops/s", "p99 latency, worst op (ms)", "p99 by throughput, every step" + (f" (SLOs: {', '.join(slos)})" if slos else ""))
 
 
 def _connections_plot(plt: Any, doc: dict[str, Any], path: Path) -> None:
@@ -118,14 +104,7 @@ def _connections_plot(plt: Any, doc: dict[str, Any], path: Path) -> None:
     budget = (doc.get("constraints") or {}).get("max_connections")
     if budget is not None:
         ax.axhline(budget, color="red", linestyle="--", linewidth=1, label=f"--max-connections {budget}")
-    ax.set_xlabel("ops/s")
-    ax.set_ylabel("connections held")
-    ax.set_title("Connections each step held, by throughput")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=PNG_DPI)
-    plt.close(fig)
+    finish(plt, fig, ax, path, "ops/s", "connections held", "Connections each step held, by throughput")
 
 
 def _summary(name: str, doc: dict[str, Any], pictures: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.analysis.advice_plots import write_advice
+from runner.analysis.figure import finish
 from runner.analysis.report import scenario_name
 from runner.analysis.results import is_advice, is_capacity
 from runner.concurrency import MODES
@@ -19,8 +20,6 @@ from runner.errors import UsageError
 from runner.result import QUANTILES, Result
 from runner.settings import SETTINGS
 from runner.spec import Options
-
-PNG_DPI = 110
 
 
 def _pyplot() -> Any:
@@ -98,13 +97,7 @@ def _by_axis(plt: Any, results: list[Result], value: Callable[[Result], float], 
     for label, points in sorted(lines.items()):
         points.sort()
         ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[[p[2] for p in points], [p[3] for p in points]], marker="o", capsize=3, label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=PNG_DPI)
-    plt.close(fig)
+    finish(plt, fig, ax, path, xlabel, ylabel, legend=None)
 
 
 def _timeline_points(doc: dict[str, Any], value: Any) -> list[tuple[float, float]]:
@@ -134,14 +127,7 @@ def _over_time(plt: Any, results: list[Result], points: Any, ylabel: str, title:
         boundaries.update(stage_boundaries(result.doc))
     for x in sorted(boundaries):  # --stages: where each step begins
         ax.axvline(x, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("seconds since the start barrier")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=PNG_DPI)
-    plt.close(fig)
+    finish(plt, fig, ax, path, "seconds since the start barrier", ylabel, title)
 
 
 def _summary(results: list[Result], pictures: list[str]) -> str:
@@ -189,15 +175,8 @@ def _capacity_plot(plt: Any, name: str, doc: dict[str, Any], path: Path) -> None
             ax.axhline(check["threshold"], color="red", linestyle="--", linewidth=1, label=f"SLO {check['check']}")
     if doc["capacity_per_s"] is not None:
         ax.axvline(doc["capacity_per_s"], color="green", linestyle=":", label=f"capacity {doc['capacity_per_s']:g}/s")
-    ax.set_xlabel("offered rate (ops/s across all workers)")
-    ax.set_ylabel("p99 latency (ms)")
     ax.set_yscale("log")
-    ax.set_title(f"Capacity search ({Path(name).name}): filled = step met every SLO")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=PNG_DPI)
-    plt.close(fig)
+    finish(plt, fig, ax, path, "offered rate (ops/s across all workers)", "p99 latency (ms)", f"Capacity search ({Path(name).name}): filled = step met every SLO")
 
 
 def _capacity_summary(name: str, doc: dict[str, Any], picture: str) -> list[str]:

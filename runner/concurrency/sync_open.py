@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from runner.concurrency.mode import Knobs, Mode, SyncExecute
+from runner.concurrency.mode import Knobs, SyncExecute
+from runner.concurrency.openloop import MODE as OPEN
 from runner.concurrency.openloop import NS_PER_S, Schedule
 from runner.config import DEFAULT_MAX_INFLIGHT
 from workloads import Op
@@ -51,12 +53,4 @@ def issue(ops: Iterator[Op], execute: SyncExecute, knobs: Knobs) -> None:
     # Leaving the block waited for every op in flight.
 
 
-MODE = Mode(
-    name="sync-open",
-    description=__doc__.split(":", 1)[1].strip(),
-    is_async=False,
-    issue=issue,
-    width=None,
-    takes_rate=True,
-    stages="rate",
-)
+MODE = dataclasses.replace(OPEN, name="sync-open", description=__doc__.split(":", 1)[1].strip(), is_async=False, issue=issue)
