@@ -127,15 +127,17 @@ def _synthetic_interval(worker: int, seq: int, rng: random.Random) -> bytes:
             latency = int(rng.lognormvariate(15.5, 0.6))  # ~5 ms median, a long tail
             hist.record(latency)
             db = latency // 3
-            anatomy.record(SimpleNamespace(statements=2, rows=3, streamed=0, db_ns=db, pool_wait_ns=db // 10, texts={"SELECT a": 1, "SELECT b": 1}), latency)
+            trace = SimpleNamespace(statements=2, rows=3, streamed=0, db_ns=db, pool_wait_ns=db // 10, texts={"SELECT a": 1, "SELECT b": 1}, calls=None)
+            anatomy.record(trace, latency)
         ops[name] = {
             "ok": 250, "errors": {}, "error_samples": {}, "dropped": 0, "unfinished": 0, "hist": hist.to_dict(), "anatomy": anatomy.to_dict(),
+            "retries": {}, "retried_ok": 0, "gave_up": {}, "outcomes": {},
         }
     lag = LatencyHistogram()
     for _ in range(100):  # the probe's 100 ticks a second
         lag.record(int(rng.expovariate(1 / 200_000)))
     record = {"v": WIRE_VERSION, "kind": "interval", "worker": worker, "seq": seq, "phase": "measure",
-              "t_ns": seq * 1_000_000_000, "ops": ops, "pool_checked_out": 40, "schedule": {"late_ops": 0, "max_lag_ns": 0}, "tick_lag": lag}
+              "t_ns": seq * 1_000_000_000, "ops": ops, "pool_checked_out": 40, "schedule": {"late_ops": 0, "max_lag_ns": 0}, "tick_lag": lag.to_dict()}
     return encode(record)  # type: ignore[arg-type]
 
 

@@ -374,7 +374,7 @@ advise_cmd = _command(
     "advise",
     _advise,
     [
-        click.Option(["--candidates"], default=None, help="Families, comma-separated: sync, sync-psycopg, window, window-psycopg, chunked  [default: sync,window]."),
+        click.Option(["--candidates"], default=None, help="Families: sync, sync-psycopg, window, window-psycopg, chunked, gevent  [default: sync,window]."),
         click.Option(["--max-procs"], type=int, default=None, help="Try 1 to this many processes  [default: the host's cores]."),
         click.Option(["--max-connections"], type=int, default=64, show_default=True, help="The connections the answer may hold (the server's or the pooler's budget)."),
         click.Option(["--max-width"], type=int, default=64, show_default=True, help="Most ops in flight per process to try."),

@@ -242,6 +242,18 @@ def _workload_fits(o: Options, workload: Workload) -> None:
     if o.driver is not None and o.driver not in drivers:
         kind = "async" if is_async else "sync"
         raise UsageError(f"--driver {o.driver} does not run the {kind} modes: choose one of {', '.join(drivers)}")
+    if MODES[o.mode].patched:
+        _gevent(o)
+
+
+def _gevent(o: Options) -> None:
+    """--mode gevent: its libraries, psycopg2 (which psycogreen makes cooperative), this machine."""
+    if importlib.util.find_spec("gevent") is None or importlib.util.find_spec("psycogreen") is None:
+        raise UsageError("--mode gevent needs gevent and psycogreen: pip install 'runner[gevent]'")
+    if o.driver not in (None, "psycopg2"):
+        raise UsageError(f"--mode gevent runs psycopg2, made cooperative by psycogreen; --driver {o.driver} would block every greenlet on each query")
+    if o.cluster != "local":
+        raise UsageError("--mode gevent runs on local worker processes (--cluster local): a Ray actor cannot be gevent-patched before it starts")
 
 
 def _prepare(o: Options) -> Options:

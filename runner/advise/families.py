@@ -3,6 +3,7 @@ processes and a concurrency per process, each a RunSpec built from the user's op
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from runner.concurrency import MODES
@@ -32,6 +33,7 @@ FAMILIES = {
         Family("window", "window", "asyncpg"),
         Family("window-psycopg", "window", "psycopg"),
         Family("chunked", "chunked", "asyncpg"),
+        Family("gevent", "gevent", "psycopg2"),  # greenlets: the third way Python services run
     )
 }
 DEFAULT_FAMILIES = ("sync", "window")  # the seed's question: sync or async
@@ -81,7 +83,10 @@ def parse_families(text: str) -> tuple[Family, ...]:
     if unknown or not names:
         what = f"no family {', '.join(map(repr, unknown))}" if unknown else "no family named"
         raise UsageError(f"--candidates {text!r}: {what}; name them from {', '.join(FAMILIES)}, comma-separated")
-    return tuple(FAMILIES[name] for name in dict.fromkeys(names))
+    families = tuple(FAMILIES[name] for name in dict.fromkeys(names))
+    if any(MODES[f.mode].patched for f in families) and importlib.util.find_spec("gevent") is None:
+        raise UsageError(f"--candidates {text!r}: the gevent family needs gevent and psycogreen: pip install 'runner[gevent]'")
+    return families
 
 
 def ladder(procs: int, max_connections: int, max_width: int) -> list[int]:

@@ -30,7 +30,7 @@ def worker_load(worker: WorkerState) -> dict[str, Any]:
     }
 
 
-def bottleneck(workers: list[WorkerState], is_async: bool, cores: int | None = None, here: str | None = None) -> dict[str, Any]:
+def bottleneck(workers: list[WorkerState], is_async: bool, cores: int | None = None, here: str | None = None, green: bool = False) -> dict[str, Any]:
     """`limited`: some worker's probe lagged past LAG_LIMIT_MS at p99, so its ops waited for the
     client. `cause`: "cpu" when such a worker was busy (near a full core: add workers), "starved"
     when it was not (it waited for a core other processes held). `advice`: what changes it, from
@@ -40,7 +40,7 @@ def bottleneck(workers: list[WorkerState], is_async: bool, cores: int | None = N
     help), "more-hosts" (cores unknown). `verdict`: one sentence."""
     cores = cores if cores is not None else os.cpu_count()
     here = here if here is not None else socket.gethostname()
-    what = "event loop" if is_async else "threads (GIL)"
+    what = "event loop" if is_async else "greenlets (gevent's hub)" if green else "threads (GIL)"
     lagged: list[tuple[int, float, float]] = []
     for worker in workers:
         load = worker_load(worker)

@@ -311,7 +311,7 @@ def build(
         "exemplars": slowest({w.worker_id: w.exemplars for w in workers}, config.exemplars) if config.exemplars else None,
         "timeline": build_timeline(collector, sampler.samples, bounds),
         "stages": stage_summaries(collector, config.stages, bounds) if bounds else None,
-        "client": {**client_resources(workers), "bottleneck": bottleneck(workers, MODES[config.mode].is_async)},
+        "client": {**client_resources(workers), "bottleneck": bottleneck(workers, MODES[config.mode].is_async, green=MODES[config.mode].patched)},
         "workers": [_worker_summary(w) for w in workers],
         "hosts": host_summary(workers),
         "database": database,

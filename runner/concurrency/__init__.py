@@ -27,6 +27,7 @@ MODULES = {
     "open": "runner.concurrency.openloop",
     "sync": "runner.concurrency.sync",
     "sync-open": "runner.concurrency.sync_open",
+    "gevent": "runner.concurrency.greenlets",
     "async": "runner.concurrency.unbounded",
     "window": "runner.concurrency.window",
 }

@@ -44,6 +44,7 @@ class Mode:
     takes_rate: bool = False  # issues --rate's schedule (the open loop)
     runs_for_duration: bool = True  # issues ops as it goes, so --duration can bound it
     stages: str | None = None  # the --stages targets it follows: "rate" or "concurrency"
+    patched: bool = False  # its worker process is gevent-patched before it loads anything (runner.worker.green)
 
     def concurrency(self, share: int, chunk: int, threads: int) -> int:
         """Ops in flight at once for a worker with `share` ops."""

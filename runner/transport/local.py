@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -16,7 +17,9 @@ from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
 from typing import Any, cast
 
+from runner.concurrency import MODES
 from runner.transport import Ended, Event, Line
+from runner.worker.green import worker_main as green_main
 from runner.worker.plan import WorkerPlan
 from runner.worker.process import worker_main
 
@@ -42,7 +45,11 @@ class LocalTransport:
     def start(self, plans: list[WorkerPlan]) -> None:
         for plan in plans:
             reader, writer = self._ctx.Pipe(duplex=False)
-            process = self._ctx.Process(target=worker_main, args=(plan, writer, self._go), name=f"runner-worker-{plan.worker_id}")
+            target: Any = worker_main
+            args: tuple[Any, ...] = (plan, writer, self._go)
+            if MODES[plan.config.mode].patched:  # gevent: patched before the plan (and the runner) is unpickled
+                target, args = green_main, (pickle.dumps(plan), writer, self._go)
+            process = self._ctx.Process(target=target, args=args, name=f"runner-worker-{plan.worker_id}")
             process.start()
             writer.close()  # only the child holds the write end: its exit means EOF here
             self._children.append(_Child(process, reader))

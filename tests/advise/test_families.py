@@ -12,8 +12,8 @@ from tests.conftest import run_cli
 
 def test_families_are_parsed_in_order_and_an_unknown_one_is_named() -> None:
     assert [f.name for f in parse_families("window, sync,window")] == ["window", "sync"]
-    with pytest.raises(UsageError, match="'gevent'"):
-        parse_families("sync,gevent")
+    with pytest.raises(UsageError, match="'trio'"):
+        parse_families("sync,trio")
 
 
 def test_the_ladder_keeps_within_the_connection_budget() -> None:
@@ -45,3 +45,11 @@ def test_a_candidate_is_the_users_options_with_its_mode_driver_and_width() -> No
 def test_bad_advice_options_are_one_line_and_exit_2(args: tuple[str, ...], needle: str) -> None:
     result = run_cli("advise", "--workload", "sleep", *args)
     assert result.code == 2 and needle in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_the_gevent_family_is_greenlets_on_psycopg2() -> None:
+    (family,) = parse_families("gevent")
+    candidate = Candidate(family, 2, 16)
+    resolved = candidate.spec(spec(workload="point-select"), 1.0, 0.5)
+    assert (resolved.mode, resolved.driver, resolved.threads, resolved.procs) == ("gevent", "psycopg2", 16, 2)
+    assert candidate.label == "gevent procs=2 threads=16" and candidate.connections == 32
