@@ -54,10 +54,16 @@ def _cpu_s(pid: int | None) -> float | None:
     try:
         proc = psutil.Process(pid)
         times = proc.cpu_times()
-        alive = sum(sum(c.cpu_times()[:2]) for c in proc.children(recursive=True))
-        return times.user + times.system + times.children_user + times.children_system + alive
+        children = proc.children(recursive=True)
     except psutil.Error:
         return None
+    alive = 0.0
+    for child in children:
+        try:
+            alive += sum(child.cpu_times()[:2])
+        except psutil.Error:  # a backend that ended while listed: its time goes to the postmaster's reaped children
+            continue
+    return times.user + times.system + times.children_user + times.children_system + alive
 
 
 @dataclass
