@@ -176,7 +176,9 @@ def _candidate_of(step: dict[str, Any], spec: AdviseSpec) -> Candidate:
 
 
 def _confirm(spec: AdviseSpec, experiment: Experiment, climbs: dict[tuple[str, int], list[dict[str, Any]]], measure: Measure) -> list[dict[str, Any]]:
-    """The leader against each other family's best, in paired interleaved rounds."""
+    """The leader against each other family's best, in paired interleaved rounds; and, where that
+    best holds another number of connections, against the family's best at the leader's own
+    (sync or async asked at equal connections, not only at each one's best)."""
     bests = {family.name: _best([s for (name, _), steps in climbs.items() if name == family.name for s in steps]) for family in spec.families}
     ranked = sorted((b for b in bests.values() if b is not None), key=lambda s: -(s["ops_per_s"] or 0.0))
     if len(ranked) < 2:
@@ -184,24 +186,15 @@ def _confirm(spec: AdviseSpec, experiment: Experiment, climbs: dict[tuple[str, i
     leader = _candidate_of(ranked[0], spec)
     comparisons = []
     for other_step in ranked[1:]:
-        other = _candidate_of(other_step, spec)
-        pairs: list[tuple[float, float]] = []
-        ratio: Ratio | None = None
-        while len(pairs) < spec.rounds and experiment.affords(2):
-            order = (leader, other) if len(pairs) % 2 == 0 else (other, leader)  # A B, then B A
-            measured = {}
-            for candidate in order:
-                step = measure(candidate, "confirm")
-                if step is None:
-                    break
-                measured[candidate.label] = step["ops_per_s"] or 0.0
-            if len(measured) < 2:
+        others = [_candidate_of(other_step, spec)]
+        if other_step["connections"] != leader.connections:
+            same = _best([s for (name, _), steps in climbs.items() if name == other_step["family"] for s in steps if s["connections"] == leader.connections])
+            if same is not None:
+                others.append(_candidate_of(same, spec))
+        for other in others:
+            comparisons.append(_paired(leader, other, spec, experiment, measure))
+            if experiment.stop_reason is not None:
                 break
-            pairs.append((measured[leader.label], measured[other.label]))
-            ratio = paired_ratio(pairs)
-            if ratio is not None and ratio.rounds >= MIN_ROUNDS and ratio.decided:
-                break
-        comparisons.append(_comparison(leader, other, pairs, ratio))
         if experiment.stop_reason is not None:
             break
     if experiment.stop_reason is None and any(c["rounds"] < MIN_ROUNDS and not c["decided"] for c in comparisons):
@@ -209,9 +202,30 @@ def _confirm(spec: AdviseSpec, experiment: Experiment, climbs: dict[tuple[str, i
     return comparisons
 
 
+def _paired(leader: Candidate, other: Candidate, spec: AdviseSpec, experiment: Experiment, measure: Measure) -> dict[str, Any]:
+    """Rounds of A B, then B A, until the ratio's interval excludes 1, --rounds, or the budget."""
+    pairs: list[tuple[float, float]] = []
+    ratio: Ratio | None = None
+    while len(pairs) < spec.rounds and experiment.affords(2):
+        order = (leader, other) if len(pairs) % 2 == 0 else (other, leader)
+        measured = {}
+        for candidate in order:
+            step = measure(candidate, "confirm")
+            if step is None:
+                break
+            measured[candidate.label] = step["ops_per_s"] or 0.0
+        if len(measured) < 2:
+            break
+        pairs.append((measured[leader.label], measured[other.label]))
+        ratio = paired_ratio(pairs)
+        if ratio is not None and ratio.rounds >= MIN_ROUNDS and ratio.decided:
+            break
+    return _comparison(leader, other, pairs, ratio)
+
+
 def _comparison(leader: Candidate, other: Candidate, pairs: list[tuple[float, float]], ratio: Ratio | None) -> dict[str, Any]:
     """The screening's leader over the other (> 1: the leader is faster), with its 95 % interval."""
-    base = {"a": leader.label, "b": other.label, "rounds": len(pairs)}
+    base = {"a": leader.label, "b": other.label, "connections_a": leader.connections, "connections_b": other.connections, "rounds": len(pairs)}
     if ratio is None:
         return {
             **base,
@@ -230,6 +244,8 @@ def _comparison(leader: Candidate, other: Candidate, pairs: list[tuple[float, fl
         verdict, faster = f"{leader.label} is {over:.2f}x {other.label} [{low:.2f}, {high:.2f}]", leader.label
     else:
         verdict, faster = f"{other.label} is {1 / over:.2f}x {leader.label} [{1 / high:.2f}, {1 / low:.2f}]", other.label
+    if leader.connections == other.connections:
+        verdict += f" at {leader.connections} connections"
     return {
         **base,
         "rounds": ratio.rounds,

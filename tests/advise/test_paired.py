@@ -21,3 +21,31 @@ def test_noise_around_one_is_not_decided() -> None:
 def test_one_round_has_no_interval_and_t_is_rounded_towards_wider() -> None:
     assert paired_ratio([(100.0, 110.0)]) is None
     assert t975(1) == 12.706 and t975(12) == t975(10) == 2.228 and t975(100) == 2.042
+
+
+def test_sync_and_async_are_also_compared_at_equal_connections() -> None:
+    """The leader (window at 8 connections) against sync's best (4 connections), then against
+    sync at the leader's 8: the question "sync or async" asked at equal connections too."""
+    from runner.advise.advise import AdviseSpec, Experiment, _confirm
+    from runner.advise.families import FAMILIES
+
+    spec = AdviseSpec((FAMILIES["window"], FAMILIES["sync"]), (1,), 16, 16, (), 600.0, 4, 1.0, 0.1)
+
+    def step(family: str, width: int, ops_per_s: float) -> dict[str, object]:
+        return {"family": family, "procs": 1, "width": width, "connections": width, "ops_per_s": ops_per_s, "complete": True, "meets_slos": True, "errors": 0}
+
+    climbs = {("window", 1): [step("window", 4, 300.0), step("window", 8, 500.0)], ("sync", 1): [step("sync", 4, 400.0), step("sync", 8, 380.0)]}
+    rates = {"window procs=1 chunk=8": [500.0, 505.0, 498.0, 502.0], "sync procs=1 threads=4": [400.0, 404.0, 398.0, 401.0],
+             "sync procs=1 threads=8": [380.0, 383.0, 379.0, 381.0]}
+    seen: dict[str, int] = {}
+
+    def measure(candidate, phase):  # type: ignore[no-untyped-def]
+        n = seen.get(candidate.label, 0)
+        seen[candidate.label] = n + 1
+        return {"ops_per_s": rates[candidate.label][n % 4]}
+
+    comparisons = _confirm(spec, Experiment(spec), climbs, measure)
+    assert [(c["a"], c["b"]) for c in comparisons] == [("window procs=1 chunk=8", "sync procs=1 threads=4"), ("window procs=1 chunk=8", "sync procs=1 threads=8")]
+    assert [(c["connections_a"], c["connections_b"]) for c in comparisons] == [(8, 4), (8, 8)]
+    assert all(c["decided"] and c["faster"] == "window procs=1 chunk=8" for c in comparisons)
+    assert comparisons[1]["verdict"].endswith("at 8 connections") and "connections" not in comparisons[0]["verdict"]
