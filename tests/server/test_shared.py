@@ -60,7 +60,8 @@ def test_the_shared_server_ends_with_the_process_that_started_it(short_tmp: Path
     dsn_file = tmp_path / "dsn"
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     shell = started(subprocess.Popen(
-        ["bash", "-c", f'{sys.executable} -m runner.server --dsn-file {dsn_file} & echo $!; while [ ! -s {dsn_file} ]; do sleep 0.1; done'],
+        # The wait is bounded: a server that never starts must not leave this shell spinning.
+        ["bash", "-c", f'{sys.executable} -m runner.server --dsn-file {dsn_file} & echo $!; for _ in $(seq 600); do [ -s {dsn_file} ] && break; sleep 0.1; done'],
         cwd=REPO, env=env, text=True, stdout=subprocess.PIPE,
     ))
     assert shell.stdout is not None
