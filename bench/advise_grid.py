@@ -6,7 +6,9 @@
 One embedded server for both. The grid: every family (sync threads on psycopg2, async window on
 asyncpg) x procs 1..--max-procs x ops in flight per process 1, 2, 4, ... --max-width, each one run
 of --step seconds after a 1 s warm-up, as `python -m runner` would be run by hand; its wall time.
-Then `runner advise` with the same families, procs, width, step and warm-up, and its wall time.
+Then `runner advise` with the same families, procs and width, its confirmation runs as long as the
+grid's (--step, 1 s warm-up) and its screening steps its own default (--screen-step 1s after 0.5 s),
+and its wall time.
 
 Reported: advise's choice measured in the grid against the grid's best (goal: within 5 %, or
 within the grid's noise, which the grid's repeated best states: the best configuration run
@@ -97,6 +99,8 @@ def main() -> None:
     print(json.dumps({
         "workload": args.workload, "grid_runs": len(grid), "grid_s": round(grid_s, 1), "advise_s": round(advise_s, 1),
         "time_ratio": round(advise_s / grid_s, 3),
+        "advise_steps": {phase: sum(1 for s in advice["steps"] if s["phase"] == phase) for phase in ("screen", "confirm")},
+        "comparisons": [c["verdict"] for c in advice["comparisons"]],
         "grid_best": {"config": list(best_key), "ops_per_s": round(grid[best_key], 1), "repeated": [round(x, 1) for x in noise], "spread_pct": round(spread, 1)},
         "advice": {"config": list(chosen) if chosen else None, "verdict": rec.get("verdict"), "grid_ops_per_s": round(grid[chosen], 1) if chosen in grid else None,
                    "vs_grid_best_pct": round((grid[chosen] - grid[best_key]) / grid[best_key] * 100, 1) if chosen in grid else None},

@@ -363,6 +363,8 @@ def _advise(**options: Any) -> int:
         rounds=options.pop("rounds"),
         step_s=parse_duration(options.pop("step"), "--step"),
         step_warmup_s=parse_duration(options.pop("step_warmup"), "--step-warmup", zero_ok=True),
+        screen_s=parse_duration(options.pop("screen_step"), "--screen-step"),
+        screen_warmup_s=parse_duration(options.pop("screen_warmup"), "--screen-warmup", zero_ok=True),
     )
     config = resolve(to_options(options, duration_s=spec.step_s, warmup_s=spec.step_warmup_s))
     spec.checks(config)  # a bad --slo is one line before any server starts
@@ -381,8 +383,10 @@ advise_cmd = _command(
         click.Option(["--slo", "slos"], multiple=True, help="Repeatable, the --check grammar: a candidate that breaks one is not advised."),
         click.Option(["--budget"], default="5m", show_default=True, help="Wall time the whole experiment may take."),
         click.Option(["--rounds"], type=int, default=5, show_default=True, help="Most paired rounds per comparison."),
-        click.Option(["--step"], default="3s", show_default=True, help="Measured time per step."),
-        click.Option(["--step-warmup"], default="1s", show_default=True, help="Warm-up before each step."),
+        click.Option(["--step"], default="3s", show_default=True, help="Measured time per confirmation run (each side of a paired round)."),
+        click.Option(["--step-warmup"], default="1s", show_default=True, help="Warm-up before each confirmation run."),
+        click.Option(["--screen-step"], default="1s", show_default=True, help="Measured time per screening step (one level of a climb)."),
+        click.Option(["--screen-warmup"], default="0.5s", show_default=True, help="Warm-up before each screening step."),
         *click_options(capacity=True, without=ADVISE_DECIDES),
     ],
 )

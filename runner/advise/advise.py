@@ -1,13 +1,15 @@
 """The experiment `runner advise` runs, and its answer (`kind: advice`).
 
 1. Screening: each candidate family at each process count climbs a concurrency ladder (1, 2, 4,
-   ... ops in flight per process, within --max-connections), one short step each, until its
-   throughput has fallen past its best; the law of scalability (runner.advise.usl) is fitted to
-   each climb, so the answer says where the peak is and why (contention, coherency).
+   ... ops in flight per process, within --max-connections), one short step each (--screen-step),
+   until its throughput has fallen past its best or levelled off; then the ladder's top, once, so
+   the law of scalability (runner.advise.usl) fitted to each climb spans the range asked and the
+   answer says where the peak is and why (contention, coherency).
 2. Confirmation: the best candidate against each other family's best, in paired, interleaved
    rounds (runner.advise.paired) on the same server, until the ratio's 95 % interval excludes 1
    or the rounds (or the budget) run out: a ranking that survives the machine's noise, or
-   "can't tell" when none does.
+   "can't tell" when none does. One round runs the leader once beside every challenger still
+   undecided (A B C, then C B A), so the leader's runs are shared rather than repeated.
 
 Every step is a real run on one server (runner.run.bench), each on freshly made tables.
 """
@@ -33,6 +35,10 @@ from runner.run import Interrupted, Outcome, bench
 from runner.spec import RunSpec
 
 PAST_PEAK = 0.9  # a climb stops once a level's throughput is below this share of its best
+# ... or once it has levelled off: this many levels in a row that beat its best by less than
+# FLAT_GAIN (a flat climb only adds connections; the ladder's top is still measured, once).
+FLAT_GAIN = 1.05
+FLAT_LEVELS = 2
 MIN_ROUNDS = 3  # paired rounds before an early verdict
 STEP_OVERHEAD_S = 2.0  # a step's cost beyond its measured time at first guess: tables, workers starting
 
@@ -46,8 +52,16 @@ class AdviseSpec:
     slos: tuple[str, ...]
     budget_s: float
     rounds: int  # most paired rounds per comparison
-    step_s: float
+    step_s: float  # a confirmation run's measured seconds
     step_warmup_s: float
+    # A screening step's: short, since it only has to find each climb's shape (its peak is then
+    # confirmed in paired rounds of step_s).
+    screen_s: float
+    screen_warmup_s: float
+
+    def lengths(self, phase: str) -> tuple[float, float]:
+        """(measured, warm-up) seconds of a step of `phase`."""
+        return (self.screen_s, self.screen_warmup_s) if phase == "screen" else (self.step_s, self.step_warmup_s)
 
     def checks(self, config: RunSpec) -> list[Check]:
         ops = tuple(op.name for op in config.workload_ops.ops)
@@ -60,13 +74,13 @@ class Experiment:
 
     spec: AdviseSpec
     started: float = field(default_factory=time.monotonic)
-    step_cost_s: float = 0.0
+    step_cost_s: dict[str, float] = field(default_factory=dict)  # the dearest step so far, per phase
     steps: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str | None = None
 
-    def affords(self, steps: int = 1) -> bool:
-        """Whether `steps` more fit in the budget, at the dearest step's cost so far."""
-        cost = self.step_cost_s or self.spec.step_s + self.spec.step_warmup_s + STEP_OVERHEAD_S
+    def affords(self, steps: int = 1, phase: str = "screen") -> bool:
+        """Whether `steps` more of `phase` fit in the budget, at its dearest step's cost so far."""
+        cost = self.step_cost_s.get(phase) or sum(self.spec.lengths(phase)) + STEP_OVERHEAD_S
         return time.monotonic() - self.started + steps * cost <= self.spec.budget_s
 
 
@@ -110,11 +124,11 @@ def advise(config: RunSpec, spec: AdviseSpec, stream: ResultStream | None = None
             nonlocal server
             began = time.monotonic()
             try:
-                doc = opened.measure(candidate.spec(config, spec.step_s, spec.step_warmup_s, spec.slos))
+                doc = opened.measure(candidate.spec(config, *spec.lengths(phase), spec.slos))
             except Interrupted as exc:
                 experiment.stop_reason = f"interrupted by {exc} before {candidate.label} was measured"
                 return None
-            experiment.step_cost_s = max(experiment.step_cost_s, time.monotonic() - began)
+            experiment.step_cost_s[phase] = max(experiment.step_cost_s.get(phase, 0.0), time.monotonic() - began)
             server = server or doc["server"]
             step = _step(candidate, doc, checks, phase)
             experiment.steps.append(step)
@@ -138,11 +152,13 @@ Measure = Callable[[Candidate, str], "dict[str, Any] | None"]
 
 def _screen(spec: AdviseSpec, experiment: Experiment, measure: Measure) -> dict[tuple[str, int], list[dict[str, Any]]]:
     """Each (family, procs) up its ladder, one level for all of them at a time, so a budget that
-    runs out leaves every family measured as far as the others."""
+    runs out leaves every family measured as far as the others; then each climb that stopped
+    short of its ladder's top (past its peak, or level) measured there once."""
     climbs: dict[tuple[str, int], list[dict[str, Any]]] = {(f.name, p): [] for f in spec.families for p in spec.procs}
     families = {f.name: f for f in spec.families}
     widths = {key: ladder(key[1], spec.max_connections, spec.max_width) for key in climbs}
     done: set[tuple[str, int]] = {key for key, levels in widths.items() if not levels}
+    flat = dict.fromkeys(climbs, 0)
     level = 0
     while len(done) < len(climbs):
         for key in climbs:
@@ -157,11 +173,24 @@ def _screen(spec: AdviseSpec, experiment: Experiment, measure: Measure) -> dict[
             step = measure(Candidate(families[key[0]], key[1], widths[key][level]), "screen")
             if step is None:
                 return climbs
+            before = max((s["ops_per_s"] or 0.0 for s in climbs[key]), default=0.0)
             climbs[key].append(step)
-            best = max(s["ops_per_s"] or 0.0 for s in climbs[key])
-            if not _usable(step) or (step["ops_per_s"] or 0.0) < PAST_PEAK * best:
-                done.add(key)  # past its peak, or past what the SLOs (or the server) allow
+            measured = step["ops_per_s"] or 0.0
+            flat[key] = 0 if measured >= FLAT_GAIN * before else flat[key] + 1
+            if not _usable(step) or measured < PAST_PEAK * max(before, measured) or flat[key] >= FLAT_LEVELS:
+                done.add(key)  # past its peak, level, or past what the SLOs (or the server) allow
         level += 1
+    for key, steps in climbs.items():
+        # The top, so the law is fitted across the range asked rather than extrapolated from the
+        # first few levels (#31: fitted to 1, 2, 4 only, it predicted 64 in flight 60-90 % low).
+        if steps and _usable(steps[-1]) and steps[-1]["width"] != widths[key][-1]:
+            if not experiment.affords():
+                experiment.stop_reason = experiment.stop_reason or "the --budget ran out while screening (the ladders' tops)"
+                return climbs
+            step = measure(Candidate(families[key[0]], key[1], widths[key][-1]), "screen")
+            if step is None:
+                return climbs
+            steps.append(step)
     return climbs
 
 
@@ -184,43 +213,49 @@ def _confirm(spec: AdviseSpec, experiment: Experiment, climbs: dict[tuple[str, i
     if len(ranked) < 2:
         return []
     leader = _candidate_of(ranked[0], spec)
-    comparisons = []
+    challengers: dict[str, Candidate] = {}
     for other_step in ranked[1:]:
-        others = [_candidate_of(other_step, spec)]
+        other = _candidate_of(other_step, spec)
+        challengers.setdefault(other.label, other)
         if other_step["connections"] != leader.connections:
             same = _best([s for (name, _), steps in climbs.items() if name == other_step["family"] for s in steps if s["connections"] == leader.connections])
             if same is not None:
-                others.append(_candidate_of(same, spec))
-        for other in others:
-            comparisons.append(_paired(leader, other, spec, experiment, measure))
-            if experiment.stop_reason is not None:
-                break
-        if experiment.stop_reason is not None:
-            break
+                equal = _candidate_of(same, spec)
+                challengers.setdefault(equal.label, equal)
+    pairs, ratios = _rounds(leader, list(challengers.values()), spec, experiment, measure)
+    comparisons = [_comparison(leader, other, pairs[label], ratios[label]) for label, other in challengers.items()]
     if experiment.stop_reason is None and any(c["rounds"] < MIN_ROUNDS and not c["decided"] for c in comparisons):
         experiment.stop_reason = "the --budget ran out while confirming"
     return comparisons
 
 
-def _paired(leader: Candidate, other: Candidate, spec: AdviseSpec, experiment: Experiment, measure: Measure) -> dict[str, Any]:
-    """Rounds of A B, then B A, until the ratio's interval excludes 1, --rounds, or the budget."""
-    pairs: list[tuple[float, float]] = []
-    ratio: Ratio | None = None
-    while len(pairs) < spec.rounds and experiment.affords(2):
-        order = (leader, other) if len(pairs) % 2 == 0 else (other, leader)
-        measured = {}
+def _settled(ratio: Ratio | None) -> bool:
+    return ratio is not None and ratio.rounds >= MIN_ROUNDS and ratio.decided
+
+
+def _rounds(
+    leader: Candidate, challengers: list[Candidate], spec: AdviseSpec, experiment: Experiment, measure: Measure
+) -> tuple[dict[str, list[tuple[float, float]]], dict[str, Ratio | None]]:
+    """Rounds of the leader and every challenger still undecided, in one order and then its
+    reverse (A B C, C B A: each pair's mean position is the same, so a drifting machine favours
+    neither), until each ratio's interval excludes 1, --rounds, or the budget."""
+    pairs: dict[str, list[tuple[float, float]]] = {c.label: [] for c in challengers}
+    ratios: dict[str, Ratio | None] = dict.fromkeys(pairs)
+    for number in range(spec.rounds):
+        undecided = [c for c in challengers if not _settled(ratios[c.label])]
+        if not undecided or not experiment.affords(1 + len(undecided), "confirm"):
+            break
+        order = [leader, *undecided] if number % 2 == 0 else [*reversed(undecided), leader]
+        measured: dict[str, float] = {}
         for candidate in order:
             step = measure(candidate, "confirm")
             if step is None:
-                break
+                return pairs, ratios
             measured[candidate.label] = step["ops_per_s"] or 0.0
-        if len(measured) < 2:
-            break
-        pairs.append((measured[leader.label], measured[other.label]))
-        ratio = paired_ratio(pairs)
-        if ratio is not None and ratio.rounds >= MIN_ROUNDS and ratio.decided:
-            break
-    return _comparison(leader, other, pairs, ratio)
+        for other in undecided:
+            pairs[other.label].append((measured[leader.label], measured[other.label]))
+            ratios[other.label] = paired_ratio(pairs[other.label])
+    return pairs, ratios
 
 
 def _comparison(leader: Candidate, other: Candidate, pairs: list[tuple[float, float]], ratio: Ratio | None) -> dict[str, Any]:
@@ -340,6 +375,8 @@ def _document(
             "max_width": spec.max_width,
             "step_s": spec.step_s,
             "step_warmup_s": spec.step_warmup_s,
+            "screen_s": spec.screen_s,
+            "screen_warmup_s": spec.screen_warmup_s,
             "rounds": spec.rounds,
         },
         "elapsed_s": round(time.monotonic() - experiment.started, 1),

@@ -13,7 +13,7 @@ from tests.conftest import REPO, interrupt_after, run_cli, run_runner
 from workloads.sleep import SLEEP_S
 
 SCHEMA = json.loads((REPO / "docs" / "advice.schema.json").read_text())
-QUICK = ("--workload", "sleep", "--max-procs", "1", "--step", "1s", "--step-warmup", "0.3s", "--rounds", "3")
+QUICK = ("--workload", "sleep", "--max-procs", "1", "--step", "1s", "--step-warmup", "0.3s", "--screen-warmup", "0.3s", "--rounds", "3")
 
 
 @pytest.mark.system
@@ -69,3 +69,34 @@ def test_ctrl_c_mid_advice_reports_the_steps_so_far(dsn: str) -> None:
     assert not doc["complete"] and "SIGINT" in doc["stop_reason"] and doc["steps"]
     assert doc["steps"][0]["family"] == "sync" and doc["steps"][0]["width"] == 1
     assert "INCOMPLETE" in stderr
+
+
+def test_a_climb_stops_where_it_levels_off_or_falls_and_then_measures_its_ladders_top() -> None:
+    """The design, on curves of known shape: a flat climb stops after two levels that gain < 5 %,
+    a falling one past 90 % of its best, one that breaks an SLO at once; the first two are then
+    measured at the ladder's top, so the law is fitted across the range asked."""
+    from runner.advise.advise import AdviseSpec, Experiment, _screen
+    from runner.advise.families import FAMILIES
+
+    spec = AdviseSpec((FAMILIES["window"], FAMILIES["sync"], FAMILIES["gevent"]), (1,), 64, 64, (), 600.0, 5, 3.0, 1.0, 1.0, 0.5)
+    curves = {
+        "window": {1: 100.0, 2: 190.0, 4: 300.0, 8: 310.0, 16: 312.0, 32: 305.0, 64: 290.0},
+        "sync": {1: 100.0, 2: 150.0, 4: 120.0, 8: 110.0, 16: 100.0, 32: 90.0, 64: 80.0},
+    }
+    asked: list[tuple[str, int, str]] = []
+
+    def measure(candidate, phase):  # type: ignore[no-untyped-def]
+        name = candidate.family.name
+        asked.append((name, candidate.width, phase))
+        slo_broken = name == "gevent"
+        return {"family": name, "procs": 1, "width": candidate.width, "connections": candidate.width, "complete": True, "errors": 0,
+                "ops_per_s": curves.get(name, {}).get(candidate.width, 50.0), "meets_slos": not slo_broken}
+
+    climbs = _screen(spec, Experiment(spec), measure)
+    assert [s["width"] for s in climbs[("window", 1)]] == [1, 2, 4, 8, 16, 64]
+    assert [s["width"] for s in climbs[("sync", 1)]] == [1, 2, 4, 64]
+    assert [s["width"] for s in climbs[("gevent", 1)]] == [1]
+    assert {phase for _, _, phase in asked} == {"screen"}
+    # Level by level across the families, the tops after every climb has ended.
+    assert asked[:3] == [("window", 1, "screen"), ("sync", 1, "screen"), ("gevent", 1, "screen")]
+    assert asked[-2:] == [("window", 64, "screen"), ("sync", 64, "screen")]
