@@ -124,3 +124,14 @@ def test_every_read_sees_what_record_many_counted(reader: str, values: list[int]
     for value in values:
         one.record(value)
     assert READERS[reader](many) == READERS[reader](one)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=HIGHEST_NS), max_size=300), st.floats(min_value=0.0, max_value=100.0))
+def test_quantiles_and_mean_are_hdrhs_own_readings(values: list[int], percentile: float) -> None:
+    """Read by bisection and a table of bucket values (C over the buckets), the figures are what
+    hdrh's own Python loops over every bucket give, to the nanosecond."""
+    hist = _of(values)
+    hdr = hist._settled()
+    for pct in (percentile, 0.0, 50.0, 99.9, 100.0):
+        assert hist._value_at_percentile(pct, None) == (hdr.get_value_at_percentile(pct) if values else 0)
+    assert hist.mean_ns() == (float(hdr.get_mean_value()) if values else 0.0)
