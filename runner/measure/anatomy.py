@@ -152,19 +152,25 @@ class Anatomy:
             **{part: self.hists[part].to_dict() for part in PARTS},
         }
 
+    def merge_dict(self, data: dict[str, Any]) -> None:
+        """Add a wire anatomy (to_dict) without building one: the collector's hot path."""
+        self._flush_zeros()
+        self.ops += data["ops"]
+        self.attempts += data["attempts"]
+        self.statements += data["statements"]
+        self.statements_max = max(self.statements_max, data["statements_max"])
+        self.rows += data["rows"]
+        self.streamed += data["streamed"]
+        self.db_timed = self.db_timed and data["db_timed"]
+        self._keep(data["texts"].items())
+        for part in PARTS:
+            self.hists[part].merge_dict(data[part])
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Anatomy:
-        return cls(
-            ops=data["ops"],
-            attempts=data["attempts"],
-            statements=data["statements"],
-            statements_max=data["statements_max"],
-            rows=data["rows"],
-            streamed=data["streamed"],
-            db_timed=data["db_timed"],
-            texts=Counter(data["texts"]),
-            hists={part: LatencyHistogram.from_dict(data[part]) for part in PARTS},
-        )
+        anatomy = cls()
+        anatomy.merge_dict(data)
+        return anatomy
 
     def most_repeated(self) -> tuple[str, float, float] | None:
         """The statement sent most often, and how many times per op and per try on average (a

@@ -19,7 +19,7 @@ import orjson
 
 from runner.measure.status import WorkerStatus
 
-WIRE_VERSION = 5  # 5: an op's `outcomes`; 4: an anatomy's `attempts` (ops and their retries)
+WIRE_VERSION = 6  # 6: histograms as varint buckets (runner.measure.histogram); 5: an op's `outcomes`; 4: an anatomy's `attempts` (ops and their retries)
 
 
 class OpDelta(TypedDict):

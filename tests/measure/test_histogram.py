@@ -126,6 +126,29 @@ def test_every_read_sees_what_record_many_counted(reader: str, values: list[int]
     assert READERS[reader](many) == READERS[reader](one)
 
 
+@given(latencies, latencies, st.integers(min_value=0, max_value=3), st.lists(st.sampled_from([HIGHEST_NS * 3]), max_size=1))
+def test_the_wire_form_adds_into_the_buckets_a_direct_merge_gives(left: list[int], right: list[int], zeros: int, over: list[int]) -> None:
+    """The collector adds a worker's wire histogram into its own buckets (merge_dict); every
+    bucket, the count, min, max, overflow and so every quantile are what merging the worker's
+    histogram object gives: the same quantiles as before the wire form changed (#34)."""
+    sent = _of(right + over)
+    sent.record_zeros(zeros)
+    by_wire, by_object = _of(left), _of(left)
+    by_wire.merge_dict(sent.to_dict())
+    by_object.merge(sent)
+    wired, direct = by_wire._settled(), by_object._settled()
+    assert list(wired.counts) == list(direct.counts)
+    assert (wired.total_count, wired.get_max_value()) == (direct.total_count, direct.get_max_value())  # to the bucket
+    if left and sent._hdr.total_count:  # hdrh's own add takes an empty side's minimum as 0
+        assert wired.get_lowest_equivalent_value(wired.min_value) == direct.get_lowest_equivalent_value(direct.min_value)
+    assert (by_wire.overflow, by_wire.overflow_max_ns) == (by_object.overflow, by_object.overflow_max_ns)
+    assert by_wire.summary_ms(("p95",)) == by_object.summary_ms(("p95",))
+    # Twice, as many workers' records land in one bin: the scratch buckets were cleared between.
+    by_wire.merge_dict(sent.to_dict())
+    by_object.merge(sent)
+    assert list(by_wire._settled().counts) == list(by_object._settled().counts)
+
+
 @given(st.lists(st.integers(min_value=0, max_value=HIGHEST_NS), max_size=300), st.floats(min_value=0.0, max_value=100.0))
 def test_quantiles_and_mean_are_hdrhs_own_readings(values: list[int], percentile: float) -> None:
     """Read by bisection and a table of bucket values (C over the buckets), the figures are what
