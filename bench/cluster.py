@@ -12,12 +12,18 @@
 3. The collector at scale: synthetic interval records from N workers (each 1 s of ~500 ops of
    two op types, with real HdrHistogram payloads), decoded and added as the driver does; prints
    the driver's CPU per second of run (goal: under 10 % of one core for 1,000 workers).
+4. --driver-records: the driver's whole CPU per streamed record, Ray's own share included, with
+   real workers: `--workload noop --rate R --procs P --interval I` (P / I records a second, each
+   worker's ops few) over --cluster local and over a private --cluster ray, each at two
+   durations; the slope between them (CPU per second of run, start-up cancelled) divided by the
+   record rate is the driver's cost per record on each transport.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import statistics
 import subprocess
@@ -96,7 +102,7 @@ def ray_cost(args: argparse.Namespace) -> dict[str, Any]:
     for _ in range(3):
         begin = time.monotonic()
         ray.init(num_cpus=args.procs, resources={"runner": args.procs}, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=200 * 2**20, logging_level="WARNING")
+                 object_store_memory=200 * 2**20, logging_level=logging.WARNING)
         ray.shutdown()
         starts.append(time.monotonic() - begin)
     peak = 0
@@ -172,6 +178,28 @@ def collector_at_scale(workers: int, seconds: int) -> dict[str, Any]:
     }
 
 
+def _driver_cpu_s(cluster: str, seconds: float, args: argparse.Namespace) -> float:
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--cluster", cluster, "--workload", "noop", "--procs", str(args.record_procs),
+         "--rate", str(args.record_rate), "--interval", str(args.record_interval), "--duration", f"{seconds}s", "--quiet"],
+        cwd=REPO, capture_output=True, text=True, timeout=900, check=True,
+    )
+    parent = json.loads(proc.stdout)["client"]["parent"]
+    return float(parent["cpu_user_s"] + parent["cpu_sys_s"])
+
+
+def driver_per_record(args: argparse.Namespace) -> dict[str, Any]:
+    """The driver's CPU per second of run and per record, local and Ray, start-up cancelled."""
+    short, long = args.record_seconds
+    rate = args.record_procs / args.record_interval  # records a second reaching the driver
+    out: dict[str, Any] = {"records_per_s": rate, "procs": args.record_procs, "interval_s": args.record_interval, "durations_s": [short, long]}
+    for cluster in ("local", "ray"):
+        cpu = {seconds: _driver_cpu_s(cluster, seconds, args) for seconds in (short, long)}
+        per_s = (cpu[long] - cpu[short]) / (long - short)
+        out[cluster] = {"driver_cpu_s": cpu, "share_of_one_core": f"{per_s:.1%}", "us_per_record": round(per_s / rate * 1e6, 1)}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=4000)
@@ -180,7 +208,15 @@ def main() -> int:
     parser.add_argument("--collector-workers", type=int, default=1000)
     parser.add_argument("--collector-seconds", type=int, default=20)
     parser.add_argument("--skip-transports", action="store_true")
+    parser.add_argument("--driver-records", action="store_true", help="only part 4: the driver's CPU per streamed record, local and Ray")
+    parser.add_argument("--record-procs", type=int, default=8)
+    parser.add_argument("--record-interval", type=float, default=0.125)
+    parser.add_argument("--record-rate", type=float, default=400.0)
+    parser.add_argument("--record-seconds", type=float, nargs=2, default=(10.0, 40.0))
     args = parser.parse_args()
+    if args.driver_records:
+        print(json.dumps(driver_per_record(args), indent=2))
+        return 0
     result: dict[str, Any] = {"collector": collector_at_scale(args.collector_workers, args.collector_seconds)}
     print(json.dumps(result["collector"]), file=sys.stderr)
     if not args.skip_transports:

@@ -97,6 +97,8 @@ class LatencyHistogram:
     def __init__(self) -> None:
         self._hdr = HdrHistogram(*LAYOUT)
         self._fresh: list[int] | None = None  # record_many's bucket counts not yet in _hdr's (see _settled)
+        self._packed: dict[str, Any] | None = None  # pack(): the wire form instead of _hdr
+        self._tracked = 0  # packed: its tracked values
         self.overflow = 0
         self.overflow_max_ns = 0
 
@@ -145,7 +147,10 @@ class LatencyHistogram:
             hdr.max_value = high
 
     def _settled(self) -> HdrHistogram:
-        """The HdrHistogram with every recorded value in its buckets (read through this)."""
+        """The HdrHistogram with every recorded value in its buckets, to write to (a packed one
+        is unpacked for good)."""
+        if self._packed is not None:
+            self._hdr, self._packed = self._read(), None
         fresh = self._fresh
         if fresh is not None:
             counts = self._hdr.counts
@@ -154,67 +159,81 @@ class LatencyHistogram:
             self._fresh = None
         return self._hdr
 
+    def _read(self) -> HdrHistogram:
+        """The buckets to read: a packed histogram's unpacked into a copy it does not keep."""
+        if self._packed is None:
+            return self._settled()
+        hdr = HdrHistogram(*LAYOUT)
+        if self._packed["counts"]:
+            _add_wire(hdr, self._packed)
+        return hdr
+
+    def pack(self) -> None:
+        """Keep only the wire form: ~1 KB where HdrHistogram's buckets take 36 KB. For a timeline
+        bin no record can reach any more (runner.measure.collector), so a long run's parent holds
+        what its timeline needs rather than every interval's full buckets (#29 item 11: 2.1 MB/s
+        at --interval 0.1). Reading unpacks a copy each time; writing unpacks it for good."""
+        if self._packed is None:
+            self._packed = self.to_dict()
+            self._tracked = self._hdr.total_count
+            self._hdr = None  # type: ignore[assignment]
+
+    def _total(self) -> int:
+        """Tracked values (not overflowed): kept current by every record, packed or not."""
+        return self._tracked if self._packed is not None else self._hdr.total_count
+
     def record_zeros(self, count: int) -> None:
         """`count` values of 0 at once (an op that waited for no pool or sent no statement)."""
         if count:
-            self._hdr.record_value(0, count)
+            self._settled().record_value(0, count)
 
     @property
     def count(self) -> int:
         """Every recorded value, including those out of range."""
-        return self._hdr.get_total_count() + self.overflow
+        return self._total() + self.overflow
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add `other`'s buckets to this histogram."""
-        self._settled().add(other._settled())
+        self._settled().add(other._read())
         self.overflow += other.overflow
         self.overflow_max_ns = max(self.overflow_max_ns, other.overflow_max_ns)
 
-    def quantile_ns(self, percentile: float, cumulative: list[int] | None = None) -> int:
+    def quantile_ns(self, percentile: float, read: tuple[HdrHistogram, list[int]] | None = None) -> int:
         """The nearest-rank value at `percentile` (0-100): the smallest value with at least that
         share of the values at or below it. Overflowed values rank above every tracked one.
-        `cumulative`: this histogram's _cumulative(), when several quantiles are read at once."""
-        tracked = self._hdr.get_total_count()  # kept current by every record
+        `read`: this histogram's buckets and cumulative counts, when several quantiles are read."""
+        tracked = self._total()
         if self.count == 0:
             return 0
         rank = max(1, math.ceil(percentile / 100.0 * self.count - 1e-9))
         if rank > tracked:
             return self.overflow_max_ns
         # HdrHistogram rounds percentile * count to the nearest rank; aim a quarter below ours.
-        return self._value_at_percentile(100.0 * (rank - 0.25) / tracked, cumulative)
+        return _value_at_percentile(*(read or self._cumulative()), 100.0 * (rank - 0.25) / tracked)
 
-    def _cumulative(self) -> list[int]:
-        """Values at or below each bucket: what a quantile is looked up in (see _bucket_values)."""
-        return list(accumulate(self._settled().counts))
+    def _cumulative(self) -> tuple[HdrHistogram, list[int]]:
+        """The buckets, and the values at or below each: what quantiles are looked up in."""
+        hdr = self._read()
+        return hdr, list(accumulate(hdr.counts))
 
-    def _value_at_percentile(self, percentile: float, cumulative: list[int] | None) -> int:
-        """hdrh's get_value_at_percentile, by bisection of the cumulative counts."""
-        hdr = self._hdr
-        target = max(int(min(percentile, 100.0) * hdr.total_count / 100 + 0.5), 1)
-        index = bisect_left(cumulative if cumulative is not None else self._cumulative(), target)
-        if index >= COUNTS_LEN:
-            return 0
-        lowest, highest, _ = _bucket_values()
-        return highest[index] if percentile else lowest[index]
-
-    def max_ns(self) -> int:
+    def max_ns(self, hdr: HdrHistogram | None = None) -> int:
         if self.overflow:
             return self.overflow_max_ns
-        return int(self._settled().get_max_value()) if self._hdr.get_total_count() else 0
+        return int((hdr or self._read()).get_max_value()) if self._total() else 0
 
-    def mean_ns(self) -> float:
+    def mean_ns(self, hdr: HdrHistogram | None = None) -> float:
         """Mean of the tracked values (overflowed values are reported apart, by count)."""
-        hdr = self._settled()
-        if not hdr.total_count:
+        if not self._total():
             return 0.0
+        hdr = hdr or self._read()
         return float(sum(map(mul, hdr.counts, _bucket_values()[2]))) / hdr.total_count  # hdrh's get_mean_value
 
     def cumulative(self, bounds_ns: list[int]) -> list[int]:
         """How many values are at or below each bound (a Prometheus histogram's buckets), each
         recorded value taken at the top of its HdrHistogram bucket (within 1 %)."""
         counts = [0] * len(bounds_ns)
-        if self._hdr.get_total_count():
-            for item in self._settled().get_recorded_iterator():
+        if self._total():
+            for item in self._read().get_recorded_iterator():
                 for i, bound in enumerate(bounds_ns):
                     if item.value_iterated_to <= bound:
                         counts[i] += item.count_added_in_this_iter_step
@@ -222,18 +241,20 @@ class LatencyHistogram:
 
     def summary_ms(self, extra: tuple[str, ...] = ()) -> dict[str, float]:
         """mean, p50, p90, p99, p99.9 and max in milliseconds; and each of `extra` (p95, p97_5)."""
-        out = {"mean": self.mean_ns() / NS_PER_MS}
-        cumulative = self._cumulative()
+        read = self._cumulative()  # one read (one unpacking, when packed) for every figure
+        out = {"mean": self.mean_ns(read[0]) / NS_PER_MS}
         for name, pct in QUANTILES.items():
-            out[name] = self.quantile_ns(pct, cumulative) / NS_PER_MS
+            out[name] = self.quantile_ns(pct, read) / NS_PER_MS
         for name in extra:
-            out[name] = self.quantile_ns(percent(name), cumulative) / NS_PER_MS
-        out["max"] = self.max_ns() / NS_PER_MS
+            out[name] = self.quantile_ns(percent(name), read) / NS_PER_MS
+        out["max"] = self.max_ns(read[0]) / NS_PER_MS
         return {k: round(v, 4) for k, v in out.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form: the layout, the buckets up to the last one used as hdrh's varint stream
         (zero runs as one negative varint) in base64, the lowest and highest value, the overflow."""
+        if self._packed is not None:
+            return {**self._packed, "overflow": self.overflow, "overflow_max_ns": self.overflow_max_ns}
         hdr = self._settled()
         counts = ""
         if hdr.total_count:
@@ -258,20 +279,8 @@ class LatencyHistogram:
         self.overflow += data["overflow"]
         if data["overflow_max_ns"] > self.overflow_max_ns:
             self.overflow_max_ns = data["overflow_max_ns"]
-        if not data["counts"]:
-            return
-        scratch = _scratch.address
-        read = decode(binascii.a2b_base64(data["counts"]), 0, scratch, COUNTS_LEN, WORD_BYTES)
-        low, high = read["min_nonzero_index"], read["max_nonzero_index"]
-        offset, width = low * WORD_BYTES, high - low + 1
-        hdr = self._settled()
-        add_array(ctypes.addressof(hdr.counts) + offset, scratch + offset, width, WORD_BYTES)
-        ctypes.memset(scratch + offset, 0, width * WORD_BYTES)
-        hdr.total_count += read["total"]
-        if data["min_ns"] < hdr.min_value:
-            hdr.min_value = data["min_ns"]
-        if data["max_ns"] > hdr.max_value:
-            hdr.max_value = data["max_ns"]
+        if data["counts"]:
+            _add_wire(self._settled(), data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencyHistogram:
@@ -281,3 +290,29 @@ class LatencyHistogram:
 
 
 _LAYOUT_LIST = list(LAYOUT)
+
+
+def _add_wire(hdr: HdrHistogram, data: dict[str, Any]) -> None:
+    """Add a wire histogram's buckets (non-empty) into `hdr`'s: decoded into the thread's scratch
+    array, the used range added and cleared in C."""
+    scratch = _scratch.address
+    read = decode(binascii.a2b_base64(data["counts"]), 0, scratch, COUNTS_LEN, WORD_BYTES)
+    low, high = read["min_nonzero_index"], read["max_nonzero_index"]
+    offset, width = low * WORD_BYTES, high - low + 1
+    add_array(ctypes.addressof(hdr.counts) + offset, scratch + offset, width, WORD_BYTES)
+    ctypes.memset(scratch + offset, 0, width * WORD_BYTES)
+    hdr.total_count += read["total"]
+    if data["min_ns"] < hdr.min_value:
+        hdr.min_value = data["min_ns"]
+    if data["max_ns"] > hdr.max_value:
+        hdr.max_value = data["max_ns"]
+
+
+def _value_at_percentile(hdr: HdrHistogram, cumulative: list[int], percentile: float) -> int:
+    """hdrh's get_value_at_percentile, by bisection of the cumulative counts."""
+    target = max(int(min(percentile, 100.0) * hdr.total_count / 100 + 0.5), 1)
+    index = bisect_left(cumulative, target)
+    if index >= COUNTS_LEN:
+        return 0
+    lowest, highest, _ = _bucket_values()
+    return highest[index] if percentile else lowest[index]

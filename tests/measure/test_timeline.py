@@ -111,3 +111,34 @@ def test_the_emitter_cuts_at_each_multiple_of_the_interval_without_drift() -> No
     assert bins[0] == 1
     skipped = bins[-1] - cuts
     assert bins == sorted(set(bins)) and skipped <= 1, bins  # one bin may go to a starved moment on a busy machine
+
+
+def test_a_long_run_keeps_settled_bins_packed_and_its_timeline_unchanged() -> None:
+    """Bins below every running worker's latest are settled: their histograms are kept in wire form
+    (#29 item 11: the parent grew 2.1 MB/s at --interval 0.1 holding every bin's full buckets). The
+    timeline and the run's totals read from them are what unpacked bins give."""
+    import tracemalloc
+
+    def fed(packing: bool, bins: int) -> Collector:
+        collector = _started(Collector([None], interval_s=0.1))
+        if not packing:
+            collector.packed_below = 10**9  # nothing below it: nothing packed
+        for seq in range(1, bins + 1):
+            collector.add(_interval(seq, seq * S // 10 + 1_000, 40 + seq % 7))  # type: ignore[arg-type]
+        return collector
+
+    packed, full = fed(True, 60), fed(False, 60)
+    assert all(b.by_op["read"].hist._packed is not None for i, b in packed.timeline.items() if i < 60)
+    assert packed.timeline[60].by_op["read"].hist._packed is None  # the worker's latest: still open
+    assert build_timeline(packed, []) == build_timeline(full, [])
+    packed.close()
+    full.close()
+    assert packed.by_op["read"].hist.summary_ms() == full.by_op["read"].hist.summary_ms()
+    for packing, bound in ((False, 30_000), (True, 10_000)):  # bytes a bin holds: HdrHistogram's buckets are 36 KB
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        kept = fed(packing, 200)
+        per_bin = (tracemalloc.get_traced_memory()[0] - before) / 200
+        tracemalloc.stop()
+        assert (per_bin < bound) == packing, (packing, per_bin)
+        del kept
