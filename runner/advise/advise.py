@@ -100,6 +100,7 @@ def _step(candidate: Candidate, doc: dict[str, Any], checks: list[Check], phase:
         "connections": candidate.connections,
         "ops_per_s": result.figure("ops_per_s"),
         "p99_ms": max((result.figure(f"{op}.p99") or 0.0 for op in result.ops), default=None),
+        "mean_ms": _mean_ms(doc),
         "errors": int(result.figure("errors") or 0),
         "client_cpu_us_per_op": round(cpu_s * 1e6 / ok, 1) if ok else None,
         "client_limited": bool(doc["client"]["bottleneck"]["limited"]),
@@ -107,6 +108,14 @@ def _step(candidate: Candidate, doc: dict[str, Any], checks: list[Check], phase:
         "meets_slos": all(c["pass"] for c in judged),
         "broken": [c["check"] for c in judged if not c["pass"]],
     }
+
+
+def _mean_ms(doc: dict[str, Any]) -> float | None:
+    """Every successful op's mean latency, across op types: with the connections held it gives the
+    closed loop's ceiling (Little's law: throughput = ops in flight / mean latency)."""
+    by_op = doc["totals"]["by_op"].values()
+    ok = sum(op["ok"] for op in by_op)
+    return round(sum(op["ok"] * op["latency_ms"]["mean"] for op in by_op) / ok, 4) if ok else None
 
 
 def _usable(step: dict[str, Any]) -> bool:
