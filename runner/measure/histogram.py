@@ -198,7 +198,7 @@ class LatencyHistogram:
         self.overflow += other.overflow
         self.overflow_max_ns = max(self.overflow_max_ns, other.overflow_max_ns)
 
-    def quantile_ns(self, percentile: float, read: tuple[HdrHistogram, list[int]] | None = None) -> int:
+    def quantile_ns(self, percentile: float, read: Reading | None = None) -> int:
         """The nearest-rank value at `percentile` (0-100): the smallest value with at least that
         share of the values at or below it. Overflowed values rank above every tracked one.
         `read`: this histogram's buckets and cumulative counts, when several quantiles are read."""
@@ -211,10 +211,12 @@ class LatencyHistogram:
         # HdrHistogram rounds percentile * count to the nearest rank; aim a quarter below ours.
         return _value_at_percentile(*(read or self._cumulative()), 100.0 * (rank - 0.25) / tracked)
 
-    def _cumulative(self) -> tuple[HdrHistogram, list[int]]:
-        """The buckets, and the values at or below each: what quantiles are looked up in."""
+    def _cumulative(self) -> Reading:
+        """The buckets, the first one used, and the values at or below each from it to the last
+        one used (~700 buckets of a latency, not all 4,608: a long run's report reads thousands)."""
         hdr = self._read()
-        return hdr, list(accumulate(hdr.counts))
+        low, used = _used(hdr)
+        return hdr, low, list(accumulate(used))
 
     def max_ns(self, hdr: HdrHistogram | None = None) -> int:
         if self.overflow:
@@ -226,7 +228,9 @@ class LatencyHistogram:
         if not self._total():
             return 0.0
         hdr = hdr or self._read()
-        return float(sum(map(mul, hdr.counts, _bucket_values()[2]))) / hdr.total_count  # hdrh's get_mean_value
+        low, used = _used(hdr)
+        weights = _bucket_values()[2][low : low + len(used)]
+        return float(sum(map(mul, used, weights))) / hdr.total_count  # hdrh's get_mean_value
 
     def cumulative(self, bounds_ns: list[int]) -> list[int]:
         """How many values are at or below each bound (a Prometheus histogram's buckets), each
@@ -308,11 +312,25 @@ def _add_wire(hdr: HdrHistogram, data: dict[str, Any]) -> None:
         hdr.max_value = data["max_ns"]
 
 
-def _value_at_percentile(hdr: HdrHistogram, cumulative: list[int], percentile: float) -> int:
-    """hdrh's get_value_at_percentile, by bisection of the cumulative counts."""
+Reading = tuple[HdrHistogram, int, list[int]]  # LatencyHistogram._cumulative()
+
+
+def _used(hdr: HdrHistogram) -> tuple[int, list[int]]:
+    """The first bucket used and the counts from it to the last used, by the lowest and highest
+    value; all of them if those do not account for every value (they always should)."""
+    high = counts_index(hdr.max_value) if hdr.max_value > 0 else 0
+    low = counts_index(hdr.min_value) if 0 < hdr.min_value <= hdr.max_value else 0
+    used = hdr.counts[low : high + 1]
+    if sum(used) != hdr.total_count:
+        return 0, hdr.counts[:]
+    return low, used
+
+
+def _value_at_percentile(hdr: HdrHistogram, low: int, cumulative: list[int], percentile: float) -> int:
+    """hdrh's get_value_at_percentile, by bisection of the cumulative counts from bucket `low`."""
     target = max(int(min(percentile, 100.0) * hdr.total_count / 100 + 0.5), 1)
     index = bisect_left(cumulative, target)
-    if index >= COUNTS_LEN:
+    if index >= len(cumulative):
         return 0
     lowest, highest, _ = _bucket_values()
-    return highest[index] if percentile else lowest[index]
+    return highest[low + index] if percentile else lowest[low + index]
