@@ -156,7 +156,7 @@ def test_quantiles_and_mean_are_hdrhs_own_readings(values: list[int], percentile
     hist = _of(values)
     hdr = hist._settled()
     for pct in (percentile, 0.0, 50.0, 99.9, 100.0):
-        assert _value_at_percentile(*hist._cumulative(), pct) == (hdr.get_value_at_percentile(pct) if values else 0)
+        assert _value_at_percentile(hist._cumulative(), pct) == (hdr.get_value_at_percentile(pct) if values else 0)
     assert hist.mean_ns() == (float(hdr.get_mean_value()) if values else 0.0)
 
 
