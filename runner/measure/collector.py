@@ -50,14 +50,16 @@ class OpTotals:
         if histograms:
             self.hist.merge_dict(delta["hist"])  # added straight from the wire: see runner.measure.histogram
             if delta["anatomy"]:
-                if self.anatomy is None:
-                    self.anatomy = Anatomy()
-                self.anatomy.merge_dict(delta["anatomy"])
+                self._anatomy().merge_dict(delta["anatomy"])
 
     def merge_anatomy(self, anatomy: Anatomy) -> None:
+        self._anatomy().merge(anatomy)
+
+    def _anatomy(self) -> Anatomy:
+        """The anatomy to add to, made on first use."""
         if self.anatomy is None:
             self.anatomy = Anatomy()
-        self.anatomy.merge(anatomy)
+        return self.anatomy
 
     @property
     def error_count(self) -> int:
