@@ -168,6 +168,14 @@ def _screen(spec: AdviseSpec, experiment: Experiment, measure: Measure) -> dict[
     widths = {key: ladder(key[1], spec.max_connections, spec.max_width) for key in climbs}
     done: set[tuple[str, int]] = {key for key, levels in widths.items() if not levels}
     flat = dict.fromkeys(climbs, 0)
+
+    def measured_at(key: tuple[str, int], width: int, where: str) -> dict[str, Any] | None:
+        """One screening step, if the budget affords it (None: it does not, or a stop)."""
+        if not experiment.affords():
+            experiment.stop_reason = experiment.stop_reason or f"the --budget ran out while screening ({where})"
+            return None
+        return measure(Candidate(families[key[0]], key[1], width), "screen")
+
     level = 0
     while len(done) < len(climbs):
         for key in climbs:
@@ -176,10 +184,7 @@ def _screen(spec: AdviseSpec, experiment: Experiment, measure: Measure) -> dict[
             if level >= len(widths[key]):
                 done.add(key)
                 continue
-            if not experiment.affords():
-                experiment.stop_reason = experiment.stop_reason or f"the --budget ran out while screening (level {level + 1})"
-                return climbs
-            step = measure(Candidate(families[key[0]], key[1], widths[key][level]), "screen")
+            step = measured_at(key, widths[key][level], f"level {level + 1}")
             if step is None:
                 return climbs
             before = max((s["ops_per_s"] or 0.0 for s in climbs[key]), default=0.0)
@@ -193,10 +198,7 @@ def _screen(spec: AdviseSpec, experiment: Experiment, measure: Measure) -> dict[
         # The top, so the law is fitted across the range asked rather than extrapolated from the
         # first few levels (#31: fitted to 1, 2, 4 only, it predicted 64 in flight 60-90 % low).
         if steps and _usable(steps[-1]) and steps[-1]["width"] != widths[key][-1]:
-            if not experiment.affords():
-                experiment.stop_reason = experiment.stop_reason or "the --budget ran out while screening (the ladders' tops)"
-                return climbs
-            step = measure(Candidate(families[key[0]], key[1], widths[key][-1]), "screen")
+            step = measured_at(key, widths[key][-1], "the ladders' tops")
             if step is None:
                 return climbs
             steps.append(step)
