@@ -9,7 +9,7 @@ from typing import Any
 
 from runner.measure.anatomy import Anatomy
 from runner.measure.histogram import LatencyHistogram
-from runner.measure.records import IntervalRecord, OpDelta, Record, WireError
+from runner.measure.records import IntervalRecord, MergedRecord, OpDelta, Record, WireError
 from runner.measure.status import WorkerStatus
 
 NS_PER_S = 1_000_000_000
@@ -52,6 +52,17 @@ class OpTotals:
             if delta["anatomy"]:
                 self._anatomy().merge_dict(delta["anatomy"])
 
+    def to_delta(self, histograms: bool) -> OpDelta:
+        """These totals as one wire delta (a node's merged intervals; a worker's counts alone
+        without `histograms`: `hist` empty, `anatomy` None)."""
+        return {
+            "ok": self.ok, "dropped": self.dropped, "unfinished": self.unfinished, "retried_ok": self.retried_ok,
+            "errors": dict(self.errors), "error_samples": dict(self.error_samples), "retries": dict(self.retries),
+            "gave_up": dict(self.gave_up), "outcomes": dict(self.outcomes),
+            "hist": self.hist.to_dict() if histograms else {},
+            "anatomy": self.anatomy.to_dict() if histograms and self.anatomy is not None else None,
+        }
+
     def merge_anatomy(self, anatomy: Anatomy) -> None:
         self._anatomy().merge(anatomy)
 
@@ -66,7 +77,7 @@ class OpTotals:
         return sum(self.errors.values())
 
 
-def _totals(by_op: dict[str, OpTotals], name: str) -> OpTotals:
+def totals_of(by_op: dict[str, OpTotals], name: str) -> OpTotals:
     """The op's totals, made on first use (not `setdefault(name, OpTotals())`, which would build
     a histogram on every call)."""
     totals = by_op.get(name)
@@ -130,6 +141,31 @@ class WorkerState:
         return self.status.finished
 
 
+def bin_of(interval_ns: int, t_ns: int) -> int:
+    """The bin of an interval record that ended `t_ns` after its worker's release: the last
+    multiple of the interval it passed. A worker cuts its intervals at those multiples, never
+    before and always a little after (its timer's lateness, the send): bin n holds the
+    interval cut at n x interval + lateness, and a last, partial one cut before the next
+    multiple. Binning by the next multiple instead put every interval one bin late and left
+    bin 1 empty, so the first entry's rate divided a second's ops by the lateness."""
+    return max(1, t_ns // interval_ns)
+
+
+def bin_index(interval_ns: int, t_ns: int, last_bin: int, last_t_ns: int) -> int:
+    """The bin of a worker's interval record, given where its previous one went: binned by when
+    the interval ended, counted from the worker's own release (a worker whose timer ran late, a
+    starved CPU, still lands its ops in the right second, and no two hosts' clocks are ever
+    compared). The parent's collector and a node's aggregator both bin by this rule."""
+    index = bin_of(interval_ns, t_ns)
+    if index <= last_bin and t_ns - last_t_ns >= interval_ns // 2:
+        # The last, partial interval cut in the bin of the worker's previous one, but most of an
+        # interval after it (a --stages run ending just before a multiple): its own bin, or its
+        # ops count in the step before. A short tail joins the previous bin, whose rate a few
+        # ops over a few ms would otherwise spike.
+        index = last_bin + 1
+    return index
+
+
 class Collector:
     def __init__(self, planned_ops: list[int | None], interval_s: float) -> None:
         self.interval_ns = int(interval_s * NS_PER_S)
@@ -166,40 +202,55 @@ class Collector:
 
     def _add_interval(self, worker: WorkerState, record: IntervalRecord) -> None:
         if record["phase"] == "warmup":
-            targets = [self.warmup_by_op]
-        else:
-            # Binned by when the interval ended, counted from the worker's own release: a worker
-            # whose timer ran late (a starved CPU) still lands its ops in the right second, and
-            # no two hosts' clocks are ever compared.
-            index = self.bin_of(record["t_ns"])
-            if index <= worker.last_bin and record["t_ns"] - worker.last_t_ns >= self.interval_ns // 2:
-                # The last, partial interval cut in the bin of the worker's previous one, but most
-                # of an interval after it (a --stages run ending just before a multiple): its own
-                # bin, or its ops count in the step before. A short tail joins the previous bin,
-                # whose rate a few ops over a few ms would otherwise spike.
-                index = worker.last_bin + 1
-            worker.last_bin = max(worker.last_bin, index)
-            worker.last_t_ns = record["t_ns"]
-            self.late_ops += record["schedule"]["late_ops"]
-            self.max_lag_ns = max(self.max_lag_ns, record["schedule"]["max_lag_ns"])
-            interval_bin = self.timeline.get(index)
-            if interval_bin is None:
-                interval_bin = self.timeline[index] = IntervalBin()
-                self._pack_settled()
-            interval_bin.t_ns = max(interval_bin.t_ns, record["t_ns"])
-            interval_bin.pool_checked_out += record["pool_checked_out"]
-            worker.tick_lag.merge_dict(record["tick_lag"])
-            targets = [interval_bin.by_op]
+            for name, delta in record["ops"].items():
+                totals_of(self.warmup_by_op, name).add(delta, histograms=True)  # kept apart: never in totals or the timeline
+            return
+        index = bin_index(self.interval_ns, record["t_ns"], worker.last_bin, worker.last_t_ns)
+        worker.last_bin = max(worker.last_bin, index)
+        worker.last_t_ns = record["t_ns"]
+        worker.tick_lag.merge_dict(record["tick_lag"])
+        self._add_to_bin(index, record["t_ns"], record["ops"], record["pool_checked_out"], record["schedule"])
         for name, delta in record["ops"].items():
-            for totals in targets:
-                _totals(totals, name).add(delta, histograms=True)
-            if record["phase"] != "warmup":
-                if self.observer is not None:  # --prometheus-port: the record's own histograms, built
-                    self.observer(name, delta, LatencyHistogram.from_dict(delta["hist"]), Anatomy.from_dict(delta["anatomy"]) if delta["anatomy"] else None)
-                # The run's and each worker's counts as they come; the run's histograms are the
-                # bins' added up once, at the end (close), not once per record.
-                _totals(self.by_op, name).add(delta, histograms=False)
-                _totals(worker.by_op, name).add(delta, histograms=False)
+            totals_of(worker.by_op, name).add(delta, histograms=False)
+
+    def add_merged(self, record: MergedRecord) -> None:
+        """A node's merged intervals (runner.transport.aggregate): its workers' places in their
+        sequences and bins move on, their own figures are replaced by the cumulative ones it
+        carries, and the merged ops go to the bin as one worker's would."""
+        for entry in record["workers"]:
+            worker = self.workers[entry["worker"]]
+            first, last = entry["seqs"]
+            if first != worker.next_seq:
+                raise WireError(f"worker {worker.worker_id}: merged records {first}-{last} after {worker.next_seq - 1}")
+            worker.next_seq = last + 1
+            worker.last_bin = max(worker.last_bin, entry["bin"])
+            worker.last_t_ns = entry["t_ns"]
+        for totals in record["totals"]:
+            worker = self.workers[totals["worker"]]
+            worker.by_op = {}
+            for name, delta in totals["ops"].items():
+                totals_of(worker.by_op, name).add(delta, histograms=False)
+            worker.tick_lag = LatencyHistogram.from_dict(totals["tick_lag"])
+        if record["bin"] is not None:
+            self._add_to_bin(record["bin"], record["t_ns"], record["ops"], record["pool_checked_out"], record["schedule"])
+
+    def _add_to_bin(self, index: int, t_ns: int, ops: dict[str, OpDelta], pool_checked_out: int, schedule: dict[str, int]) -> None:
+        """Measured ops into timeline bin `index` and the run's counts."""
+        self.late_ops += schedule["late_ops"]
+        self.max_lag_ns = max(self.max_lag_ns, schedule["max_lag_ns"])
+        interval_bin = self.timeline.get(index)
+        if interval_bin is None:
+            interval_bin = self.timeline[index] = IntervalBin()
+            self._pack_settled()
+        interval_bin.t_ns = max(interval_bin.t_ns, t_ns)
+        interval_bin.pool_checked_out += pool_checked_out
+        for name, delta in ops.items():
+            totals_of(interval_bin.by_op, name).add(delta, histograms=True)
+            if self.observer is not None:  # --prometheus-port: the record's own histograms, built
+                self.observer(name, delta, LatencyHistogram.from_dict(delta["hist"]), Anatomy.from_dict(delta["anatomy"]) if delta["anatomy"] else None)
+            # The run's counts as they come; its histograms are the bins' added up once, at the
+            # end (close), not once per record.
+            totals_of(self.by_op, name).add(delta, histograms=False)
 
     def _pack_settled(self) -> None:
         """Pack the histograms of the bins no record can reach any more: a running worker's records
@@ -219,13 +270,8 @@ class Collector:
         self.packed_below = max(self.packed_below, settled)
 
     def bin_of(self, t_ns: int) -> int:
-        """The bin of an interval record that ended `t_ns` after its worker's release: the last
-        multiple of the interval it passed. A worker cuts its intervals at those multiples, never
-        before and always a little after (its timer's lateness, the send): bin n holds the
-        interval cut at n x interval + lateness, and a last, partial one cut before the next
-        multiple. Binning by the next multiple instead put every interval one bin late and left
-        bin 1 empty, so the first entry's rate divided a second's ops by the lateness."""
-        return max(1, t_ns // self.interval_ns)
+        """The bin an interval ending `t_ns` after its worker's release goes to (bin_of above)."""
+        return bin_of(self.interval_ns, t_ns)
 
     def close(self) -> None:
         """Derive the run's latency histograms from the timeline's, once, after the last record."""

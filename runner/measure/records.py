@@ -19,7 +19,9 @@ import orjson
 
 from runner.measure.status import WorkerStatus
 
-WIRE_VERSION = 6  # 6: histograms as varint buckets (runner.measure.histogram); 5: an op's `outcomes`; 4: an anatomy's `attempts` (ops and their retries)
+# 7: `merged` records from a node's aggregator; 6: histograms as varint buckets (runner.measure.histogram);
+# 5: an op's `outcomes`; 4: an anatomy's `attempts` (ops and their retries)
+WIRE_VERSION = 7
 
 
 class OpDelta(TypedDict):
@@ -85,6 +87,39 @@ class FinalRecord(TypedDict):
     exemplars: dict[str, list[dict[str, Any]]]  # --exemplars: op -> its slowest ops (runner.measure.exemplars)
 
 
+class MergedEntry(TypedDict):
+    """A worker's part in a merged record: which of its records it holds, and where they went."""
+
+    worker: int
+    seqs: list[int]  # the first and last sequence number of its interval records merged here
+    t_ns: int  # the end of the latest of them, since the worker's release
+    bin: int  # the timeline bin of the latest of them
+
+
+class WorkerTotals(TypedDict):
+    """A worker's own figures so far (cumulative): its counts by op type and its probe's lateness."""
+
+    worker: int
+    ops: dict[str, OpDelta]  # counts only: `hist` empty, `anatomy` None
+    tick_lag: dict[str, Any]  # LatencyHistogram.to_dict()
+
+
+class MergedRecord(TypedDict):
+    """The measured intervals of one node's workers that went to one timeline bin, merged where the
+    workers run (a node's aggregator, runner.transport.aggregate): one record per node per interval
+    reaches the parent, not one per worker. Its workers' own figures come apart, in `totals`."""
+
+    v: int
+    kind: Literal["merged"]
+    bin: int | None  # the timeline bin of every interval merged here; None: `totals` only
+    t_ns: int  # the latest end among them
+    ops: dict[str, OpDelta]
+    pool_checked_out: int
+    schedule: dict[str, int]
+    workers: list[MergedEntry]
+    totals: list[WorkerTotals]  # each worker's every TOTALS_EVERY bins, and when it ends
+
+
 Record = StartRecord | GoRecord | IntervalRecord | FinalRecord
 KINDS = ("start", "go", "interval", "final")
 # What a worker can say of itself; the other ends are the parent's to decide.
@@ -107,7 +142,20 @@ def decode(line: bytes) -> Record:
     if not isinstance(record, dict) or record.get("v") != WIRE_VERSION:
         raise WireError(f"not a wire-version-{WIRE_VERSION} record")
     if record.get("kind") not in KINDS:
+        if record.get("kind") == "merged":
+            raise WireError("a merged record where a worker's was expected (decode_merged reads those)")
         raise WireError(f"unknown record kind {record.get('kind')!r}")
     if record["kind"] == "final" and record.get("status") not in FINAL_STATUSES:
         raise WireError(f"unknown final status {record.get('status')!r}")
+    return record  # type: ignore[return-value]
+
+
+def decode_merged(line: bytes) -> MergedRecord:
+    """A node aggregator's merged record (the only kind it makes of its own)."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise WireError(f"not JSON: {exc}") from None
+    if not isinstance(record, dict) or record.get("v") != WIRE_VERSION or record.get("kind") != "merged":
+        raise WireError(f"not a wire-version-{WIRE_VERSION} merged record")
     return record  # type: ignore[return-value]

@@ -39,7 +39,15 @@ class Lost:
     host: str | None = None
 
 
-Event = Line | Ended | Lost
+@dataclass(frozen=True)
+class Merged:
+    """A node aggregator's merged intervals (runner.transport.aggregate), for these workers."""
+
+    workers: tuple[int, ...]
+    data: bytes
+
+
+Event = Line | Ended | Lost | Merged
 
 
 class Transport(Protocol):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,12 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayError
 from ray.util.placement_group import PlacementGroup, placement_group, placement_group_table, remove_placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from runner.errors import UsageError
 from runner.spec import RunSpec
-from runner.transport import Ended, Event, Line, Lost
+from runner.transport import Ended, Event, Line, Lost, Merged
+from runner.transport.aggregate import Item, NodeMerge
 from runner.transport.ray_defaults import (
     masked_entrypoint,
     node_up,
@@ -42,6 +44,9 @@ from runner.worker.plan import WorkerPlan
 RUNNER_RESOURCE = "runner"  # hosts opt in to carrying workers by advertising it
 PLACEMENT_TIMEOUT_S = 30.0
 GET_TIMEOUT_S = 10.0
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+RAISED = re.compile(r"^[A-Za-z_.]*(Error|Exception)\b")  # a traceback's last line: "WireError: ..."
+AGGREGATOR_TICK_S = 0.05  # how often a node's aggregator looks for bins due when no record comes
 PRIVATE_OBJECT_STORE_BYTES = 200 * 2**20  # records are tiny; containers have a small /dev/shm
 # Ray's worker processes install uvloop's policy when uvloop is importable: off, so that
 # --loop asyncio is honoured (the body also builds its loops explicitly).
@@ -80,6 +85,42 @@ class RunnerWorker:
     def stop(self) -> None:
         self._stop.set()
         self._go.set()  # a worker still waiting to start ends at once
+
+
+@ray.remote(num_cpus=0)
+class NodeAggregator:
+    """One node's workers: their streams read on their node, their intervals merged there
+    (runner.transport.aggregate), one stream to the driver for all of them."""
+
+    def run(self, workers: list[tuple[int, Any, WorkerPlan]], interval_s: float) -> Any:  # a streaming generator
+        streams = {worker: actor.run.remote(plan) for worker, actor, plan in workers}
+        merge = NodeMerge(streams, interval_s)
+        while streams:
+            for worker, stream in _ready(streams, AGGREGATOR_TICK_S):
+                items: list[Item]
+                try:
+                    items = merge.add(worker, ray.get(next(stream), timeout=GET_TIMEOUT_S))
+                except StopIteration:
+                    del streams[worker]
+                    items = merge.gone(worker, None)
+                except RayError as exc:  # ActorDiedError (killed, crashed), a stuck object
+                    del streams[worker]
+                    items = merge.gone(worker, _reason(exc))
+                for item in items:  # not `yield from`: Ray drives the generator with send()
+                    yield item
+            for item in merge.due():
+                yield item
+
+
+def _ready(streams: dict[int, Any], timeout_s: float) -> list[tuple[int, Any]]:
+    """The streams with a next item: waiting up to `timeout_s` for the first, then taking all."""
+    if not streams:
+        return []
+    ready, rest = ray.wait(list(streams.values()), num_returns=1, timeout=timeout_s)
+    if ready and rest:
+        ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+    owner = {id(stream): worker for worker, stream in streams.items()}
+    return [(owner[id(stream)], stream) for stream in ready]
 
 
 class RayCluster:
@@ -136,13 +177,20 @@ def _too_few_bundles(offered: int, needed: int, when: str = "") -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """A lost worker's reason: the error's first line and, where Ray says it, the host's address."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    """A lost worker's reason: the error's first line, where Ray says it the host's address, and
+    a failed task's own exception (its last line), without Ray's terminal colours."""
+    lines = [line.strip() for line in ANSI.sub("", str(exc)).splitlines() if line.strip()]
     parts = lines[:1] + [line for line in lines if line.startswith(("ip:", "pid:"))]
+    if len(lines) > 1 and RAISED.match(lines[-1]):
+        parts.append(lines[-1])
     return "; ".join(parts) or type(exc).__name__
 
 
 class RayTransport:
+    """Workers as actors, and one aggregator actor on each node they run on: the driver reads
+    one stream per node (its merged intervals, its workers' other records, their ends and losses)
+    and sends `go` and `stop` to the workers themselves."""
+
     # A record crosses the actor's streaming generator and the object store: on a starved host
     # (two CPU hogs and a second test session on two cores) a live worker's went unheard 5 s.
     # A dead actor is reported by Ray itself (lost), so this covers only a hung, living one.
@@ -152,7 +200,9 @@ class RayTransport:
         self._cluster = cluster
         self._pg: PlacementGroup | None = None
         self._actors: list[Any] = []
-        self._live: dict[int, Any] = {}  # worker id -> its stream, until it ends or is lost
+        self._aggregators: list[Any] = []
+        self._live: dict[int, Any] = {}  # aggregator index -> its stream, until it ends or is lost
+        self._members: dict[int, set[int]] = {}  # aggregator index -> its workers not yet ended or lost
         self._node_of: list[str] = []
 
     def start(self, plans: list[WorkerPlan]) -> None:
@@ -168,6 +218,7 @@ class RayTransport:
             raise UsageError(_too_few_bundles(free, len(plans), f"within {PLACEMENT_TIMEOUT_S:.0f} s")) from None
         table = placement_group_table(self._pg)["bundles_to_node_id"]
         self._node_of = [table[i] for i in range(len(plans))]
+        by_node: dict[str, list[tuple[int, Any, WorkerPlan]]] = {}
         for plan in plans:
             actor = RunnerWorker.options(  # type: ignore[attr-defined]
                 num_cpus=1,
@@ -178,27 +229,41 @@ class RayTransport:
                 runtime_env={"env_vars": ACTOR_ENV},
             ).remote()
             self._actors.append(actor)
-            self._live[plan.worker_id] = actor.run.remote(plan)
+            by_node.setdefault(self._node_of[plan.worker_id], []).append((plan.worker_id, actor, plan))
+        for index, (node, workers) in enumerate(by_node.items()):
+            aggregator = NodeAggregator.options(  # type: ignore[attr-defined]
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),  # where its workers are
+                max_restarts=0,
+                max_task_retries=0,
+                runtime_env={"env_vars": ACTOR_ENV},
+            ).remote()
+            self._aggregators.append(aggregator)
+            self._members[index] = {worker for worker, _, _ in workers}
+            self._live[index] = aggregator.run.remote(workers, plans[0].config.interval_s)
 
     def poll(self, timeout_s: float) -> list[Event]:
-        if not self._live:
-            return []
-        streams = list(self._live.values())
-        ready, rest = ray.wait(streams, num_returns=1, timeout=timeout_s)
-        if ready and rest:
-            ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
-        workers = {id(stream): worker for worker, stream in self._live.items()}
         events: list[Event] = []
-        for stream in ready:
-            worker = workers[id(stream)]
+        for index, stream in _ready(self._live, timeout_s):
+            members = self._members[index]
             try:
-                events.append(Line(worker, ray.get(next(stream), timeout=GET_TIMEOUT_S)))  # type: ignore[arg-type]
-            except StopIteration:
-                del self._live[worker]
-                events.append(Ended(worker))
-            except RayError as exc:  # ActorDiedError, a lost node, a stuck object...
-                del self._live[worker]
-                events.append(Lost(worker, _reason(exc), self._node_address(worker)))
+                kind, who, payload = ray.get(next(stream), timeout=GET_TIMEOUT_S)
+            except StopIteration:  # it ends after its every worker's end: none should be left
+                del self._live[index]
+                events += [Lost(w, "its node's aggregator ended before it", self._node_address(w)) for w in sorted(members)]
+                members.clear()
+                continue
+            except RayError as exc:  # the aggregator died: its node with it, most likely
+                del self._live[index]
+                events += [Lost(w, _reason(exc), self._node_address(w)) for w in sorted(members)]
+                members.clear()
+                continue
+            if kind == "merged":
+                events.append(Merged(who, payload))
+            elif kind == "line":
+                events.append(Line(who, payload))
+            else:
+                members.discard(who)
+                events.append(Ended(who) if kind == "ended" else Lost(who, payload, self._node_address(who)))
         return events
 
     def _node_address(self, worker: int) -> str | None:
@@ -218,10 +283,11 @@ class RayTransport:
             ray.kill(self._actors[index], no_restart=True)
 
     def _chosen(self, worker: int | None) -> list[int]:
-        return [w for w in self._live if worker is None or w == worker]
+        live = set().union(*self._members.values())
+        return [w for w in sorted(live) if worker is None or w == worker]
 
     def close(self) -> None:
-        for actor in self._actors:
+        for actor in self._actors + self._aggregators:
             try:
                 ray.kill(actor, no_restart=True)
             except RayError:

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 
 from runner.measure.collector import Collector
-from runner.measure.records import decode
+from runner.measure.records import decode, decode_merged
 from runner.measure.status import WorkerStatus
-from runner.transport import Line, Lost, Transport
+from runner.transport import Line, Lost, Merged, Transport
 from runner.worker.plan import WorkerPlan
 
 log = logging.getLogger(__name__)  # every transition at DEBUG: shown with --debug
@@ -82,6 +82,11 @@ class Supervisor:
         running = set(range(len(self._plans)))
         while running:
             for event in self._transport.poll(TICK_S):
+                if isinstance(event, Merged):  # a node's intervals: each of its workers was heard
+                    for worker in event.workers:
+                        self._last_heard[worker] = self._clock()
+                    self._collector.add_merged(decode_merged(event.data))
+                    continue
                 self._last_heard[event.worker] = self._clock()
                 if isinstance(event, Line):
                     self._collector.add(decode(event.data))
