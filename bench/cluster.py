@@ -17,6 +17,15 @@
    worker's ops few) over --cluster local and over a private --cluster ray, at two intervals and
    each at two durations; the slope between the durations is the CPU per second of run (start-up
    cancelled), and its difference between the two record rates the cost of one record.
+5. --aggregated: the driver's whole CPU over the local transport (the baseline: every record
+   reaches the parent) and over a private Ray instance (one aggregator per node merges them), real
+   `noop` workers at three (procs, interval) configurations, each at two durations (the slope
+   cancels start-up), rounds alternating the transports; fitted as fixed + per timeline bin + per
+   worker record (--interval is 0.1 s at least, so 1,000 workers' records cannot come from a few
+   workers without also making bins 10x as often), and read at --agg-workers workers at 1 s.
+   Then 10,000 workers on 100 nodes: the collector's CPU for 100 merged records a second of 100
+   workers each (made by the aggregator's own merge from synthetic intervals), and the Ray fit read
+   there (100 items a second, 10,000 worker records).
 """
 
 from __future__ import annotations
@@ -209,6 +218,98 @@ def driver_per_record(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _merged_records(workers: int, nodes: int, seconds: int) -> tuple[list[bytes], int]:
+    """`nodes` nodes' merged records for `seconds` seconds of `workers` workers each, made by the
+    aggregator's own merge (runner.transport.aggregate) from synthetic intervals, and the workers' count."""
+    from runner.transport.aggregate import NodeMerge
+
+    rng = random.Random(7)
+    templates = [_synthetic_interval(w, 1, rng) for w in range(min(workers, 50))]
+    merge = NodeMerge(range(workers), interval_s=1.0, clock=lambda: 0.0)
+    per_second: list[list[bytes]] = []
+    for second in range(1, seconds + 1):
+        for worker in range(workers):
+            line = templates[worker % len(templates)].replace(b'"worker":%d,"seq":1,' % (worker % len(templates)), b'"worker":%d,"seq":%d,' % (worker, second))
+            merge.add(worker, line.replace(b'"t_ns":1000000000', b'"t_ns":%d' % (second * 1_000_000_000)))
+        per_second.append([payload for _, _, payload in merge.due()])
+    out = []
+    for records in per_second:
+        for node in range(nodes):
+            for payload in records:
+                record = json.loads(payload)
+                for part in record["workers"] + record["totals"]:
+                    part["worker"] += node * workers
+                out.append(json.dumps(record).encode())
+    return out, workers * nodes
+
+
+def collector_merged(workers: int, nodes: int, seconds: int) -> dict[str, Any]:
+    from runner.measure.records import decode_merged
+
+    lines, total = _merged_records(workers, nodes, seconds)
+    collector = Collector([None] * total, interval_s=1.0)
+    for worker in range(total):
+        collector.workers[worker].next_seq = 1  # their start records (seq 0) are not what is timed
+    begin = time.process_time()
+    for line in lines:
+        collector.add_merged(decode_merged(line))
+    cpu_s = time.process_time() - begin
+    assert sum(t.ok for t in collector.by_op.values()) == total * seconds * 500
+    return {
+        "workers": total, "nodes": nodes, "seconds_of_run": seconds, "merged_records": len(lines),
+        "bytes_per_record": round(sum(len(line) for line in lines) / len(lines)),
+        "collector_share_of_one_core": f"{cpu_s / seconds:.1%}",
+        "collector_cpu_per_second_of_run": round(cpu_s / seconds, 4),
+    }
+
+
+CONFIGS = ((2, 0.125), (16, 0.125), (2, 1.0))  # (procs, interval): workers vary at one bin rate, then bins at one worker count
+
+
+def _fit(share: dict[tuple[int, float], float]) -> dict[str, float]:
+    """The driver's CPU share as fixed + per bin a second + per worker record a second, from CONFIGS."""
+    (few, fast), (many, _), (_, slow) = CONFIGS
+    per_record = (share[(many, fast)] - share[(few, fast)]) / (many / fast - few / fast)
+    per_bin = (share[(few, fast)] - share[(few, slow)] - per_record * (few / fast - few / slow)) / (1 / fast - 1 / slow)
+    fixed = share[(few, slow)] - per_bin / slow - per_record * few / slow
+    return {"fixed": fixed, "per_bin_s": per_bin, "per_record_s": per_record}
+
+
+def aggregated(args: argparse.Namespace) -> dict[str, Any]:
+    """The driver's CPU per second of run, local (every record to the parent) and Ray (one
+    aggregator per node), at CONFIGS; fitted as fixed + per bin + per worker record, then read at
+    --agg-workers workers at 1 s intervals (one bin a second), rounds alternating the transports."""
+    short, long = args.record_seconds
+    shares: dict[str, dict[tuple[int, float], list[float]]] = {"local": {}, "ray": {}}
+    for i in range(args.repeat):
+        for cluster in (("local", "ray") if i % 2 == 0 else ("ray", "local")):
+            for procs, interval_s in CONFIGS:
+                emulate = argparse.Namespace(record_procs=procs, record_rate=args.record_rate)
+                cpu = {seconds: _driver_cpu_s(cluster, seconds, interval_s, emulate) for seconds in (short, long)}
+                shares[cluster].setdefault((procs, interval_s), []).append((cpu[long] - cpu[short]) / (long - short))
+                print(f"round {i + 1} {cluster} procs {procs} interval {interval_s}: {shares[cluster][(procs, interval_s)][-1]:.2%}",
+                      file=sys.stderr)
+    out: dict[str, Any] = {"durations_s": [short, long], "rounds": args.repeat, "rate_per_s": args.record_rate}
+    fits = {}
+    for cluster, measured in shares.items():
+        fits[cluster] = fit = _fit({config: statistics.median(values) for config, values in measured.items()})
+        out[cluster] = {
+            "share_of_one_core": {f"procs {p} interval {i:g} s": [f"{v:.2%}" for v in values] for (p, i), values in measured.items()},
+            "fixed_share": f"{fit['fixed']:.2%}",
+            "us_per_bin": round(fit["per_bin_s"] * 1e6, 1),
+            "us_per_worker_record": round(fit["per_record_s"] * 1e6, 1),
+            f"at_{args.agg_workers}_workers_1s": f"{fit['fixed'] + fit['per_bin_s'] + fit['per_record_s'] * args.agg_workers:.1%}",
+        }
+    at_scale = collector_merged(args.agg_node_workers, args.agg_nodes, args.collector_seconds)
+    ray = fits["ray"]  # a node's item a bin: Ray's per-bin cost is its per-item cost (an upper bound)
+    workers = args.agg_nodes * args.agg_node_workers
+    out["ten_thousand"] = {
+        **at_scale,
+        "fitted_ray_driver": f"{ray['fixed'] + ray['per_bin_s'] * args.agg_nodes + ray['per_record_s'] * workers:.1%}",
+    }
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=4000)
@@ -222,7 +323,14 @@ def main() -> int:
     parser.add_argument("--record-intervals", type=float, nargs=2, default=(0.125, 1.0))
     parser.add_argument("--record-rate", type=float, default=400.0)
     parser.add_argument("--record-seconds", type=float, nargs=2, default=(10.0, 40.0))
+    parser.add_argument("--aggregated", action="store_true", help="only part 5: the driver at 1,000 and 10,000 workers' rates, aggregated on Ray")
+    parser.add_argument("--agg-workers", type=int, default=1000)
+    parser.add_argument("--agg-nodes", type=int, default=100)
+    parser.add_argument("--agg-node-workers", type=int, default=100)
     args = parser.parse_args()
+    if args.aggregated:
+        print(json.dumps(aggregated(args), indent=2))
+        return 0
     if args.driver_records:
         print(json.dumps(driver_per_record(args), indent=2))
         return 0
