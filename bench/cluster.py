@@ -26,6 +26,9 @@
    Then 10,000 workers on 100 nodes: the collector's CPU for 100 merged records a second of 100
    workers each (made by the aggregator's own merge from synthetic intervals), and the Ray fit read
    there (100 items a second, 10,000 worker records).
+6. --ray-items: Ray's own cost to the driver per streamed item, without the runner around it: one
+   actor yields real merged records (a node of 100 workers, ~17 KB) at two rates, the driver reads
+   them as the transport does; the driver process's CPU (Ray's threads included) per item.
 """
 
 from __future__ import annotations
@@ -310,6 +313,57 @@ def aggregated(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def ray_items(args: argparse.Namespace) -> dict[str, Any]:
+    """Ray's cost to the driver per streamed item, alone: one actor on a private instance yields
+    real merged records (a node of --agg-node-workers workers) at two rates for the same time, and
+    the driver reads them as RayTransport.poll does (ray.wait, next, ray.get); the driver process's
+    CPU (every thread: Ray's own included) at the two rates, their difference per item."""
+    import ray
+
+    from runner.transport.ray import GET_TIMEOUT_S, _ready
+
+    lines, _ = _merged_records(args.agg_node_workers, 1, 10)
+
+    @ray.remote(num_cpus=0)
+    class Emitter:
+        def run(self, items: list[bytes], rate: float, seconds: float) -> Any:
+            begin = time.monotonic()
+            for n in range(int(rate * seconds)):
+                time.sleep(max(0.0, begin + n / rate - time.monotonic()))
+                yield ("merged", (0,), items[n % len(items)])
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 2**20, logging_level=logging.WARNING)
+    cpu: dict[float, list[float]] = {}
+    try:
+        for i in range(args.repeat):
+            for rate in ((args.item_rates[0], args.item_rates[1]) if i % 2 == 0 else (args.item_rates[1], args.item_rates[0])):
+                emitter = Emitter.remote()  # type: ignore[attr-defined]
+                ray.get(emitter.__ray_ready__.remote())
+                streams = {0: emitter.run.remote(lines, rate, args.item_seconds)}
+                begin, got = time.process_time(), 0
+                while streams:
+                    for key, stream in _ready(streams, 0.1):
+                        try:
+                            ray.get(next(stream), timeout=GET_TIMEOUT_S)
+                            got += 1
+                        except StopIteration:
+                            del streams[key]
+                cpu.setdefault(rate, []).append((time.process_time() - begin) / args.item_seconds)
+                assert got == int(rate * args.item_seconds)
+                ray.kill(emitter)
+                print(f"round {i + 1}: {rate:g} items/s: {cpu[rate][-1]:.2%} of a core", file=sys.stderr)
+    finally:
+        ray.shutdown()
+    low, high = sorted(cpu)
+    per_item = (statistics.median(cpu[high]) - statistics.median(cpu[low])) / (high - low)
+    return {
+        "item_bytes": round(sum(len(line) for line in lines) / len(lines)),
+        "rates_per_s": [low, high], "seconds": args.item_seconds, "rounds": args.repeat,
+        "share_of_one_core": {f"{rate:g} items/s": [f"{v:.2%}" for v in values] for rate, values in sorted(cpu.items())},
+        "us_per_item": round(per_item * 1e6, 1),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=4000)
@@ -327,7 +381,13 @@ def main() -> int:
     parser.add_argument("--agg-workers", type=int, default=1000)
     parser.add_argument("--agg-nodes", type=int, default=100)
     parser.add_argument("--agg-node-workers", type=int, default=100)
+    parser.add_argument("--ray-items", action="store_true", help="only part 6: Ray's cost to the driver per streamed item")
+    parser.add_argument("--item-rates", type=float, nargs=2, default=(10.0, 200.0))
+    parser.add_argument("--item-seconds", type=float, default=20.0)
     args = parser.parse_args()
+    if args.ray_items:
+        print(json.dumps(ray_items(args), indent=2))
+        return 0
     if args.aggregated:
         print(json.dumps(aggregated(args), indent=2))
         return 0

@@ -94,20 +94,21 @@ class MergedEntry(TypedDict):
     seqs: list[int]  # the first and last sequence number of its interval records merged here
     t_ns: int  # the end of the latest of them, since the worker's release
     bin: int  # the timeline bin of the latest of them
+    counts: list[int]  # the worker's ok, errors, dropped and unfinished ops so far, every op type (cumulative)
 
 
 class WorkerTotals(TypedDict):
-    """A worker's own figures so far (cumulative): its counts by op type and its probe's lateness."""
+    """A worker's probe lateness so far (cumulative)."""
 
     worker: int
-    ops: dict[str, OpDelta]  # counts only: `hist` empty, `anatomy` None
     tick_lag: dict[str, Any]  # LatencyHistogram.to_dict()
 
 
 class MergedRecord(TypedDict):
     """The measured intervals of one node's workers that went to one timeline bin, merged where the
     workers run (a node's aggregator, runner.transport.aggregate): one record per node per interval
-    reaches the parent, not one per worker. Its workers' own figures come apart, in `totals`."""
+    reaches the parent, not one per worker. Its workers' own counts ride in `workers`, their probe
+    lateness (a histogram each) in `totals`, less often."""
 
     v: int
     kind: Literal["merged"]

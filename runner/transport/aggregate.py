@@ -9,8 +9,8 @@ stream's object, its fetch, the decode and the merge; bench/cluster.py --driver-
   worker's liveness, its end and its errors are still its own;
 - the measured intervals that went to one timeline bin as one `merged` record (the same binning
   rule as the parent's, runner.measure.collector.bin_index), with each worker's place in its
-  sequence, and each worker's own counts and probe lateness (cumulative) every TOTALS_EVERY of its
-  intervals and when it ends;
+  sequence and its own counts (cumulative), and each worker's probe lateness (a histogram,
+  cumulative) every TOTALS_EVERY of its intervals and when it ends;
 - a worker's stream ending or failing as its own event.
 
 A bin goes once every live worker of the node has passed it, or FLUSH_WAIT intervals after its
@@ -33,7 +33,7 @@ from runner.measure.histogram import LatencyHistogram
 from runner.measure.records import WIRE_VERSION, IntervalRecord, MergedEntry, MergedRecord, WorkerTotals, decode
 
 NS_PER_S = 1_000_000_000
-TOTALS_EVERY = 10  # a worker's own figures reach the parent every this many intervals (and at its end)
+TOTALS_EVERY = 10  # a worker's probe lateness reaches the parent every this many intervals (and at its end)
 FLUSH_WAIT = 1.0  # intervals a bin waits for the node's slowest worker after its first record
 
 # What an aggregator hands the parent, in order: ("line", worker, bytes) a worker's record as it
@@ -59,7 +59,7 @@ class _Bin:
 class _Worker:
     last_bin: int = 0
     last_t_ns: int = 0
-    by_op: dict[str, OpTotals] = field(default_factory=dict)
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # ok, errors, dropped, unfinished so far
     tick_lag: LatencyHistogram = field(default_factory=LatencyHistogram)
     unsent: int = 0  # intervals since its totals last went
     live: bool = True
@@ -124,14 +124,17 @@ class NodeMerge:
         pending.pool_checked_out += record["pool_checked_out"]
         pending.late_ops += record["schedule"]["late_ops"]
         pending.max_lag_ns = max(pending.max_lag_ns, record["schedule"]["max_lag_ns"])
+        counts = state.counts
         for name, delta in record["ops"].items():
             totals_of(pending.ops, name).add(delta, histograms=True)
-            totals_of(state.by_op, name).add(delta, histograms=False)
+            counts[0] += delta["ok"]
+            counts[1] += sum(delta["errors"].values())
+            counts[2] += delta["dropped"]
+            counts[3] += delta["unfinished"]
         entry = pending.entries.get(worker)
         if entry is None:
-            pending.entries[worker] = {"worker": worker, "seqs": [record["seq"], record["seq"]], "t_ns": record["t_ns"], "bin": index}
-        else:
-            entry["seqs"][1], entry["t_ns"] = record["seq"], record["t_ns"]
+            entry = pending.entries[worker] = {"worker": worker, "seqs": [record["seq"], record["seq"]], "t_ns": 0, "bin": index, "counts": []}
+        entry["seqs"][1], entry["t_ns"], entry["counts"] = record["seq"], record["t_ns"], list(counts)  # as of this record
 
     def _send(self, indexes: list[int], totals_for: set[int]) -> list[Item]:
         items: list[Item] = []
@@ -144,14 +147,13 @@ class NodeMerge:
         return items
 
     def _totals(self, forced: set[int]) -> list[WorkerTotals]:
-        """The totals of the workers in `forced` and of those due theirs (cumulative: a worker's
-        every interval merged so far, the pending bins' included)."""
+        """The probe lateness of the workers in `forced` and of those due theirs (cumulative: a
+        worker's every interval merged so far, the pending bins' included)."""
         out: list[WorkerTotals] = []
         for worker, state in self._workers.items():
             if worker in forced or state.unsent >= TOTALS_EVERY:
                 state.unsent = 0
-                ops = {name: totals.to_delta(histograms=False) for name, totals in state.by_op.items()}
-                out.append({"worker": worker, "ops": ops, "tick_lag": state.tick_lag.to_dict()})
+                out.append({"worker": worker, "tick_lag": state.tick_lag.to_dict()})
         return out
 
     def _record(self, index: int | None, pending: _Bin, totals: list[WorkerTotals]) -> Item:
@@ -160,7 +162,7 @@ class NodeMerge:
             "kind": "merged",
             "bin": index,
             "t_ns": pending.t_ns,
-            "ops": {name: totals.to_delta(histograms=True) for name, totals in pending.ops.items()},
+            "ops": {name: totals.to_delta() for name, totals in pending.ops.items()},
             "pool_checked_out": pending.pool_checked_out,
             "schedule": {"late_ops": pending.late_ops, "max_lag_ns": pending.max_lag_ns},
             "workers": list(pending.entries.values()),

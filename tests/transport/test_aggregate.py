@@ -130,23 +130,23 @@ def test_a_lost_worker_keeps_what_it_sent_and_its_own_totals() -> None:
     assert kinds == ["merged"] * 3 + ["lost"]  # its three bins, its totals with the last, then its loss
     sent = sum(orjson.loads(line)["ops"]["read"]["ok"] + orjson.loads(line)["ops"]["write"]["ok"] for line in lines[2:])
     assert collector.workers[0].ok == sent == sum(t.ok for t in collector.by_op.values())
+    collector.close()
     assert collector.workers[0].tick_lag.count == 3 * 20
 
 
-def test_a_workers_own_counts_reach_the_parent_every_few_intervals() -> None:
+def test_a_workers_counts_come_with_every_bin_and_its_probe_lateness_every_few() -> None:
     rng = random.Random(6)
     lines = _stream(0, TOTALS_EVERY + 2, rng, final=False)
-    now = [0.0]
-    merge = NodeMerge([0], interval_s=1.0, clock=lambda: now[0])
+    merge = NodeMerge([0], interval_s=1.0, clock=lambda: 0.0)
     collector = Collector([None], interval_s=1.0)
     seen = []
-    for line in lines:
+    _feed(collector, merge.add(0, lines[0]) + merge.add(0, lines[1]))  # start, go
+    for line in lines[2:]:  # its intervals
         _feed(collector, merge.add(0, line) + merge.due())
-        seen.append((collector.workers[0].ok, sum(t.ok for t in collector.by_op.values())))
-    intervals = seen[2:]
-    assert [own for own, _ in intervals[: TOTALS_EVERY - 1]] == [0] * (TOTALS_EVERY - 1)  # in the totals, not in every record
-    own, run = intervals[TOTALS_EVERY - 1]
-    assert own == run > 0
+        lag = collector.workers[0].tick_lag_wire  # kept as it came, read at close
+        seen.append((collector.workers[0].ok, sum(t.ok for t in collector.by_op.values()), LatencyHistogram.from_dict(lag).count if lag else 0))
+    assert all(own == run > 0 for own, run, _ in seen)  # each bin's counts: never behind the run's
+    assert [lag for _, _, lag in seen] == [0] * (TOTALS_EVERY - 1) + [TOTALS_EVERY * 20] * 3  # a histogram: every 10 intervals
 
 
 def test_an_anatomy_merges_on_the_node_as_in_the_parent() -> None:

@@ -1,5 +1,5 @@
 """The Ray transport against real Ray clusters on this machine: a private instance, a joined
-cluster (ray.cluster_utils.Cluster), and a simulated multi-node cluster that loses a node.
+cluster (ray.cluster_utils.Cluster), and two nodes started with `ray start` that lose one.
 
 Ray is required here (the README's test command installs the `ray` extra): a missing Ray fails
 the collection of this module instead of skipping what it claims to test.
@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,8 +74,6 @@ def _rows_match(doc: dict[str, Any], dsn: str) -> None:
 
 def _ray_sessions() -> set[str]:
     """Session directories in Ray's temp dir (this test session's TMPDIR, which the runs inherit)."""
-    import tempfile
-
     return {p.name for p in (Path(tempfile.gettempdir()) / "ray").glob("session_*")}
 
 
@@ -227,33 +229,117 @@ def test_the_dsn_password_never_reaches_rays_job_table_or_logs(joined: Cluster, 
     assert secret not in result.stdout + result.stderr
 
 
-@pytest.mark.system
-def test_losing_a_node_mid_run_keeps_the_other_nodes_results(dsn: str) -> None:
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+def _free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 now: every port a second node on this machine would share with the first."""
+    sockets = [socket.socket() for _ in range(count)]
     try:
-        nodes = [cluster.add_node(num_cpus=1, resources={"runner": 1}) for _ in range(2)]
-        cluster.wait_for_nodes()
-        parent = _start(cluster.address, dsn, "--procs", "2", "--ops", "1000000", "--quiet")
-        cluster.remove_node(nodes[1], allow_graceful=False)
-        stdout, stderr = parent.communicate(timeout=120)
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
     finally:
-        cluster.shutdown()
-    assert parent.returncode == 4, stderr
-    # The dying raylet's log lines (2 x 22 of [state-dump], raw "(raylet)" prefixes) are not ours
-    assert "(raylet)" not in stderr and "[state-dump]" not in stderr, stderr
-    doc = json.loads(stdout)
-    assert doc["complete"] is False
-    assert len({w["node"] for w in doc["workers"]}) == 2  # one worker per node (SPREAD, one `runner` resource each)
-    assert len(doc["cluster"]["nodes"]) == 2
-    statuses = sorted(w["status"] for w in doc["workers"])
-    assert statuses == ["lost", "stopped"]
-    survivor = next(w for w in doc["workers"] if w["status"] == "stopped")
-    assert survivor["ok"] > 0  # its results are intact
-    alive = {node["node"]: node["alive"] for node in doc["cluster"]["nodes"]}
-    lost = next(w for w in doc["workers"] if w["status"] == "lost")
-    assert alive == {lost["node"]: False, survivor["node"]: True}
-    _nothing_lost(doc, dsn)
-    assert _no_actor_left()
+        for sock in sockets:
+            sock.close()
+
+
+def _ray_start(root: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
+    """`ray start ... --block` for one node with its own temp dir and ports (two nodes share this
+    machine), in the foreground so the test owns it; its log in ROOT/NAME.log. The environment's
+    RAY_AUTH_TOKEN is the cluster's (token authentication, as the README says)."""
+    node_manager, object_manager, agent_http, agent_grpc, env_agent, metrics = _free_ports(6)
+    command = [
+        str(Path(sys.executable).parent / "ray"), "start", *args, "--block", "--node-ip-address=127.0.0.1",
+        f"--temp-dir={root / name}", "--disable-usage-stats", "--num-cpus=1", '--resources={"runner": 1}',
+        f"--node-manager-port={node_manager}", f"--object-manager-port={object_manager}",
+        f"--dashboard-agent-listen-port={agent_http}", f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--runtime-env-agent-port={env_agent}", f"--metrics-export-port={metrics}",
+    ]
+    log = (root / f"{name}.log").open("wb")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive_nodes(address: str) -> int:
+    probe = f"import ray; ray.init(address='{address}', logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    return int(result.stdout.strip() or 0)
+
+
+def _node_processes(temp_dir: Path) -> list[psutil.Process]:
+    """A node's Ray processes (its temp dir on their command line) and all of their children."""
+    found: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if str(temp_dir) in " ".join(proc.info["cmdline"] or []):
+                found[proc.pid] = proc
+                found.update({child.pid: child for child in proc.children(recursive=True)})
+        except psutil.Error:
+            continue
+    return list(found.values())
+
+
+@pytest.mark.system
+def test_a_node_stopped_mid_run_on_a_ray_start_cluster_loses_its_workers_and_keeps_the_rest(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `ray start` nodes on this machine, as a user starts them (the head carrying one worker,
+    a joined node the other, one token for the cluster and the driver): the joined node is killed
+    mid-run, its aggregator with it."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="ray-"))  # short: a node's socket paths must fit 107 bytes
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    port = _free_ports(1)[0]
+    address = f"127.0.0.1:{port}"
+    head = _ray_start(tmp_path, "head", "--head", f"--port={port}", "--include-dashboard=false")
+    node: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + 90
+        while not _listening(port):  # the head's GCS: up before a node can join it
+            assert time.monotonic() < deadline and head.poll() is None, (tmp_path / "head.log").read_text()
+            time.sleep(0.5)
+        node = _ray_start(tmp_path, "node", f"--address={address}")
+        while _alive_nodes(address) < 2:
+            assert time.monotonic() < deadline, (tmp_path / "node.log").read_text()
+            time.sleep(1)
+        parent = _start(address, dsn, "--procs", "2", "--ops", "1000000", "--interval", "0.5", "--quiet")
+        time.sleep(3)  # six intervals: the node's aggregator has sent some of its workers' bins
+        for proc in _node_processes(tmp_path / "node"):  # the host goes: every process of its node at once
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        node.kill()
+        stdout, stderr = parent.communicate(timeout=120)
+        assert parent.returncode == 4, stderr
+        doc = json.loads(stdout)
+        assert doc["complete"] is False
+        assert len({w["node"] for w in doc["workers"]}) == 2 and len(doc["cluster"]["nodes"]) == 2
+        assert sorted(w["status"] for w in doc["workers"]) == ["lost", "stopped"]
+        survivor = next(w for w in doc["workers"] if w["status"] == "stopped")
+        lost = next(w for w in doc["workers"] if w["status"] == "lost")
+        assert survivor["ok"] > 0 and lost["ok"] > 0  # both nodes' measured ops kept
+        assert doc["totals"]["ok"] == sum(w["ok"] for w in doc["workers"]) == sum(op["ok"] for op in doc["totals"]["by_op"].values())
+        _nothing_lost(doc, dsn)
+        assert _no_actor_left()
+        assert not [p for p in psutil.process_iter(["cmdline"]) if "ray::NodeAggregator" in " ".join(p.info["cmdline"] or [])]
+    finally:
+        for proc in (node, head):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()  # `ray start --block` stops its node's processes on SIGTERM
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        for proc in _node_processes(tmp_path):  # whatever of the two nodes is left: ours, by their temp dirs
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+    assert _node_processes(tmp_path) == []
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 @pytest.mark.system
