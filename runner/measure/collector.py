@@ -13,6 +13,7 @@ from runner.measure.records import IntervalRecord, MergedRecord, OpDelta, Record
 from runner.measure.status import WorkerStatus
 
 NS_PER_S = 1_000_000_000
+RUNNING = (WorkerStatus.STARTING, WorkerStatus.READY)  # not WorkerStatus.finished
 
 
 @dataclass
@@ -256,7 +257,9 @@ class Collector:
         holds each past interval's histograms in their wire form (~1 KB each) rather than full
         buckets (36 KB each, nine per op type and interval: 2.1 MB/s at --interval 0.1, #29). A
         late record into a packed bin (an unresponsive worker's) still adds: it unpacks it."""
-        running = [w.last_bin for w in self.workers if not w.finished]
+        # Once a bin, over every worker: the status compared directly, not through two properties
+        # (10,000 workers' scan took a fifth of the parent's CPU for their merged records).
+        running = [w.last_bin for w in self.workers if w.status in RUNNING]
         settled = min(running) if running else self.packed_below
         for index in range(self.packed_below, settled):
             interval_bin = self.timeline.get(index)
