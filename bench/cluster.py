@@ -356,12 +356,21 @@ def ray_items(args: argparse.Namespace) -> dict[str, Any]:
         ray.shutdown()
     low, high = sorted(cpu)
     per_item = (statistics.median(cpu[high]) - statistics.median(cpu[low])) / (high - low)
-    return {
+    fixed = statistics.median(cpu[low]) - per_item * low  # Ray's threads in the driver, whatever the items
+    out: dict[str, Any] = {
         "item_bytes": round(sum(len(line) for line in lines) / len(lines)),
         "rates_per_s": [low, high], "seconds": args.item_seconds, "rounds": args.repeat,
         "share_of_one_core": {f"{rate:g} items/s": [f"{v:.2%}" for v in values] for rate, values in sorted(cpu.items())},
         "us_per_item": round(per_item * 1e6, 1),
+        "fixed_share": f"{fixed:.2%}",
     }
+    # The driver at scale, composed: Ray's fixed share, one item a node a second at the cost just
+    # measured, and the collector's own CPU for those nodes' merged records (synthetic, in-process).
+    for nodes, per_node in ((10, 100), (args.agg_nodes, args.agg_node_workers)):
+        collector = collector_merged(per_node, nodes, args.collector_seconds)
+        share = fixed + per_item * nodes + collector["collector_cpu_per_second_of_run"]
+        out[f"{nodes * per_node}_workers_on_{nodes}_nodes"] = {"collector": collector["collector_share_of_one_core"], "driver": f"{share:.1%}"}
+    return out
 
 
 def main() -> int:
