@@ -42,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -159,6 +160,21 @@ def _synthetic_interval(worker: int, seq: int, rng: random.Random) -> bytes:
     return encode(record)  # type: ignore[arg-type]
 
 
+def _interval_line(templates: list[bytes], worker: int, second: int) -> bytes:
+    """Worker `worker`'s interval record for second `second`: a template's, renumbered."""
+    line = templates[worker % len(templates)]
+    line = line.replace(b'"worker":%d,"seq":1,' % (worker % len(templates)), b'"worker":%d,"seq":%d,' % (worker, second))
+    return line.replace(b'"t_ns":1000000000', b'"t_ns":%d' % (second * 1_000_000_000))
+
+
+def _cpu_s(add: Callable[[bytes], None], lines: list[bytes]) -> float:
+    """This process's CPU seconds to hand every line to `add`, as the driver does."""
+    begin = time.process_time()
+    for line in lines:
+        add(line)
+    return time.process_time() - begin
+
+
 def collector_at_scale(workers: int, seconds: int) -> dict[str, Any]:
     rng = random.Random(5)
     templates = [_synthetic_interval(w, 1, rng) for w in range(min(workers, 50))]  # payloads vary; 50 are enough
@@ -167,17 +183,8 @@ def collector_at_scale(workers: int, seconds: int) -> dict[str, Any]:
         start = {"v": WIRE_VERSION, "kind": "start", "worker": worker, "seq": 0, "pid": worker, "host": "h", "node": None,
                  "planned_ops": None, "settings": {}, "loop": None}
         collector.add(start)  # type: ignore[arg-type]
-    lines = []
-    for second in range(1, seconds + 1):
-        for worker in range(workers):
-            line = templates[worker % len(templates)]
-            line = line.replace(b'"worker":%d,"seq":1,' % (worker % len(templates)), b'"worker":%d,"seq":%d,' % (worker, second))
-            line = line.replace(b'"t_ns":1000000000', b'"t_ns":%d' % (second * 1_000_000_000))
-            lines.append(line)
-    begin = time.process_time()
-    for line in lines:
-        collector.add(decode(line))
-    cpu_s = time.process_time() - begin
+    lines = [_interval_line(templates, worker, second) for second in range(1, seconds + 1) for worker in range(workers)]
+    cpu_s = _cpu_s(lambda line: collector.add(decode(line)), lines)
     assert sum(t.ok for t in collector.by_op.values()) == workers * seconds * 500
     return {
         "workers": workers,
@@ -232,8 +239,7 @@ def _merged_records(workers: int, nodes: int, seconds: int) -> tuple[list[bytes]
     per_second: list[list[bytes]] = []
     for second in range(1, seconds + 1):
         for worker in range(workers):
-            line = templates[worker % len(templates)].replace(b'"worker":%d,"seq":1,' % (worker % len(templates)), b'"worker":%d,"seq":%d,' % (worker, second))
-            merge.add(worker, line.replace(b'"t_ns":1000000000', b'"t_ns":%d' % (second * 1_000_000_000)))
+            merge.add(worker, _interval_line(templates, worker, second))
         per_second.append([payload for _, _, payload in merge.due()])
     out = []
     for records in per_second:
@@ -253,10 +259,7 @@ def collector_merged(workers: int, nodes: int, seconds: int) -> dict[str, Any]:
     collector = Collector([None] * total, interval_s=1.0)
     for worker in range(total):
         collector.workers[worker].next_seq = 1  # their start records (seq 0) are not what is timed
-    begin = time.process_time()
-    for line in lines:
-        collector.add_merged(decode_merged(line))
-    cpu_s = time.process_time() - begin
+    cpu_s = _cpu_s(lambda line: collector.add_merged(decode_merged(line)), lines)
     assert sum(t.ok for t in collector.by_op.values()) == total * seconds * 500
     return {
         "workers": total, "nodes": nodes, "seconds_of_run": seconds, "merged_records": len(lines),
