@@ -340,9 +340,9 @@ def ray_items(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for i in range(args.repeat):
             for rate in ((args.item_rates[0], args.item_rates[1]) if i % 2 == 0 else (args.item_rates[1], args.item_rates[0])):
-                emitter = Emitter.remote()  # type: ignore[attr-defined]
-                ray.get(emitter.__ray_ready__.remote())
-                streams = {0: emitter.run.remote(lines, rate, args.item_seconds)}
+                emitters = [Emitter.remote() for _ in range(args.item_streams)]  # type: ignore[attr-defined]
+                ray.get([emitter.__ray_ready__.remote() for emitter in emitters])
+                streams = {n: e.run.remote(lines, rate / args.item_streams, args.item_seconds) for n, e in enumerate(emitters)}
                 begin, got = time.process_time(), 0
                 while streams:
                     for key, stream in _ready(streams, 0.1):
@@ -352,8 +352,9 @@ def ray_items(args: argparse.Namespace) -> dict[str, Any]:
                         except StopIteration:
                             del streams[key]
                 cpu.setdefault(rate, []).append((time.process_time() - begin) / args.item_seconds)
-                assert got == int(rate * args.item_seconds)
-                ray.kill(emitter)
+                assert got == args.item_streams * int(rate / args.item_streams * args.item_seconds)
+                for emitter in emitters:
+                    ray.kill(emitter)
                 print(f"round {i + 1}: {rate:g} items/s: {cpu[rate][-1]:.2%} of a core", file=sys.stderr)
     finally:
         ray.shutdown()
@@ -362,7 +363,7 @@ def ray_items(args: argparse.Namespace) -> dict[str, Any]:
     fixed = statistics.median(cpu[low]) - per_item * low  # Ray's threads in the driver, whatever the items
     out: dict[str, Any] = {
         "item_bytes": round(sum(len(line) for line in lines) / len(lines)),
-        "rates_per_s": [low, high], "seconds": args.item_seconds, "rounds": args.repeat,
+        "rates_per_s": [low, high], "seconds": args.item_seconds, "rounds": args.repeat, "streams": args.item_streams,
         "share_of_one_core": {f"{rate:g} items/s": [f"{v:.2%}" for v in values] for rate, values in sorted(cpu.items())},
         "us_per_item": round(per_item * 1e6, 1),
         "fixed_share": f"{fixed:.2%}",
@@ -396,6 +397,7 @@ def main() -> int:
     parser.add_argument("--ray-items", action="store_true", help="only part 6: Ray's cost to the driver per streamed item")
     parser.add_argument("--item-rates", type=float, nargs=2, default=(10.0, 200.0))
     parser.add_argument("--item-seconds", type=float, default=20.0)
+    parser.add_argument("--item-streams", type=int, default=1, help="emitting actors (nodes' aggregators), the rate shared among them")
     args = parser.parse_args()
     if args.ray_items:
         print(json.dumps(ray_items(args), indent=2))
