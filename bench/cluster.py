@@ -329,10 +329,10 @@ def ray_items(args: argparse.Namespace) -> dict[str, Any]:
 
     @ray.remote(num_cpus=0)
     class Emitter:
-        def run(self, items: list[bytes], rate: float, seconds: float) -> Any:
-            begin = time.monotonic()
+        def run(self, items: list[bytes], rate: float, seconds: float, begin: float | None) -> Any:
+            begin = begin or time.time()  # a shared start: the streams' items come together, as nodes' bins do
             for n in range(int(rate * seconds)):
-                time.sleep(max(0.0, begin + n / rate - time.monotonic()))
+                time.sleep(max(0.0, begin + n / rate - time.time()))
                 yield ("merged", (0,), items[n % len(items)])
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 2**20, logging_level=logging.WARNING)
@@ -342,7 +342,8 @@ def ray_items(args: argparse.Namespace) -> dict[str, Any]:
             for rate in ((args.item_rates[0], args.item_rates[1]) if i % 2 == 0 else (args.item_rates[1], args.item_rates[0])):
                 emitters = [Emitter.remote() for _ in range(args.item_streams)]  # type: ignore[attr-defined]
                 ray.get([emitter.__ray_ready__.remote() for emitter in emitters])
-                streams = {n: e.run.remote(lines, rate / args.item_streams, args.item_seconds) for n, e in enumerate(emitters)}
+                begin = time.time() + 0.5 if args.item_together else None
+                streams = {n: e.run.remote(lines, rate / args.item_streams, args.item_seconds, begin) for n, e in enumerate(emitters)}
                 begin, got = time.process_time(), 0
                 while streams:
                     for key, stream in _ready(streams, 0.1):
@@ -363,7 +364,7 @@ def ray_items(args: argparse.Namespace) -> dict[str, Any]:
     fixed = statistics.median(cpu[low]) - per_item * low  # Ray's threads in the driver, whatever the items
     out: dict[str, Any] = {
         "item_bytes": round(sum(len(line) for line in lines) / len(lines)),
-        "rates_per_s": [low, high], "seconds": args.item_seconds, "rounds": args.repeat, "streams": args.item_streams,
+        "rates_per_s": [low, high], "seconds": args.item_seconds, "rounds": args.repeat, "streams": args.item_streams, "together": args.item_together,
         "share_of_one_core": {f"{rate:g} items/s": [f"{v:.2%}" for v in values] for rate, values in sorted(cpu.items())},
         "us_per_item": round(per_item * 1e6, 1),
         "fixed_share": f"{fixed:.2%}",
@@ -398,6 +399,7 @@ def main() -> int:
     parser.add_argument("--item-rates", type=float, nargs=2, default=(10.0, 200.0))
     parser.add_argument("--item-seconds", type=float, default=20.0)
     parser.add_argument("--item-streams", type=int, default=1, help="emitting actors (nodes' aggregators), the rate shared among them")
+    parser.add_argument("--item-together", action="store_true", help="the streams emit at the same instants (nodes' bins end together)")
     args = parser.parse_args()
     if args.ray_items:
         print(json.dumps(ray_items(args), indent=2))
