@@ -324,6 +324,7 @@ def ray_items(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
     from runner.transport.ray import GET_TIMEOUT_S, _ready
+    from runner.transport.ray_defaults import quiet_raylet_errors
 
     lines, _ = _merged_records(args.agg_node_workers, 1, 10)
 
@@ -336,6 +337,7 @@ def ray_items(args: argparse.Namespace) -> dict[str, Any]:
                 yield ("merged", (0,), items[n % len(items)])
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 2**20, logging_level=logging.WARNING)
+    quiet_raylet_errors()  # many actors on 2 CPUs: the raylet's warnings would land on stdout, before the JSON
     cpu: dict[float, list[float]] = {}
     try:
         for i in range(args.repeat):
