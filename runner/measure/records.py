@@ -118,7 +118,7 @@ class MergedRecord(TypedDict):
     pool_checked_out: int
     schedule: dict[str, int]
     workers: list[MergedEntry]
-    totals: list[WorkerTotals]  # each worker's every TOTALS_EVERY bins, and when it ends
+    totals: list[WorkerTotals]  # a worker's every TOTALS_EVERY of its intervals, and when it ends
 
 
 Record = StartRecord | GoRecord | IntervalRecord | FinalRecord

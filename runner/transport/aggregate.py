@@ -1,8 +1,8 @@
 """A node's workers' interval records merged where they run: one record per node per interval.
 
-One parent reading every worker's record spends its CPU per record: on Ray ~0.9 ms each (the
-stream's object, its fetch, the decode and the merge; bench/cluster.py --driver-records), so
-1,000 workers at 1 s took most of a core. On Ray, each node with workers has one aggregator
+One parent reading every worker's record spends its CPU per record: on Ray 0.57-0.95 ms of
+Ray's own per streamed item (bench/cluster.py --ray-items), before its decode and merge, so 1,000
+workers at 1 s took most of a core. On Ray, each node with workers has one aggregator
 (runner.transport.ray.NodeAggregator) that reads its workers' streams and hands the parent:
 
 - every record that is not a measured interval as it came (start, go, warm-up, final), so a
