@@ -317,13 +317,14 @@ def aggregated(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def ray_items(args: argparse.Namespace) -> dict[str, Any]:
-    """Ray's cost to the driver per streamed item, alone: one actor on a private instance yields
-    real merged records (a node of --agg-node-workers workers) at two rates for the same time, and
-    the driver reads them as RayTransport.poll does (ray.wait, next, ray.get); the driver process's
-    CPU (every thread: Ray's own included) at the two rates, their difference per item."""
+    """Ray's cost to the driver per streamed item, alone: --item-streams actors on a private
+    instance yield real merged records (a node of --agg-node-workers workers) at two rates for the
+    same time, batched as a node's aggregator batches them, and the driver reads them as
+    RayTransport.poll does (one ray.wait a tick, then next and ray.get); the driver process's CPU
+    (every thread: Ray's own included) at the two rates, their difference per item."""
     import ray
 
-    from runner.transport.ray import GET_TIMEOUT_S, _ready
+    from runner.transport.ray import AGGREGATOR_BATCH_S, GET_TIMEOUT_S, _ready_by
     from runner.transport.ray_defaults import quiet_raylet_errors
 
     lines, _ = _merged_records(args.agg_node_workers, 1, 10)
@@ -332,9 +333,15 @@ def ray_items(args: argparse.Namespace) -> dict[str, Any]:
     class Emitter:
         def run(self, items: list[bytes], rate: float, seconds: float, begin: float | None) -> Any:
             begin = begin or time.time()  # a shared start: the streams' items come together, as nodes' bins do
-            for n in range(int(rate * seconds)):
+            batch: list[tuple[str, tuple[int, ...], bytes]] = []
+            sent = 0.0
+            count = int(rate * seconds)
+            for n in range(count):  # batched as a node's aggregator does (AGGREGATOR_BATCH_S)
                 time.sleep(max(0.0, begin + n / rate - time.time()))
-                yield ("merged", (0,), items[n % len(items)])
+                batch.append(("merged", (0,), items[n % len(items)]))
+                if n == count - 1 or time.monotonic() - sent >= AGGREGATOR_BATCH_S:
+                    yield batch
+                    batch, sent = [], time.monotonic()
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 2**20, logging_level=logging.WARNING)
     quiet_raylet_errors()  # many actors on 2 CPUs: the raylet's warnings would land on stdout, before the JSON
@@ -348,10 +355,9 @@ def ray_items(args: argparse.Namespace) -> dict[str, Any]:
                 streams = {n: e.run.remote(lines, rate / args.item_streams, args.item_seconds, begin) for n, e in enumerate(emitters)}
                 begin, got = time.process_time(), 0
                 while streams:
-                    for key, stream in _ready(streams, 0.1):
+                    for key, stream in _ready_by(streams, 0.1):
                         try:
-                            ray.get(next(stream), timeout=GET_TIMEOUT_S)
-                            got += 1
+                            got += len(ray.get(next(stream), timeout=GET_TIMEOUT_S))
                         except StopIteration:
                             del streams[key]
                 cpu.setdefault(rate, []).append((time.process_time() - begin) / args.item_seconds)
