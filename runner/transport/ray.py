@@ -96,7 +96,7 @@ class NodeAggregator:
 
     def run(self, workers: list[tuple[int, Any, WorkerPlan]], interval_s: float) -> Any:  # a streaming generator
         """Yields lists of items (runner.transport.aggregate.Item), at most one per
-        AGGREGATOR_BATCH_S: Ray costs the driver ~0.6-1 ms a streamed object, whatever it holds."""
+        AGGREGATOR_BATCH_S: Ray costs the driver ~0.45-0.95 ms a streamed object, whatever it holds."""
         streams = {worker: actor.run.remote(plan) for worker, actor, plan in workers}
         merge = NodeMerge(streams, interval_s)
         batch: list[Item] = []
@@ -124,9 +124,7 @@ def _ready_by(streams: dict[int, Any], timeout_s: float) -> list[tuple[int, Any]
     when they came together: bench/cluster.py --ray-items --item-streams 50)."""
     if not streams:
         return []
-    ready, _ = ray.wait(list(streams.values()), num_returns=len(streams), timeout=timeout_s)
-    owner = {id(stream): key for key, stream in streams.items()}
-    return [(owner[id(stream)], stream) for stream in ready]
+    return _owned(streams, ray.wait(list(streams.values()), num_returns=len(streams), timeout=timeout_s)[0])
 
 
 def _ready(streams: dict[int, Any], timeout_s: float) -> list[tuple[int, Any]]:
@@ -136,7 +134,12 @@ def _ready(streams: dict[int, Any], timeout_s: float) -> list[tuple[int, Any]]:
     ready, rest = ray.wait(list(streams.values()), num_returns=1, timeout=timeout_s)
     if ready and rest:
         ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
-    owner = {id(stream): worker for worker, stream in streams.items()}
+    return _owned(streams, ready)
+
+
+def _owned(streams: dict[int, Any], ready: list[Any]) -> list[tuple[int, Any]]:
+    """`ready` (streams `ray.wait` returned) with the key each has in `streams`."""
+    owner = {id(stream): key for key, stream in streams.items()}
     return [(owner[id(stream)], stream) for stream in ready]
 
 
@@ -265,14 +268,10 @@ class RayTransport:
             try:
                 batch: list[Item] = ray.get(next(stream), timeout=GET_TIMEOUT_S)
             except StopIteration:  # it ends after its every worker's end: none should be left
-                del self._live[index]
-                events += [Lost(w, "its node's aggregator ended before it", self._node_address(w)) for w in sorted(members)]
-                members.clear()
+                events += self._node_gone(index, "its node's aggregator ended before it")
                 continue
             except RayError as exc:  # the aggregator died: its node with it, most likely
-                del self._live[index]
-                events += [Lost(w, _reason(exc), self._node_address(w)) for w in sorted(members)]
-                members.clear()
+                events += self._node_gone(index, _reason(exc))
                 continue
             for kind, who, payload in batch:
                 if kind == "merged":
@@ -283,6 +282,14 @@ class RayTransport:
                     members.discard(who)
                     events.append(Ended(who) if kind == "ended" else Lost(who, payload, self._node_address(who)))
         return events
+
+    def _node_gone(self, index: int, reason: str) -> list[Event]:
+        """Aggregator `index`'s stream is over: each of its workers not yet ended is lost."""
+        del self._live[index]
+        members = self._members[index]
+        lost: list[Event] = [Lost(w, reason, self._node_address(w)) for w in sorted(members)]
+        members.clear()
+        return lost
 
     def _node_address(self, worker: int) -> str | None:
         node_id = self._node_of[worker] if worker < len(self._node_of) else None
