@@ -38,7 +38,7 @@ def test_compare_flags_a_real_difference_and_not_a_repeat(dsn: str, tmp_path: Pa
     for path, args in ((slow, ["--layer", "orm"]), (fast, ["--layer", "raw"]), (again, ["--layer", "raw"])):
         result = run_runner(*args, "--repeat", "3", "--ops", "400", "--output", str(path), "--quiet", dsn=dsn)
         assert result.code == 0, result.stderr
-    real = run_runner("compare", str(slow), str(fast))
+    real = run_cli("compare", str(slow), str(fast))
     assert real.code == 0 and real.doc is not None, real.stderr
     rows = {row["metric"]: row for row in real.doc["rows"]}
     assert rows["ops/s"]["significant"] is True and rows["ops/s"]["delta_pct"] > 0
@@ -47,12 +47,12 @@ def test_compare_flags_a_real_difference_and_not_a_repeat(dsn: str, tmp_path: Pa
     # The same configuration twice: peak connections cannot differ beyond the noise.
     assert same["peak server connections"]["significant"] is False
     # --fail-if: the raw layer's runs turned into ORM runs is a regression past -5 %, beyond the spread.
-    regression = run_runner("compare", str(fast), str(slow), "--fail-if", "ops_per_s < -5%", "--fail-if", "read.p99 > +1000000%")
+    regression = run_cli("compare", str(fast), str(slow), "--fail-if", "ops_per_s < -5%", "--fail-if", "read.p99 > +1000000%")
     assert regression.code == 7, regression.stderr
     assert regression.doc is not None and [r["fail"] for r in regression.doc["fail_if"]] == [True, False]
     assert "runner: compare failed: ops_per_s < -5%: ops/s changed -" in regression.stderr
     # A change within the spread never fails, whatever the threshold says.
-    noise = run_runner("compare", str(fast), str(again), "--fail-if", "connections.peak > +0%", "--fail-if", "connections.peak < -0%")
+    noise = run_cli("compare", str(fast), str(again), "--fail-if", "connections.peak > +0%", "--fail-if", "connections.peak < -0%")
     assert noise.code == 0, noise.stderr
     assert noise.doc is not None and not any(r["fail"] for r in noise.doc["fail_if"])
 
@@ -62,13 +62,13 @@ def test_compare_without_repeats_says_it_cannot_tell(dsn: str, tmp_path: Path) -
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     for path in (a, b):
         run_runner("--ops", "60", "--output", str(path), "--quiet", dsn=dsn)
-    compared = run_runner("compare", str(a), str(b)).doc
+    compared = run_cli("compare", str(a), str(b)).doc
     assert compared is not None
     timings = [row for row in compared["rows"] if not is_count(row["figure"])]  # a count needs no spread
     assert timings and all(row["significant"] is None and "with --repeat" in row["verdict"] for row in timings)
-    blind = run_runner("compare", str(a), str(b), "--fail-if", "ops_per_s < -5%")
+    blind = run_cli("compare", str(a), str(b), "--fail-if", "ops_per_s < -5%")
     assert blind.code == 2 and "needs --repeat runs on both sides" in blind.stderr and len(blind.stderr.strip().splitlines()) == 1
-    bad = run_runner("compare", str(a), str(b), "--fail-if", "ops_per_s < 5")
+    bad = run_cli("compare", str(a), str(b), "--fail-if", "ops_per_s < 5")
     assert bad.code == 2 and "write FIGURE < -N%" in bad.stderr
 
 
@@ -120,7 +120,7 @@ def test_report_writes_plots_and_a_summary(dsn: str, tmp_path: Path) -> None:
             assert result.doc is not None
             handle.write(json.dumps(result.doc) + "\n")
     out = tmp_path / "report"
-    proc = run_runner("report", str(sweep), "--out", str(out))
+    proc = run_cli("report", str(sweep), "--out", str(out))
     assert proc.code == 0, proc.stderr
     names = {p.name for p in out.iterdir()}
     assert names == {"summary.md", "ops_per_s_vs_chunk.png", "p99_vs_chunk.png", "connections_over_time.png", "ops_per_s_over_time.png"}
@@ -147,13 +147,13 @@ def test_report_reads_pretty_documents_appended_one_after_another(dsn: str, tmp_
             handle.write(result.stdout)  # the pretty, multi-line document as printed
     assert appended.read_text().count('"schema_version"') == 2
     out = tmp_path / "report"
-    proc = run_runner("report", str(appended), "-o", str(out))
+    proc = run_cli("report", str(appended), "-o", str(out))
     assert proc.code == 0, proc.stderr
     summary = (out / "summary.md").read_text()
     assert summary.count("| chunked K=") == 2
     broken = tmp_path / "broken.json"
     broken.write_text(appended.read_text() + "{oops\n")
-    proc = run_runner("report", str(broken))
+    proc = run_cli("report", str(broken))
     assert proc.code == 2 and f"{broken}:" in proc.stderr and "is not JSON" in proc.stderr
 
 

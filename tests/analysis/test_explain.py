@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from runner.dsn import child_env
-from tests.conftest import REPO, execute, query, run_cli, run_runner
+from tests.conftest import Result, execute, query, run_cli, run_runner
 
 
-def _explain(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:
+def _explain(*args: str, dsn: str) -> Result:
     """`runner explain ARGS` against `dsn` (in DATABASE_URL: it holds the server's password)."""
-    return subprocess.run([sys.executable, "-m", "runner", "explain", *args], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env=child_env(dsn))
+    return run_cli("explain", *args, dsn=dsn)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +40,7 @@ def test_the_slowest_ops_are_kept_with_their_statements(kept: Path) -> None:
 @pytest.mark.system
 def test_explain_shows_the_seq_scan_the_summary_hints_at(kept: Path, dsn: str) -> None:
     result = _explain(str(kept), dsn=dsn)
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     plans = json.loads(result.stdout)["plans"]
     b_read = [p for p in plans if p["op"] == "read" and "FROM runner.b" in p["statement"]]
     assert len(b_read) == 1 and any("Seq Scan on b" in line for line in b_read[0]["plan"])
@@ -57,7 +52,7 @@ def test_explain_analyze_runs_writes_and_rolls_them_back(kept: Path, dsn: str) -
     before = query(dsn, "SELECT count(*) FROM runner.a")
     sequence = query(dsn, "SELECT last_value::text || ' ' || is_called::text FROM runner.a_id_seq")
     result = _explain(str(kept), "--analyze", dsn=dsn)
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     plans = json.loads(result.stdout)["plans"]
     assert any("actual time" in line for p in plans for line in p["plan"])
     assert any(p["op"] == "write" for p in plans)
@@ -86,7 +81,7 @@ def test_a_crafted_file_runs_no_statement_of_its_own(kept: Path, dsn: str, tmp_p
     try:
         for statement in ("SELECT 1; COMMIT; DROP TABLE public.victim; COMMIT", "SELECT 1; ALTER ROLE adv PASSWORD 'pwned'"):
             result = _explain(str(_crafted(kept, tmp_path, statement)), *analyze, dsn=dsn)
-            assert result.returncode == 2, result.stderr
+            assert result.code == 2, result.stderr
             line = result.stderr.strip()
             assert len(line.splitlines()) == 1 and "refused read's statement" in line and "exactly one SQL statement" in line
             assert result.stdout == ""
@@ -110,7 +105,7 @@ def test_without_analyze_not_even_the_planner_writes(kept: Path, dsn: str, tmp_p
     )
     try:
         result = _explain(str(_crafted(kept, tmp_path, "SELECT public.looks_pure()")), dsn=dsn)
-        assert result.returncode == 3 and "read-only transaction" in result.stderr, result.stderr
+        assert result.code == 3 and "read-only transaction" in result.stderr, result.stderr
         assert query(dsn, "SELECT is_called FROM public.bumped") is False  # never moved
     finally:
         execute(dsn, "DROP FUNCTION IF EXISTS public.looks_pure()", "DROP FUNCTION IF EXISTS public.bump()", "DROP SEQUENCE IF EXISTS public.bumped")
@@ -121,14 +116,11 @@ def test_explain_refuses_what_it_cannot_do(dsn: str, tmp_path: Path) -> None:
     out = tmp_path / "plain.json"
     assert run_runner("--ops", "50", "--output", str(out), "--quiet", dsn=dsn).code == 0
     no_exemplars = _explain(str(out), dsn=dsn)
-    assert no_exemplars.returncode == 2 and no_exemplars.stderr.strip() == (
+    assert no_exemplars.code == 2 and no_exemplars.stderr.strip() == (
         "runner: error: the result holds no exemplars: run with --exemplars N (e.g. --exemplars 3)"
     )
-    env_free = subprocess.run(
-        [sys.executable, "-m", "runner", "explain", str(out)], cwd=REPO, capture_output=True, text=True, timeout=60,
-        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-    )
-    assert env_free.returncode == 2 and "needs --dsn" in env_free.stderr and len(env_free.stderr.strip().splitlines()) == 1
+    env_free = run_cli("explain", str(out))
+    assert env_free.code == 2 and "needs --dsn" in env_free.stderr and len(env_free.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("args", [["--no-anatomy"], ["--layer", "raw"], ["--exemplars", "-1"]])

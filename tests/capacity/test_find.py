@@ -78,13 +78,13 @@ def test_the_document_follows_its_schema(search: dict) -> None:  # type: ignore[
 def test_report_draws_the_search(search: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
     path = tmp_path / "capacity.json"
     path.write_text(json.dumps({k: v for k, v in search.items() if k != "_stderr"}))
-    result = run_runner("report", str(path), "-o", str(tmp_path / "out"))
+    result = run_cli("report", str(path), "-o", str(tmp_path / "out"))
     assert result.code == 0, result.stderr
     assert (tmp_path / "out" / "capacity.png").stat().st_size > 10_000
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert f"Capacity: {search['capacity_per_s']:g} ops/s" in summary
     assert summary.count("\n| ") == len(search["steps"]) + 1  # a row per step under the header
-    compared = run_runner("compare", str(path), str(path))
+    compared = run_cli("compare", str(path), str(path))
     assert compared.code == 2 and "is a capacity search" in compared.stderr
 
 
