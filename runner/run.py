@@ -18,6 +18,7 @@ from runner import lost_interrupt
 from runner.analysis.checks import parse_check
 from runner.analysis.repeat import combine
 from runner.analysis.report import build
+from runner.concurrency.stages import boundaries
 from runner.errors import DatabaseError, ExitCode, UsageError
 from runner.live import Live
 from runner.load.fill import Loaded, TableLoad, fill, vacuum_analyze
@@ -515,7 +516,7 @@ def _measure(
     workload = resolve(config.workload)
     setup = _interruptible(signals, lambda: _setup(config, dsn, embedded, data))
     signals.check()  # no worker starts once a stop was asked for
-    collector = Collector(op_shares(config), config.interval_s)
+    collector = Collector(op_shares(config), config.interval_s, boundaries(config.stages) if config.stages else None)
     supervisor = Supervisor(transport, make_plans(config, dsn, setup.pools.sizes, setup.session_settings, setup.populated), collector, config.grace_s)
     sampler = ConnectionSampler(control_engine(dsn, "sampler"))
     probe = ServerProbe(control_engine(dsn, "stats"), SCHEMA, embedded.postmaster_pid() if embedded else None)

@@ -15,7 +15,7 @@ from runner.analysis.checks import named_percentiles
 from runner.analysis.client import bottleneck, worker_load
 from runner.analysis.statements import match_ops
 from runner.concurrency import MODES
-from runner.concurrency.stages import boundaries, offered_ops
+from runner.concurrency.stages import offered_ops
 from runner.measure.anatomy import anatomy_line, repeat_warning
 from runner.measure.collector import Collector, OpTotals, WorkerState
 from runner.measure.exemplars import slowest
@@ -243,7 +243,6 @@ def build(
     dropped = sum(w.dropped for w in workers)
     unfinished = sum(w.unfinished for w in workers)
     offered = round(config.rate_per_s * config.duration_s) if config.rate_per_s and config.duration_s else config.ops or 0
-    bounds = boundaries(config.stages) if config.stages else None
     if config.stages and config.stage_kind == "rate":
         offered = offered_ops(config.stages)
     complete = stop_reason is None and mismatch is None and all(w.status is WorkerStatus.DONE for w in workers)
@@ -309,8 +308,8 @@ def build(
             "by_op": {name: _op_summary(t, 0.0) for name, t in sorted(collector.warmup_by_op.items())},
         },
         "exemplars": slowest({w.worker_id: w.exemplars for w in workers}, config.exemplars) if config.exemplars else None,
-        "timeline": build_timeline(collector, sampler.samples, bounds),
-        "stages": stage_summaries(collector, config.stages, bounds) if bounds else None,
+        "timeline": build_timeline(collector, sampler.samples),
+        "stages": stage_summaries(collector, config.stages) if config.stages else None,
         "client": {**client_resources(workers), "bottleneck": bottleneck(workers, MODES[config.mode].is_async, green=MODES[config.mode].patched)},
         "workers": [_worker_summary(w) for w in workers],
         "hosts": host_summary(workers),

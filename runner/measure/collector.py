@@ -1,4 +1,5 @@
-"""Merge the workers' records: add only. Rates and percentiles are derived later, once (report.py)."""
+"""Merge the workers' records: add only. Rates and percentiles are derived later, once (report.py),
+except a settled timeline bin's, read once when it settles (see Collector._settle)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.measure.anatomy import Anatomy
+from runner.measure.bin_figures import op_figures
 from runner.measure.histogram import LatencyHistogram
 from runner.measure.records import IntervalRecord, MergedRecord, OpDelta, Record, WireError
 from runner.measure.status import WorkerStatus
@@ -49,9 +51,13 @@ class OpTotals:
         if delta["outcomes"]:
             self.outcomes.update(delta["outcomes"])
         if histograms:
-            self.hist.merge_dict(delta["hist"])  # added straight from the wire: see runner.measure.histogram
-            if delta["anatomy"]:
-                self._anatomy().merge_dict(delta["anatomy"])
+            self.add_histograms(delta)
+
+    def add_histograms(self, delta: OpDelta) -> None:
+        """Only a delta's latencies and anatomy: into totals that counted it already."""
+        self.hist.merge_dict(delta["hist"])  # added straight from the wire: see runner.measure.histogram
+        if delta["anatomy"]:
+            self._anatomy().merge_dict(delta["anatomy"])
 
     def to_delta(self) -> OpDelta:
         """These totals as one wire delta (a node's merged intervals)."""
@@ -87,12 +93,22 @@ def totals_of(by_op: dict[str, OpTotals], name: str) -> OpTotals:
 
 
 @dataclass
+class SettledOp:
+    """One op type in a settled bin: its counts, and the figures its timeline entry shows."""
+
+    ok: int
+    errors: int
+    figures: dict[str, Any]  # bin_figures.op_figures: p50, p99, the anatomy's four
+
+
+@dataclass
 class IntervalBin:
     """Every worker's intervals that ended in one bin after the start barrier, added together."""
 
     t_ns: int = 0  # latest end of those intervals, since each worker's release
-    by_op: dict[str, OpTotals] = field(default_factory=dict)
+    by_op: dict[str, OpTotals] = field(default_factory=dict)  # emptied when the bin settles
     pool_checked_out: int = 0
+    settled: dict[str, SettledOp] | None = None  # once settled: what its timeline entry shows, per op type
 
 
 @dataclass
@@ -168,9 +184,30 @@ def bin_index(interval_ns: int, t_ns: int, last_bin: int, last_t_ns: int) -> int
     return index
 
 
+def stage_of(bounds: list[tuple[float, float]], t_s: float) -> int:
+    """The --stages step an interval ending `t_s` after the barrier belongs to (the last one after the end)."""
+    for index, (_, end) in enumerate(bounds):
+        if t_s <= end + 1e-6:
+            return index
+    return len(bounds) - 1
+
+
 class Collector:
-    def __init__(self, planned_ops: list[int | None], interval_s: float) -> None:
+    """The run's totals, each worker's, and the timeline's bins, from the workers' records.
+
+    A bin below every running worker's latest can get no more records: it settles. Its
+    histograms are added into the run's totals (and its --stages step's), its timeline figures
+    read once, and the histograms dropped: a long run's parent holds per bin what its timeline
+    entry shows, ~1 kB, not nine histograms per op type (#29 item 11: 2.1 MB/s at --interval 0.1
+    with full buckets, ~12 kB a bin packed). A record that still reaches a settled bin (a worker
+    the parent stopped waiting for, whose pipe held more) adds its counts to the bin and its
+    latencies to the run's and the step's totals; that bin's percentiles stay those it settled with.
+    """
+
+    def __init__(self, planned_ops: list[int | None], interval_s: float, stage_bounds: list[tuple[float, float]] | None = None) -> None:
         self.interval_ns = int(interval_s * NS_PER_S)
+        self.stage_bounds = stage_bounds  # --stages: each step's start and end in seconds since the barrier
+        self.stage_by_op: list[dict[str, OpTotals]] = [{} for _ in stage_bounds or ()]  # each step's settled bins, added
         self.go_ns = 0  # the parent's clock when it released the workers (for its own samples)
         self.workers = [WorkerState(i, n) for i, n in enumerate(planned_ops)]
         self.by_op: dict[str, OpTotals] = {}
@@ -179,7 +216,7 @@ class Collector:
         self.late_ops = 0  # open loop: ops issued more than 1 ms behind their schedule
         self.max_lag_ns = 0
         self.observer: Callable[[str, OpDelta, LatencyHistogram, Anatomy | None], None] | None = None  # --prometheus-port
-        self.packed_below = 1  # the bins below it are settled: their histograms packed (see _pack_settled)
+        self.settled_below = 1  # the bins below it are settled (see _settle)
 
     def add(self, record: Record) -> None:
         worker = self.workers[record["worker"]]
@@ -240,55 +277,90 @@ class Collector:
         interval_bin = self.timeline.get(index)
         if interval_bin is None:
             interval_bin = self.timeline[index] = IntervalBin()
-            self._pack_settled()
+            self._settle_below_running()
         interval_bin.t_ns = max(interval_bin.t_ns, t_ns)
         interval_bin.pool_checked_out += pool_checked_out
         for name, delta in ops.items():
-            totals_of(interval_bin.by_op, name).add(delta, histograms=True)
+            if interval_bin.settled is None:
+                totals_of(interval_bin.by_op, name).add(delta, histograms=True)
+            else:
+                self._add_late(interval_bin.settled, self._step_by_op(index, interval_bin), name, delta)
             if self.observer is not None:  # --prometheus-port: the record's own histograms, built
                 self.observer(name, delta, LatencyHistogram.from_dict(delta["hist"]), Anatomy.from_dict(delta["anatomy"]) if delta["anatomy"] else None)
             # The run's counts as they come; its histograms are the bins' added up once, at the
             # end (close), not once per record.
             totals_of(self.by_op, name).add(delta, histograms=False)
 
-    def _pack_settled(self) -> None:
-        """Pack the histograms of the bins no record can reach any more: a running worker's records
-        go to its latest bin or later, so every bin below all of theirs is settled. A long run then
-        holds each past interval's histograms in their wire form (~1 KB each) rather than full
-        buckets (36 KB each, nine per op type and interval: 2.1 MB/s at --interval 0.1, #29). A
-        late record into a packed bin (an unresponsive worker's) still adds: it unpacks it."""
+    def _settle_below_running(self) -> None:
+        """Settle the bins no record can reach any more: a running worker's records go to its
+        latest bin or later, so every bin below all of theirs is settled."""
         # Once a bin, over every worker: the status compared directly, not through two properties
         # (10,000 workers' scan took a fifth of the parent's CPU for their merged records).
         running = [w.last_bin for w in self.workers if w.status in RUNNING]
-        settled = min(running) if running else self.packed_below
-        for index in range(self.packed_below, settled):
+        self._settle_below(min(running) if running else self.settled_below)
+
+    def _settle_below(self, end: int) -> None:
+        for index in range(self.settled_below, end):
             interval_bin = self.timeline.get(index)
-            for totals in interval_bin.by_op.values() if interval_bin else ():
-                totals.hist.pack()
+            if interval_bin is not None:
+                self._settle(index, interval_bin)
+        self.settled_below = max(self.settled_below, end)
+
+    def _settle(self, index: int, interval_bin: IntervalBin) -> None:
+        """Add a bin's histograms into the run's totals and its step's, keep what its timeline
+        entry shows, drop the rest."""
+        step = self._step_by_op(index, interval_bin)
+        settled = {}
+        for name, totals in interval_bin.by_op.items():
+            for into in (totals_of(self.by_op, name), *([totals_of(step, name)] if step is not None else [])):
+                into.hist.merge(totals.hist)
                 if totals.anatomy is not None:
-                    for hist in totals.anatomy.hists.values():
-                        hist.pack()
-        self.packed_below = max(self.packed_below, settled)
+                    into.merge_anatomy(totals.anatomy)
+            if step is not None:  # a step's counts come from its bins (the run's came with each record)
+                step[name].ok += totals.ok
+                step[name].errors.update(totals.errors)
+            settled[name] = SettledOp(totals.ok, totals.error_count, op_figures(totals.hist, totals.anatomy))
+        interval_bin.settled, interval_bin.by_op = settled, {}
+
+    def _add_late(self, settled: dict[str, SettledOp], step: dict[str, OpTotals] | None, name: str, delta: OpDelta) -> None:
+        """A record into a settled bin: its counts to the bin, its latencies to the run's totals
+        (which counted it as it came), counts and latencies to its step's."""
+        late = settled.get(name)
+        if late is None:  # an op type the bin had not seen: its figures are this record's
+            own = OpTotals()
+            own.add_histograms(delta)
+            late = settled[name] = SettledOp(0, 0, op_figures(own.hist, own.anatomy))
+        late.ok += delta["ok"]
+        late.errors += sum(delta["errors"].values())
+        totals_of(self.by_op, name).add_histograms(delta)
+        if step is not None:
+            totals_of(step, name).add(delta, histograms=True)
+
+    def _step_by_op(self, index: int, interval_bin: IntervalBin) -> dict[str, OpTotals] | None:
+        """The --stages step a bin belongs to (by the middle of its interval), or None without --stages."""
+        return self.stage_by_op[stage_of(self.stage_bounds, self.middle_s(index, interval_bin))] if self.stage_bounds else None
+
+    def middle_s(self, index: int, interval_bin: IntervalBin) -> float:
+        """The middle of bin `index`'s interval: where its ops mostly ran, and the step they count in.
+        A worker cuts interval n at n x interval or a little after (its timer's lateness): the
+        middle is taken from the multiple, not from the cut, or a starved worker's 300 ms late cut
+        moved a 0.5 s bin into the next step (a ramp showed 54 of its 120 ops, beside two CPU
+        hogs). A last, partial interval, cut before its multiple, is taken from its cut."""
+        end_ns = min(interval_bin.t_ns, index * self.interval_ns)
+        return max(0.0, (end_ns - self.interval_ns / 2) / NS_PER_S)
 
     def bin_of(self, t_ns: int) -> int:
         """The bin an interval ending `t_ns` after its worker's release goes to (bin_of above)."""
         return bin_of(self.interval_ns, t_ns)
 
     def close(self) -> None:
-        """Derive the run's latency histograms from the timeline's, once, after the last record;
-        read each aggregated worker's latest probe lateness (10,000 workers' every 10 s: 10 % of a
-        core when each was read as it came)."""
+        """After the last record: settle every bin, so the run's latency histograms are the
+        timeline's added up; read each aggregated worker's latest probe lateness (10,000 workers'
+        every 10 s: 10 % of a core when each was read as it came)."""
         for worker in self.workers:
             if worker.tick_lag_wire is not None:
                 worker.tick_lag, worker.tick_lag_wire = LatencyHistogram.from_dict(worker.tick_lag_wire), None
-        for name, totals in self.by_op.items():
-            totals.hist, totals.anatomy = LatencyHistogram(), None
-            for interval_bin in self.timeline.values():
-                binned = interval_bin.by_op.get(name)
-                if binned is not None:
-                    totals.hist.merge(binned.hist)
-                    if binned.anatomy is not None:
-                        totals.merge_anatomy(binned.anatomy)
+        self._settle_below(max(self.timeline, default=0) + 1)
 
     def interval_bin(self, index: int) -> IntervalBin:
         """Timeline bin `index`; an empty one (ending at its nominal time) if no record landed in it."""

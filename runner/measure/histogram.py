@@ -97,8 +97,6 @@ class LatencyHistogram:
     def __init__(self) -> None:
         self._hdr = HdrHistogram(*LAYOUT)
         self._fresh: list[int] | None = None  # record_many's bucket counts not yet in _hdr's (see _settled)
-        self._packed: dict[str, Any] | None = None  # pack(): the wire form instead of _hdr
-        self._tracked = 0  # packed: its tracked values
         self.overflow = 0
         self.overflow_max_ns = 0
 
@@ -147,10 +145,7 @@ class LatencyHistogram:
             hdr.max_value = high
 
     def _settled(self) -> HdrHistogram:
-        """The HdrHistogram with every recorded value in its buckets, to write to (a packed one
-        is unpacked for good)."""
-        if self._packed is not None:
-            self._hdr, self._packed = self._read(), None
+        """The HdrHistogram with every recorded value in its buckets."""
         fresh = self._fresh
         if fresh is not None:
             counts = self._hdr.counts
@@ -159,28 +154,9 @@ class LatencyHistogram:
             self._fresh = None
         return self._hdr
 
-    def _read(self) -> HdrHistogram:
-        """The buckets to read: a packed histogram's unpacked into a copy it does not keep."""
-        if self._packed is None:
-            return self._settled()
-        hdr = HdrHistogram(*LAYOUT)
-        if self._packed["counts"]:
-            _add_wire(hdr, self._packed)
-        return hdr
-
-    def pack(self) -> None:
-        """Keep only the wire form: ~1 KB where HdrHistogram's buckets take 36 KB. For a timeline
-        bin no record can reach any more (runner.measure.collector), so a long run's parent holds
-        what its timeline needs rather than every interval's full buckets (#29 item 11: 2.1 MB/s
-        at --interval 0.1). Reading unpacks a copy each time; writing unpacks it for good."""
-        if self._packed is None:
-            self._packed = self.to_dict()
-            self._tracked = self._hdr.total_count
-            self._hdr = None  # type: ignore[assignment]
-
     def _total(self) -> int:
-        """Tracked values (not overflowed): kept current by every record, packed or not."""
-        return self._tracked if self._packed is not None else self._hdr.total_count
+        """Tracked values (not overflowed): record_many counts them as it goes."""
+        return self._hdr.total_count
 
     def record_zeros(self, count: int) -> None:
         """`count` values of 0 at once (an op that waited for no pool or sent no statement)."""
@@ -194,7 +170,7 @@ class LatencyHistogram:
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add `other`'s buckets to this histogram."""
-        self._settled().add(other._read())
+        self._settled().add(other._settled())
         self.overflow += other.overflow
         self.overflow_max_ns = max(self.overflow_max_ns, other.overflow_max_ns)
 
@@ -215,14 +191,14 @@ class LatencyHistogram:
         """The buckets, the first one used, the counts from it to the last one used, and the values
         at or below each (~700 buckets of a latency, not all 4,608: a long run's report reads
         thousands)."""
-        hdr = self._read()
+        hdr = self._settled()
         low, used = _used(hdr)
         return Reading(hdr, low, used, list(accumulate(used)))
 
     def max_ns(self, hdr: HdrHistogram | None = None) -> int:
         if self.overflow:
             return self.overflow_max_ns
-        return int((hdr or self._read()).get_max_value()) if self._total() else 0
+        return int((hdr or self._settled()).get_max_value()) if self._total() else 0
 
     def mean_ns(self, read: Reading | None = None) -> float:
         """Mean of the tracked values (overflowed values are reported apart, by count)."""
@@ -237,7 +213,7 @@ class LatencyHistogram:
         recorded value taken at the top of its HdrHistogram bucket (within 1 %)."""
         counts = [0] * len(bounds_ns)
         if self._total():
-            for item in self._read().get_recorded_iterator():
+            for item in self._settled().get_recorded_iterator():
                 for i, bound in enumerate(bounds_ns):
                     if item.value_iterated_to <= bound:
                         counts[i] += item.count_added_in_this_iter_step
@@ -245,7 +221,7 @@ class LatencyHistogram:
 
     def summary_ms(self, extra: tuple[str, ...] = ()) -> dict[str, float]:
         """mean, p50, p90, p99, p99.9 and max in milliseconds; and each of `extra` (p95, p97_5)."""
-        read = self._cumulative()  # one read (one unpacking, when packed) for every figure
+        read = self._cumulative()  # one read for every figure
         out = {"mean": self.mean_ns(read) / NS_PER_MS}
         for name, pct in QUANTILES.items():
             out[name] = self.quantile_ns(pct, read) / NS_PER_MS
@@ -257,8 +233,6 @@ class LatencyHistogram:
     def to_dict(self) -> dict[str, Any]:
         """The wire form: the layout, the buckets up to the last one used as hdrh's varint stream
         (zero runs as one negative varint) in base64, the lowest and highest value, the overflow."""
-        if self._packed is not None:
-            return {**self._packed, "overflow": self.overflow, "overflow_max_ns": self.overflow_max_ns}
         hdr = self._settled()
         counts = ""
         if hdr.total_count:

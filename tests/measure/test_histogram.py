@@ -158,22 +158,3 @@ def test_quantiles_and_mean_are_hdrhs_own_readings(values: list[int], percentile
     for pct in (percentile, 0.0, 50.0, 99.9, 100.0):
         assert _value_at_percentile(hist._cumulative(), pct) == (hdr.get_value_at_percentile(pct) if values else 0)
     assert hist.mean_ns() == (float(hdr.get_mean_value()) if values else 0.0)
-
-
-@given(latencies, latencies, st.lists(st.sampled_from([0, HIGHEST_NS * 3]), max_size=2))
-def test_a_packed_histogram_reads_and_merges_as_it_did(values: list[int], more: list[int], odd: list[int]) -> None:
-    """Packed (a settled timeline bin), a histogram keeps only its wire form; every reading is the
-    same, it merges into another as before, and a write unpacks it for good."""
-    hist, packed = _of(values + odd), _of(values + odd)
-    packed.pack()
-    assert packed._hdr is None
-    assert packed.summary_ms(("p95",)) == hist.summary_ms(("p95",)) and packed.count == hist.count
-    assert packed.cumulative([10_000, 10**9]) == hist.cumulative([10_000, 10**9])
-    assert packed.to_dict() == hist.to_dict() and packed._hdr is None  # reading kept it packed
-    into_a, into_b = _of(more), _of(more)
-    into_a.merge(packed)
-    into_b.merge(hist)
-    assert into_a.summary_ms() == into_b.summary_ms()
-    packed.merge(_of(more))  # a write: unpacked, then added to
-    hist.merge(_of(more))
-    assert packed._hdr is not None and packed.summary_ms() == hist.summary_ms()

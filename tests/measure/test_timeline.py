@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from runner.concurrency.stages import boundaries
+from runner.measure.anatomy import Anatomy
 from runner.measure.collector import Collector
 from runner.measure.histogram import LatencyHistogram
 from runner.measure.records import WIRE_VERSION
-from runner.measure.timeline import build_timeline
+from runner.measure.timeline import build_timeline, stage_summaries
 
 S = 1_000_000_000
 
@@ -58,16 +60,15 @@ def test_intervals_cut_a_little_late_land_in_their_own_bin() -> None:
 def test_a_long_last_interval_gets_its_own_bin_and_its_ops_their_own_step() -> None:
     """A --stages run of 1 s at 50/s then 1 s ramping to 100/s ends just before 2 s: its last
     interval, (1.004, 1.996], went to bin 1 with the first second's, and the first step showed 0 ops."""
-    from runner.concurrency.stages import boundaries
-    from runner.measure.timeline import stage_summaries
-
-    collector = _started(Collector([None], interval_s=1.0))
+    stages = (("hold", 1.0, 50.0), ("ramp", 1.0, 100.0))
+    collector = _started(Collector([None], interval_s=1.0, stage_bounds=boundaries(stages)))
     collector.add(_interval(1, 1_004_000_000, 49))  # type: ignore[arg-type]
     collector.add(_interval(2, 1_996_000_000, 75))  # type: ignore[arg-type]
     timeline = build_timeline(collector, [])
     assert [e["ops"] for e in timeline] == [49, 75] and [e["elapsed_s"] for e in timeline] == [1.004, 1.996]
-    stages = (("hold", 1.0, 50.0), ("ramp", 1.0, 100.0))
-    assert [s["ops"] for s in stage_summaries(collector, stages, boundaries(stages))] == [49, 75]
+    assert [e["stage"] for e in timeline] == [0, 1]
+    collector.close()
+    assert [s["ops"] for s in stage_summaries(collector, stages)] == [49, 75]
 
 
 def test_the_emitter_cuts_at_each_multiple_of_the_interval_without_drift() -> None:
@@ -113,32 +114,82 @@ def test_the_emitter_cuts_at_each_multiple_of_the_interval_without_drift() -> No
     assert bins == sorted(set(bins)) and skipped <= 1, bins  # one bin may go to a starved moment on a busy machine
 
 
-def test_a_long_run_keeps_settled_bins_packed_and_its_timeline_unchanged() -> None:
-    """Bins below every running worker's latest are settled: their histograms are kept in wire form
-    (#29 item 11: the parent grew 2.1 MB/s at --interval 0.1 holding every bin's full buckets). The
-    timeline and the run's totals read from them are what unpacked bins give."""
+def _fed(collector: Collector, bins: int, settling: bool = True) -> Collector:
+    """`bins` one-per-interval records of a worker, at --interval 0.1, with an anatomy: as a run
+    feeds its parent. Without `settling`, no bin settles before close()."""
+    _started(collector)
+    if not settling:  # until close(): `del collector._settle_below` first
+        collector._settle_below = lambda end: None  # type: ignore[method-assign]
+    for seq in range(1, bins + 1):
+        record = _interval(seq, seq * S // 10 + 1_000, 40 + seq % 7)
+        anatomy = Anatomy()
+        for part, hist in anatomy.hists.items():
+            for value in range(1, 6 + seq % 3):
+                hist.record(value * 100_000 * (2 if part == "db" else 1))
+        anatomy.ops = anatomy.attempts = 40 + seq % 7
+        anatomy.statements = 2 * anatomy.ops
+        anatomy.texts["SELECT a FROM t WHERE id = %(id)s"] = anatomy.statements
+        record["ops"]["read"]["anatomy"] = anatomy.to_dict()  # type: ignore[index]
+        collector.add(record)  # type: ignore[arg-type]
+    return collector
+
+
+def test_a_long_run_settles_its_bins_and_its_timeline_and_totals_are_unchanged() -> None:
+    """Bins below every running worker's latest settle: their histograms go into the run's totals
+    (and the step's) and only what the timeline shows is kept (#29 item 11: the parent grew 2.1
+    MB/s at --interval 0.1 holding every bin's histograms). The timeline, the run's totals and the
+    steps read from settled bins are what bins kept whole give."""
+    stages = (("hold", 3.0, 50.0), ("hold", 3.0, 50.0))
+    settling = _fed(Collector([None], interval_s=0.1, stage_bounds=boundaries(stages)), 60)
+    whole = _fed(Collector([None], interval_s=0.1, stage_bounds=boundaries(stages)), 60, settling=False)
+    assert all(b.settled is not None and not b.by_op for i, b in settling.timeline.items() if i < 60)
+    assert settling.timeline[60].settled is None  # the worker's latest: still open
+    assert all(b.settled is None for b in whole.timeline.values())
+    assert build_timeline(settling, []) == build_timeline(whole, [])  # the open bins read as the settled ones
+    settling.close()
+    del whole._settle_below  # close() settles every bin, as a run's end does
+    whole.close()
+    assert build_timeline(settling, []) == build_timeline(whole, [])
+    assert stage_summaries(settling, stages) == stage_summaries(whole, stages)
+    read, read_whole = settling.by_op["read"], whole.by_op["read"]
+    assert read.hist.summary_ms() == read_whole.hist.summary_ms() and read.ok == read_whole.ok
+    assert read.anatomy is not None and read_whole.anatomy is not None and read.anatomy.summary() == read_whole.anatomy.summary()
+
+
+def test_a_late_record_into_a_settled_bin_counts_in_the_bin_and_in_the_totals() -> None:
+    """A record into a bin that settled (a worker the parent stopped waiting for, whose pipe held
+    more): its ops count in that bin's entry, its latencies in the run's and the step's totals."""
+    stages = (("hold", 1.0, 50.0),)
+    collector = Collector([None, None], interval_s=1.0, stage_bounds=boundaries(stages))
+    for worker in (0, 1):
+        start = {"v": WIRE_VERSION, "kind": "start", "worker": worker, "seq": 0, "pid": 1, "host": "h", "node": None,
+                 "planned_ops": None, "settings": {}, "loop": None}
+        collector.add(start)  # type: ignore[arg-type]
+    for seq in (1, 2, 3):
+        collector.add(_interval(seq, seq * S + 1_000, 10))  # type: ignore[arg-type]
+    collector.mark_unresponsive(1, 3.5)  # worker 1 said nothing: bins 1 and 2 settle without it
+    collector.add({**_interval(4, 4 * S + 1_000, 10), "worker": 0})  # type: ignore[arg-type]
+    assert collector.timeline[1].settled is not None
+    collector.add({**_interval(1, 1 * S + 5_000, 7), "worker": 1})  # type: ignore[arg-type]  # its pipe held one
+    collector.close()
+    timeline = build_timeline(collector, [])
+    assert [e["ops"] for e in timeline] == [17, 10, 10, 10] and timeline[0]["by_op"]["read"]["ops"] == 17
+    assert collector.by_op["read"].ok == 47 and collector.by_op["read"].hist.count == 47
+    assert stage_summaries(collector, stages)[0]["ops"] == 47
+
+
+def test_a_settled_bin_holds_what_its_entry_shows_not_its_histograms() -> None:
+    """Memory a bin holds once settled: ~1 kB, where its histograms (one for latency, four for the
+    anatomy, HdrHistogram's buckets 36 KB each) held more than 30 kB."""
+    import gc
     import tracemalloc
 
-    def fed(packing: bool, bins: int) -> Collector:
-        collector = _started(Collector([None], interval_s=0.1))
-        if not packing:
-            collector.packed_below = 10**9  # nothing below it: nothing packed
-        for seq in range(1, bins + 1):
-            collector.add(_interval(seq, seq * S // 10 + 1_000, 40 + seq % 7))  # type: ignore[arg-type]
-        return collector
-
-    packed, full = fed(True, 60), fed(False, 60)
-    assert all(b.by_op["read"].hist._packed is not None for i, b in packed.timeline.items() if i < 60)
-    assert packed.timeline[60].by_op["read"].hist._packed is None  # the worker's latest: still open
-    assert build_timeline(packed, []) == build_timeline(full, [])
-    packed.close()
-    full.close()
-    assert packed.by_op["read"].hist.summary_ms() == full.by_op["read"].hist.summary_ms()
-    for packing, bound in ((False, 30_000), (True, 10_000)):  # bytes a bin holds: HdrHistogram's buckets are 36 KB
+    for settling, bound in ((False, 30_000), (True, 3_000)):
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
-        kept = fed(packing, 200)
+        kept = _fed(Collector([None], interval_s=0.1), 200, settling=settling)
+        gc.collect()  # hdrh's HdrHistogram and its encoder refer to each other: a dropped one waits for the collector
         per_bin = (tracemalloc.get_traced_memory()[0] - before) / 200
         tracemalloc.stop()
-        assert (per_bin < bound) == packing, (packing, per_bin)
+        assert (per_bin < bound) == settling, (settling, per_bin)
         del kept
