@@ -283,7 +283,12 @@ def test_the_schema_lock_outlives_the_servers_idle_transaction_timeout(dsn: str)
         code, doc, stderr = _finish(parent)
     finally:
         execute(dsn, "ALTER DATABASE postgres RESET idle_in_transaction_session_timeout")
-    assert code == 0 and doc["complete"] is True, stderr
+    # Complete: the lock was never lost (a lost lock stops the run). The timeout is the workers'
+    # sessions' too: beside two CPU hogs a starved worker sat idle inside an op's transaction past
+    # 300 ms and the server ended its connection (exit 5: complete, some ops failed; psycopg2 calls
+    # it only "server closed the connection unexpectedly"). The ops' errors are not this test's.
+    assert doc["complete"] is True and code in (0, 5), stderr
+    assert code == (5 if doc["totals"]["errors"] else 0), stderr
 
 
 @pytest.mark.system
