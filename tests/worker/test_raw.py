@@ -179,7 +179,8 @@ def test_raw_survives_killed_connections(dsn: str, args: list[str]) -> None:
 @pytest.mark.system
 def test_raw_preflight_refuses_a_worker_that_cannot_connect(pgbouncer: Any) -> None:
     # PgBouncer refuses the startup parameter libpq drivers carry session settings in.
-    result = run_runner("--layer", "raw", "--mode", "sync", "--op-timeout", "5", "--ops", "10", dsn=pgbouncer())
+    # --quiet: beside other work the start can take long enough for a "starting workers" line.
+    result = run_runner("--layer", "raw", "--mode", "sync", "--op-timeout", "5", "--ops", "10", "--quiet", dsn=pgbouncer())
     assert result.code == 3, result.stderr
     line = result.stderr.strip()
     assert len(line.splitlines()) == 1 and "worker 0 cannot start" in line and "unsupported startup parameter" in line
