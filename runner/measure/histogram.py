@@ -154,10 +154,6 @@ class LatencyHistogram:
             self._fresh = None
         return self._hdr
 
-    def _total(self) -> int:
-        """Tracked values (not overflowed): record_many counts them as it goes."""
-        return self._hdr.total_count
-
     def record_zeros(self, count: int) -> None:
         """`count` values of 0 at once (an op that waited for no pool or sent no statement)."""
         if count:
@@ -165,8 +161,8 @@ class LatencyHistogram:
 
     @property
     def count(self) -> int:
-        """Every recorded value, including those out of range."""
-        return self._total() + self.overflow
+        """Every recorded value, including those out of range (record_many counts the tracked ones as it goes)."""
+        return self._hdr.total_count + self.overflow
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add `other`'s buckets to this histogram."""
@@ -178,7 +174,7 @@ class LatencyHistogram:
         """The nearest-rank value at `percentile` (0-100): the smallest value with at least that
         share of the values at or below it. Overflowed values rank above every tracked one.
         `read`: this histogram's buckets and cumulative counts, when several quantiles are read."""
-        tracked = self._total()
+        tracked = self._hdr.total_count
         if self.count == 0:
             return 0
         rank = max(1, math.ceil(percentile / 100.0 * self.count - 1e-9))
@@ -198,11 +194,11 @@ class LatencyHistogram:
     def max_ns(self, hdr: HdrHistogram | None = None) -> int:
         if self.overflow:
             return self.overflow_max_ns
-        return int((hdr or self._settled()).get_max_value()) if self._total() else 0
+        return int((hdr or self._settled()).get_max_value()) if self._hdr.total_count else 0
 
     def mean_ns(self, read: Reading | None = None) -> float:
         """Mean of the tracked values (overflowed values are reported apart, by count)."""
-        if not self._total():
+        if not self._hdr.total_count:
             return 0.0
         hdr, low, used, _ = read or self._cumulative()
         weights = _bucket_values()[2][low : low + len(used)]
@@ -212,7 +208,7 @@ class LatencyHistogram:
         """How many values are at or below each bound (a Prometheus histogram's buckets), each
         recorded value taken at the top of its HdrHistogram bucket (within 1 %)."""
         counts = [0] * len(bounds_ns)
-        if self._total():
+        if self._hdr.total_count:
             for item in self._settled().get_recorded_iterator():
                 for i, bound in enumerate(bounds_ns):
                     if item.value_iterated_to <= bound:
